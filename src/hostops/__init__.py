@@ -1,0 +1,3 @@
+"""hostops: Alteo's hosting and managed-services automation."""
+
+__version__ = "0.1.0"

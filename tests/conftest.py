@@ -1,0 +1,47 @@
+"""Shared fixtures: where the repository is, and how to run the hostops command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def hostops(
+    *args: str, timeout: float = 900, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``hostops`` command from the repository root."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        [str(BIN / "hostops"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"hostops {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def root_user() -> None:
+    """Lab tests boot containers: they need root, and fail (not skip) without it."""
+    if os.geteuid() != 0:
+        pytest.fail("the lab tests need root (they boot systemd-nspawn hosts); run as root")
+
+
+@pytest.fixture(scope="session")
+def cli():  # type: ignore[no-untyped-def]
+    """The ``hostops`` command as a function: ``cli("lab", "status")``."""
+    return hostops
