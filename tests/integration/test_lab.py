@@ -1,0 +1,133 @@
+"""The lab: real Debian hosts under systemd-nspawn, reached over SSH (needs root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.lab
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
+BIN = Path(sys.executable).parent
+
+
+def lab_leftovers() -> list[str]:
+    """Whatever the lab makes that could be left behind: processes, namespaces, links."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if cmdline.startswith("systemd-nspawn") and "hostops-lab" in cmdline:
+            found.append(f"process {pid}: {cmdline[:80]}")
+        if cmdline.startswith("apt-cacher-ng") and "hostops-lab" in cmdline:
+            found.append(f"process {pid}: {cmdline[:80]}")
+    netns = Path("/run/netns")
+    if netns.exists():
+        found += [f"netns {n.name}" for n in netns.iterdir() if n.name.startswith("hostops-")]
+    found += [
+        f"link {n.name}" for n in Path("/sys/class/net").iterdir() if n.name.startswith("hostops-")
+    ]
+    return found
+
+
+def test_refuses_when_not_root(cli):  # type: ignore[no-untyped-def]
+    """Run as an unprivileged user: a clear refusal, not a traceback."""
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            str(BIN / "hostops"),
+            "lab",
+            "up",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT.parent),
+        check=False,
+        env={**os.environ, "HOSTOPS_ROOT": str(ROOT)},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "must run as root" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_up_ping_down_leaves_nothing(cli, root_user):  # type: ignore[no-untyped-def]
+    cli("lab", "down", check=True)
+    assert lab_leftovers() == []
+
+    up = cli("lab", "up", "--hosts", "2", check=True)
+    assert up.stdout.count("trixie") >= 2
+    inventory = yaml.safe_load(INVENTORY.read_text())
+    hosts = inventory["all"]["children"]["lab"]["hosts"]
+    assert sorted(hosts) == ["trixie1", "trixie2"]
+    assert hosts["trixie1"]["ansible_host"] != hosts["trixie2"]["ansible_host"]
+
+    # 'up' again is idempotent: same hosts, same processes
+    status_before = cli("lab", "status", check=True).stdout
+    cli("lab", "up", "--hosts", "2", check=True)
+    assert cli("lab", "status", check=True).stdout == status_before
+
+    ping = subprocess.run(
+        [str(BIN / "ansible"), "-i", str(INVENTORY), "all", "-m", "ansible.builtin.ping"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert ping.stdout.count("pong") == 2
+
+    # each host is a real systemd system with its own name and the release's apt sources
+    who = cli(
+        "lab",
+        "ssh",
+        "trixie2",
+        "--",
+        "systemctl is-system-running; hostname -f; . /etc/os-release; echo $VERSION_CODENAME",
+    )
+    assert who.returncode == 0, who.stderr
+    assert who.stdout.split() == ["running", "trixie2.lab.alixans.example", "trixie"]
+
+    down = cli("lab", "down", check=True)
+    assert "trixie1" in down.stdout and "trixie2" in down.stdout
+    assert lab_leftovers() == []
+    assert not INVENTORY.exists()
+
+
+def test_recovers_from_a_crashed_host(cli, root_user):  # type: ignore[no-untyped-def]
+    """A host whose nspawn process died (a crash) is cleaned up and booted again by 'up'."""
+    cli("lab", "up", "--hosts", "1", "--prefix", "crash", check=True)
+    state = yaml.safe_load(Path("/var/lib/hostops-lab/state.json").read_text())
+    pid = state["hosts"]["crash1"]["pid"]
+    os.kill(pid, 9)
+    status = cli("lab", "status", check=True).stdout
+    assert "dead" in status
+    cli("lab", "up", "--hosts", "1", "--prefix", "crash", check=True)
+    state = yaml.safe_load(Path("/var/lib/hostops-lab/state.json").read_text())
+    assert state["hosts"]["crash1"]["pid"] != pid
+    alive = cli("lab", "ssh", "crash1", "--", "systemctl is-system-running")
+    assert alive.stdout.strip() == "running"
+    cli("lab", "down", "crash1", check=True)
+
+
+def test_bad_arguments_exit_2(cli):  # type: ignore[no-untyped-def]
+    proc = cli("lab", "up", "--hosts", "0")
+    assert proc.returncode == 2
+    assert "--hosts: 0 is out of range" in proc.stderr
+    proc = cli("lab", "up", "--release", "sid")
+    assert proc.returncode == 2
+    proc = cli("lab", "ssh", "nosuchhost")
+    assert proc.returncode == 2
+    assert "nosuchhost" in proc.stderr

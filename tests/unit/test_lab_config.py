@@ -1,0 +1,118 @@
+"""The lab's pure parts: mirrors read from apt sources, the subnet check, the inventory."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hostops import lab
+from hostops.errors import UsageError
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_mirrors_from_deb822_sources(tmp_path: Path) -> None:
+    write(
+        tmp_path / "sources.list.d" / "debian.sources",
+        "Types: deb\nURIs: http://mirror.test/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\n"
+        "Types: deb\nURIs: http://security.mirror.test/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n\n"
+        "Types: deb-src\nURIs: http://src.test/debian\nSuites: bookworm\nComponents: main\n\n"
+        "Enabled: no\nTypes: deb\nURIs: http://disabled.test/debian\nSuites: bookworm\n",
+    )
+    write(tmp_path / "sources.list.d" / "other.list", "deb https://vendor.test/apt stable main\n")
+    mirrors = lab.parse_apt_sources("bookworm", tmp_path)
+    assert mirrors == [
+        lab.Mirror("http://mirror.test/debian", security=False),
+        lab.Mirror("http://security.mirror.test/debian-security", security=True),
+    ]
+
+
+def test_mirrors_from_one_line_sources(tmp_path: Path) -> None:
+    write(
+        tmp_path / "sources.list",
+        "# comment\n"
+        "deb [arch=amd64 signed-by=/usr/share/keyrings/k.gpg] https://m.test/debian/"
+        " bookworm main\n"
+        "deb http://m.test/debian-security bookworm-security main # trailing\n"
+        "deb-src http://m.test/debian bookworm main\n",
+    )
+    mirrors = lab.parse_apt_sources("bookworm", tmp_path)
+    assert [(m.url, m.security) for m in mirrors] == [
+        ("https://m.test/debian", False),
+        ("http://m.test/debian-security", True),
+    ]
+    # lab hosts ask the cache in plain http; the cache fetches the https backend
+    assert mirrors[0].lab_url == "http://m.test/debian"
+    assert mirrors[0].prefix == "m.test/debian"
+
+
+def test_subnet_overlapping_a_route_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        lab, "machine_routes", lambda: [(ipaddress.ip_network("192.0.2.0/24"), "eth0")]
+    )
+    monkeypatch.setattr(lab, "nameservers", lambda: [ipaddress.ip_address("10.0.0.2")])
+    with pytest.raises(UsageError) as err:
+        lab.check_subnet(ipaddress.IPv4Network("192.0.2.0/25"))
+    assert "--subnet: 192.0.2.0/25 overlaps this machine's route 192.0.2.0/24" in str(err.value)
+    with pytest.raises(UsageError) as err:
+        lab.check_subnet(ipaddress.IPv4Network("10.0.0.0/8"))
+    assert "contains this machine's DNS resolver 10.0.0.2" in str(err.value)
+    lab.check_subnet(ipaddress.IPv4Network("172.29.77.0/24"))  # no overlap: accepted
+
+
+def test_the_lab_bridge_own_route_is_not_an_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        lab, "machine_routes", lambda: [(ipaddress.ip_network("172.29.77.0/24"), lab.BRIDGE)]
+    )
+    monkeypatch.setattr(lab, "nameservers", lambda: [])
+    lab.check_subnet(ipaddress.IPv4Network("172.29.77.0/24"))
+
+
+def test_inventory_of_selected_hosts(tmp_path: Path) -> None:
+    state = lab.LabState(bridge_address="172.29.77.1", acng_port=3149)
+    hosts = [
+        lab.LabHost("b1", "bookworm", "172.29.77.11", "hostops-b1", "hostops-v11", "/x"),
+        lab.LabHost("t1", "trixie", "172.29.77.10", "hostops-t1", "hostops-v10", "/y"),
+    ]
+    path = tmp_path / "inv.yml"
+    lab.write_inventory(path, hosts, state, Path("/k/id"), group="lab_scenario")
+    data = yaml.safe_load(path.read_text())["all"]["children"]
+    assert data["lab"]["hosts"]["t1"] == {
+        "ansible_host": "172.29.77.10",
+        "hostops_lab_release": "trixie",
+        "hostops_fqdn": "t1.lab.alixans.example",
+    }
+    assert data["lab"]["vars"]["ansible_ssh_private_key_file"] == "/k/id"
+    assert data["lab"]["vars"]["hostops_apt_proxy"] == "http://172.29.77.1:3149"
+    assert set(data["bookworm"]["hosts"]) == {"b1"}
+    assert set(data["trixie"]["hosts"]) == {"t1"}
+    assert set(data["lab_scenario"]["hosts"]) == {"b1", "t1"}
+
+
+def test_state_round_trip(tmp_path: Path) -> None:
+    state = lab.LabState(subnet="172.29.77.0/24", bridge_address="172.29.77.1", acng_pid=42)
+    state.hosts["t1"] = lab.LabHost("t1", "trixie", "172.29.77.10", "n", "v", "/r", pid=7)
+    state.save(tmp_path / "state.json")
+    again = lab.LabState.load(tmp_path / "state.json")
+    assert again == state
+
+
+def test_corrupt_state_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{not json")
+    with pytest.raises(lab.HostopsError, match="unreadable lab state"):
+        lab.LabState.load(tmp_path / "state.json")
+
+
+def test_process_matches_refuses_reused_pids() -> None:
+    assert lab.process_matches(os.getpid(), "python")
+    assert not lab.process_matches(os.getpid(), "systemd-nspawn")
+    assert not lab.process_matches(0, "")
