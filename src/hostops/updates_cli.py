@@ -1,0 +1,87 @@
+"""``hostops updates`` and ``hostops window``: the contract's patching rules from the shell.
+
+``hostops updates classify --package P --from OLD --to NEW`` prints ``minor``, ``major``
+or ``unchanged`` (§4.1.3: minor updates are applied by routine, majors are planned
+with the client). ``hostops window check [--at ISO8601]`` says whether routine
+maintenance may run now (or at ``--at``): exit 0 when open, 1 when closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from hostops.errors import UsageError
+from hostops.module_utils.maintenance_window import DEFAULT_CONFIG, check_window, parse_at
+from hostops.module_utils.versions import classify_update, parse_version
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``updates`` and ``window`` command groups to the ``hostops`` parser."""
+    updates = subparsers.add_parser("updates", help="classify package updates (§4.1.3)")
+    updates_commands = updates.add_subparsers(
+        dest="updates_command", metavar="COMMAND", required=True
+    )
+    classify = updates_commands.add_parser(
+        "classify",
+        help="print minor, major or unchanged for one package's version change",
+        description="Minor: the version changes at the 3rd digit only (or in the Debian "
+        "revision); major: at the epoch, 1st or 2nd digit.",
+    )
+    classify.add_argument("--package", required=True, metavar="P", help="the package's name")
+    classify.add_argument(
+        "--from", dest="old", required=True, metavar="OLD", help="the installed Debian version"
+    )
+    classify.add_argument(
+        "--to", dest="new", required=True, metavar="NEW", help="the candidate Debian version"
+    )
+    classify.set_defaults(func=run_classify)
+
+    window = subparsers.add_parser("window", help="the maintenance window (§4.1.3)")
+    window_commands = window.add_subparsers(dest="window_command", metavar="COMMAND", required=True)
+    check = window_commands.add_parser(
+        "check",
+        help="exit 0 if routine maintenance may run now, 1 if not",
+        description="Working days 09:00-16:00 Europe/Paris; closed at weekends, on public "
+        "holidays, on Friday afternoons and on afternoons of the eve of a public holiday.",
+    )
+    check.add_argument(
+        "--at", metavar="ISO8601", help="the moment to check, with a UTC offset or Z (default: now)"
+    )
+    check.set_defaults(func=run_window_check)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    """Print the update's class; both versions are checked before anything is printed."""
+    problems = []
+    for option, value in (("--from", args.old), ("--to", args.new)):
+        try:
+            parse_version(value)
+        except ValueError as err:
+            problems.append(f"{option}: {err} (package {args.package})")
+    if problems:
+        raise UsageError(problems)
+    print(classify_update(args.old, args.new))
+    return 0
+
+
+def run_window_check(args: argparse.Namespace) -> int:
+    """Print whether the window is open; the exit status says it too (0 open, 1 closed)."""
+    if args.at is None:
+        at = datetime.now(UTC)
+    else:
+        try:
+            at = parse_at(args.at)
+        except ValueError as err:
+            raise UsageError(f"--at: {err}") from err
+    status = check_window(at, DEFAULT_CONFIG)
+    zone = DEFAULT_CONFIG.timezone
+    if status.open:
+        assert status.closes_at is not None
+        print(
+            f"open ({zone} {status.local_time:%Y-%m-%d %H:%M}, closes at {status.closes_at:%H:%M})"
+        )
+        return 0
+    assert status.next_open is not None
+    print(f"closed: {status.reason}; next opening: {status.next_open:%Y-%m-%d %H:%M} ({zone})")
+    return 1
