@@ -1,0 +1,254 @@
+"""Provision an order: inventory for its servers, the provision playbook, the delivery note.
+
+``apply_order`` is what ``hostops order apply`` runs. The order was validated before any
+of this (``hostops.order.accept_order``); here the servers are resolved to hosts (lab
+hosts booted on demand, or an operator's inventory), ``playbooks/provision.yml`` runs
+through ansible-runner with the order as extra variables, and on success the delivery
+note (bon de livraison, contract §3.1.1) is written as Markdown and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from hostops.errors import UsageError
+from hostops.lab import Lab
+from hostops.order import Order
+from hostops.runner import PlaybookRun, RunResult, repo_root
+
+PARIS = ZoneInfo("Europe/Paris")
+ORDER_GROUP = "hostops_order"
+RELEASE_OF_OS = {"debian13": "trixie", "debian12": "bookworm"}
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("HOSTOPS_STATE_DIR", repo_root() / "state"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """How one of the order's servers is reached."""
+
+    hostname: str
+    address: str | None
+    connection: Mapping[str, Any]
+
+
+def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any]]:
+    """Map the order's servers onto lab hosts, booting them if needed."""
+    release = RELEASE_OF_OS[order.os]
+    prefix = re.sub(r"[^a-z0-9-]", "-", order.id.lower()).strip("-") + "-"
+    lab = Lab()
+    hosts = lab.up(len(order.servers), release, prefix)
+    state = lab.state
+    group_vars = {
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(lab.paths.ssh_key),
+        "ansible_ssh_common_args": (
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+        ),
+        "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
+    }
+    targets = [
+        Target(server.hostname, host.address, {"ansible_host": host.address})
+        for server, host in zip(order.servers, hosts, strict=True)
+    ]
+    return targets, group_vars
+
+
+def inventory_targets(order: Order, inventories: list[Path]) -> list[Target]:
+    """Resolve the order's servers in the operator's inventory, before touching any host."""
+    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
+    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+
+    problems = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
+    if problems:
+        raise UsageError(problems)
+    manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventories])
+    targets = []
+    for index, server in enumerate(order.servers):
+        host = manager.get_host(server.hostname)
+        if host is None and server.address is None:
+            problems.append(
+                f"servers[{index}].hostname: {server.hostname!r} is in none of the inventories "
+                "and the order gives no address"
+            )
+            continue
+        connection: dict[str, Any] = {}
+        if server.address:
+            connection["ansible_host"] = server.address
+        targets.append(Target(server.hostname, server.address, connection))
+    if problems:
+        raise UsageError(problems)
+    return targets
+
+
+def run_inventory(targets: list[Target], group_vars: Mapping[str, Any]) -> dict[str, Any]:
+    hosts = {t.hostname: {**t.connection, "hostops_fqdn": t.hostname} for t in targets}
+    return {"all": {"children": {ORDER_GROUP: {"hosts": hosts, "vars": dict(group_vars)}}}}
+
+
+def new_run_dir(order: Order) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return state_dir() / "orders" / order.id / "runs" / stamp
+
+
+def apply_order(
+    order: Order,
+    *,
+    lab: bool,
+    inventories: list[Path],
+    check: bool = False,
+    limit: str | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    if lab:
+        targets, group_vars = lab_targets(order)
+        inventory_paths: list[Path] = []
+    else:
+        if not inventories:
+            raise UsageError("--inventory: required unless --lab is given")
+        targets, group_vars = inventory_targets(order, inventories), {}
+        inventory_paths = inventories
+    if limit and limit not in {t.hostname for t in targets}:
+        raise UsageError(f"--limit: {limit!r} is not one of the order's servers")
+    run_dir = new_run_dir(order)
+    run_dir.mkdir(parents=True, mode=0o700)
+    generated = run_dir / "order-inventory.yml"
+    generated.write_text(yaml.safe_dump(run_inventory(targets, group_vars), sort_keys=False))
+    extravars = {**order.to_vars(), "hostops_targets": ORDER_GROUP}
+    mode = "check mode, nothing is changed" if check else "applying"
+    print(
+        f"order {order.id}: {len(targets)} server(s), level {order.managed_level} ({mode})",
+        file=out,
+    )
+    run = PlaybookRun(
+        playbook="provision.yml",
+        inventory=[*inventory_paths, generated],
+        run_dir=run_dir / "runner",
+        extravars=extravars,
+        limit=limit,
+        check=check,
+        diff=check,
+        out=out,
+    )
+    result = run.execute()
+    print("", file=out)
+    print(result.summary_table(), file=out)
+    if not result.ok:
+        for failure in result.failures:
+            print(f"FAILED on {failure.host}, task '{failure.task}': {failure.message}", file=out)
+        print(
+            f"order {order.id}: the run failed; re-run the same command once the cause is "
+            f"fixed (artifacts: {run_dir})",
+            file=out,
+        )
+        return 1
+    if check:
+        print(f"order {order.id}: check mode predicts {result.changed} change(s)", file=out)
+        return 0
+    note = write_delivery_note(order, targets, result, run_dir)
+    print(f"order {order.id}: {result.changed} change(s); delivery note: {note}", file=out)
+    print("", file=out)
+    print(note.read_text(), file=out)
+    return 0
+
+
+def write_delivery_note(
+    order: Order, targets: list[Target], result: RunResult, run_dir: Path
+) -> Path:
+    """Write the note as JSON and Markdown; the entry into service date is kept from the
+    first delivery (a re-apply does not deliver again)."""
+    folder = state_dir() / "orders" / order.id
+    json_path = folder / "delivery-note.json"
+    previous: dict[str, Any] = {}
+    if json_path.exists():
+        previous = json.loads(json_path.read_text())
+    now = datetime.now(PARIS)
+    delivered = result.artifacts.get("hostops_delivery", {})
+    servers = []
+    for target in targets:
+        facts = delivered.get(target.hostname, {})
+        servers.append(
+            {
+                "hostname": target.hostname,
+                "address": target.address or facts.get("address") or None,
+                "os": facts.get("os", ""),
+                "software": dict(sorted(facts.get("software", {}).items())),
+            }
+        )
+    backups = order.backups
+    note = {
+        "order": order.id,
+        "customer": order.customer.name,
+        "service": order.service,
+        "managed_level": order.managed_level,
+        "servers": servers,
+        "backups": (
+            {
+                "schedule": f"daily at {backups.time} Europe/Paris",
+                "retention_days": backups.retention_days,
+            }
+            if backups.enabled
+            else None
+        ),
+        "monitoring": {
+            "http_checks": list(order.monitoring.http_checks),
+            "tcp_checks": list(order.monitoring.tcp_checks),
+        },
+        "availability_target": "99.9% (at most 43 min 12 s of outage per month)",
+        "entry_into_service": previous.get("entry_into_service", now.date().isoformat()),
+        "delivered_at": previous.get("delivered_at", now.isoformat(timespec="seconds")),
+        "last_applied_at": now.isoformat(timespec="seconds"),
+        "last_run": str(run_dir),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(note, indent=2, ensure_ascii=False) + "\n")
+    md_path = folder / "delivery-note.md"
+    md_path.write_text(render_markdown(note))
+    return md_path
+
+
+def render_markdown(note: Mapping[str, Any]) -> str:
+    lines = [
+        f"# Delivery note (bon de livraison): order {note['order']}",
+        "",
+        f"- Customer: {note['customer']}",
+        f"- Service: {note['service']}, managed level: {note['managed_level']}",
+        f"- Date of entry into service: {note['entry_into_service']}",
+        f"- Availability target: {note['availability_target']}",
+        "",
+        "## Servers",
+        "",
+        "| hostname | address | OS |",
+        "|---|---|---|",
+    ]
+    for server in note["servers"]:
+        lines.append(f"| {server['hostname']} | {server['address'] or '-'} | {server['os']} |")
+    lines += ["", "## Installed software", ""]
+    for server in note["servers"]:
+        versions = ", ".join(f"{n} {v}" for n, v in server["software"].items()) or "-"
+        lines.append(f"- {server['hostname']}: {versions}")
+    lines += ["", "## Backups", ""]
+    backups = note["backups"]
+    lines.append(
+        f"- {backups['schedule']}, kept {backups['retention_days']} days"
+        if backups
+        else "- not ordered"
+    )
+    lines += ["", "## Monitoring probes", ""]
+    probes = note["monitoring"]["http_checks"] + note["monitoring"]["tcp_checks"]
+    lines += [f"- {p}" for p in probes] or ["- none ordered"]
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""Drive playbooks through ansible-runner: the one place that builds a run.
+
+A run gets its own private data directory (ansible-runner keeps the ``envvars`` of its
+first call in that directory and silently reuses them, so directories are never shared),
+an explicit inventory, the extra variables, and an allow-list of environment variables.
+Progress is printed from runner events as hosts finish tasks, and the result carries
+per-host counts and the failed tasks, for the summary table and for callers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import ansible_runner
+
+from hostops.errors import HostopsError
+
+# Environment variables a run may inherit from the operator's shell; everything else
+# the run needs is set here explicitly.
+ENV_ALLOW_LIST = (
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "PATH",
+    "SSH_AUTH_SOCK",
+    "USER",
+    "ANSIBLE_VAULT_PASSWORD_FILE",
+)
+
+# Results worth a progress line (skips are counted in the summary, not printed).
+_RESULT_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "FAILED",
+    "runner_on_unreachable": "UNREACHABLE",
+    "runner_item_on_failed": "FAILED",
+}
+
+
+def repo_root() -> Path:
+    """The collection's root: where ansible.cfg, playbooks/ and roles/ are."""
+    env = os.environ.get("HOSTOPS_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "galaxy.yml").exists() and (parent / "playbooks").is_dir():
+            return parent
+    cwd = Path.cwd()
+    if (cwd / "galaxy.yml").exists():
+        return cwd
+    raise HostopsError("cannot find the hostops collection (galaxy.yml); set HOSTOPS_ROOT")
+
+
+@dataclass
+class TaskFailure:
+    host: str
+    task: str
+    message: str
+
+
+@dataclass
+class RunResult:
+    status: str
+    rc: int
+    artifact_dir: Path
+    hosts: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[TaskFailure] = field(default_factory=list)
+    # what the playbook published with ansible.builtin.set_stats
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+    @property
+    def changed(self) -> int:
+        return sum(counts.get("changed", 0) for counts in self.hosts.values())
+
+    def summary_table(self) -> str:
+        columns = ("ok", "changed", "failed", "unreachable", "skipped")
+        rows = [("HOST", *(c.upper() for c in columns))]
+        for host in sorted(self.hosts):
+            counts = self.hosts[host]
+            rows.append((host, *(str(counts.get(c, 0)) for c in columns)))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+
+
+@dataclass
+class PlaybookRun:
+    """Everything one ansible-playbook run needs."""
+
+    playbook: str
+    inventory: list[Path]
+    run_dir: Path
+    extravars: Mapping[str, Any] = field(default_factory=dict)
+    limit: str | None = None
+    check: bool = False
+    diff: bool = False
+    tags: str | None = None
+    verbosity: int = 0
+    quiet: bool = False
+    out: TextIO = sys.stdout
+
+    def execute(self) -> RunResult:
+        root = repo_root()
+        playbook = root / "playbooks" / self.playbook
+        if not playbook.exists():
+            raise HostopsError(f"no such playbook: {playbook}")
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise HostopsError(f"{self.run_dir}: a run directory is never reused")
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cmdline = []
+        if self.check:
+            cmdline.append("--check")
+        if self.diff:
+            cmdline.append("--diff")
+        progress = _Progress(self.out, self.quiet)
+        runner = ansible_runner.run(
+            private_data_dir=str(self.run_dir),
+            project_dir=str(root),
+            playbook=str(playbook),
+            inventory=[str(path.resolve()) for path in self.inventory],
+            extravars=dict(self.extravars),
+            limit=self.limit,
+            tags=self.tags,
+            cmdline=" ".join(cmdline) or None,
+            envvars=run_environment(root),
+            verbosity=self.verbosity or None,
+            ident="run",
+            quiet=True,
+            event_handler=progress,
+            settings={"suppress_ansible_output": True, "job_timeout": 3600},
+        )
+        stats = runner.stats or {}
+        hosts: dict[str, dict[str, int]] = {}
+        keys = {
+            "ok": "ok",
+            "changed": "changed",
+            "failures": "failed",
+            "dark": "unreachable",
+            "skipped": "skipped",
+        }
+        for key, label in keys.items():
+            for host, count in (stats.get(key) or {}).items():
+                hosts.setdefault(host, {})[label] = int(count)
+        return RunResult(
+            status=str(runner.status),
+            rc=int(runner.rc if runner.rc is not None else 1),
+            artifact_dir=Path(runner.config.artifact_dir),
+            hosts=hosts,
+            failures=progress.failures,
+            artifacts=progress.artifacts,
+        )
+
+
+def run_environment(root: Path) -> dict[str, str]:
+    env = {key: os.environ[key] for key in ENV_ALLOW_LIST if key in os.environ}
+    # The ansible-playbook of this Python's environment, even when called by full path.
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class _Progress:
+    """Event handler: a line per host and task as results arrive."""
+
+    def __init__(self, out: TextIO, quiet: bool) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.failures: list[TaskFailure] = []
+        self.artifacts: dict[str, Any] = {}
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        kind = event.get("event", "")
+        if kind == "playbook_on_stats":
+            self.artifacts.update(event.get("event_data", {}).get("artifact_data") or {})
+        if kind not in _RESULT_EVENTS:
+            return True
+        data = event.get("event_data", {})
+        res = data.get("res") or {}
+        if isinstance(res, dict) and data.get("ignore_errors") and kind == "runner_on_failed":
+            return True
+        host = str(data.get("host", "?"))
+        task = str(data.get("task", "?"))
+        label = _RESULT_EVENTS[kind]
+        if label == "ok" and isinstance(res, dict) and res.get("changed"):
+            label = "changed"
+        if label in ("FAILED", "UNREACHABLE"):
+            message = _failure_message(res)
+            self.failures.append(TaskFailure(host, task, message))
+            line = f"  {host:<16} {label:<11} {task}: {message}"
+        else:
+            line = f"  {host:<16} {label:<11} {task}"
+        if not self.quiet or label not in ("ok",):
+            stamp = datetime.now(UTC).astimezone().strftime("%H:%M:%S")
+            print(f"{stamp}{line}", file=self.out, flush=True)
+        return True
+
+
+def _failure_message(res: Any) -> str:
+    if not isinstance(res, dict):
+        return str(res)[:300]
+    if res.get("censored"):
+        return str(res["censored"])
+    message = res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
+    return " ".join(str(message).split())[:500]

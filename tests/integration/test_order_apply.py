@@ -1,0 +1,108 @@
+"""An order provisioned end to end on a fresh Debian 13 lab host (needs root).
+
+The sequence is one story, in order: check mode on the fresh host changes nothing; the
+apply succeeds and writes the delivery note; a second apply changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+ROOT = Path(__file__).resolve().parents[2]
+ORDER = ROOT / "examples" / "orders" / "none.yml"
+ORDER_ID = "BDC-2027-0101"
+LAB_HOST = "bdc-2027-0101-1"
+
+# Everything that describes the host's configuration: files under /etc and the
+# administrators' homes, installed packages, accounts, enabled units.
+FINGERPRINT = (
+    "find /etc /home -xdev \\( -type f -o -type l \\) -print0 | sort -z"
+    " | xargs -0 -r sha256sum 2>/dev/null | sha256sum;"
+    " dpkg-query -W -f '${Package} ${Version}\\n' | sha256sum;"
+    " getent passwd | sha256sum;"
+    " systemctl list-unit-files --state=enabled --no-legend | sha256sum"
+)
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory):  # type: ignore[no-untyped-def]
+    path = tmp_path_factory.mktemp("state")
+    os.environ["HOSTOPS_STATE_DIR"] = str(path)
+    yield path
+    del os.environ["HOSTOPS_STATE_DIR"]
+
+
+@pytest.fixture(scope="module")
+def fresh_host(cli, root_user):  # type: ignore[no-untyped-def]
+    cli("lab", "down", "--prefix", "bdc-2027-0101-", check=True)
+    cli(
+        "lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", "bdc-2027-0101-", check=True
+    )
+    yield LAB_HOST
+    cli("lab", "down", "--prefix", "bdc-2027-0101-", check=True)
+
+
+def fingerprint(cli, host: str) -> str:  # type: ignore[no-untyped-def]
+    proc = cli("lab", "ssh", host, "--", FINGERPRINT, check=True)
+    return proc.stdout
+
+
+def test_check_mode_on_a_fresh_host_changes_nothing(cli, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+    before = fingerprint(cli, fresh_host)
+    proc = cli("order", "apply", str(ORDER), "--lab", "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "check mode predicts" in proc.stdout
+    predicted = int(proc.stdout.split("check mode predicts ")[1].split()[0])
+    assert predicted > 0  # a fresh host needs work, and check mode says so
+    assert fingerprint(cli, fresh_host) == before
+    assert not (state_dir / "orders" / ORDER_ID / "delivery-note.json").exists()
+
+
+def test_apply_provisions_and_writes_the_delivery_note(cli, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+    proc = cli("order", "apply", str(ORDER), "--lab")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # progress per host and task, then the summary table
+    assert "lab1.alixans.example" in proc.stdout
+    assert "changed" in proc.stdout
+    assert "HOST" in proc.stdout and "CHANGED" in proc.stdout
+    note = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
+    assert note["order"] == ORDER_ID
+    server = note["servers"][0]
+    assert server["hostname"] == "lab1.alixans.example"
+    status = cli("lab", "status", check=True).stdout
+    address = next(line.split()[2] for line in status.splitlines() if line.startswith(LAB_HOST))
+    assert server["address"] == address
+    assert server["os"].startswith("Debian 13")
+    assert "openssh-server" in server["software"]
+    assert len(note["entry_into_service"]) == 10  # YYYY-MM-DD
+    markdown = (state_dir / "orders" / ORDER_ID / "delivery-note.md").read_text()
+    assert f"| lab1.alixans.example | {address} |" in markdown
+    assert note["entry_into_service"] in markdown
+    # the server got its FQDN from the order
+    who = cli("lab", "ssh", fresh_host, "--", "hostname -f", check=True)
+    assert who.stdout.strip() == "lab1.alixans.example"
+
+
+def test_second_apply_changes_nothing(cli, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+    first = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
+    proc = cli("order", "apply", str(ORDER), "--lab")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout
+    second = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
+    assert second["entry_into_service"] == first["entry_into_service"]
+    assert second["delivered_at"] == first["delivered_at"]
+
+
+def test_bad_order_touches_no_host(cli, tmp_path):  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(ORDER.read_text().replace("managed_level: none", "managed_level: gold"))
+    before = cli("lab", "status").stdout
+    proc = cli("order", "apply", str(bad), "--lab")
+    assert proc.returncode == 2
+    assert "managed_level: 'gold'" in proc.stderr
+    assert cli("lab", "status").stdout == before
