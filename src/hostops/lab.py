@@ -38,7 +38,22 @@ RELEASES = ("trixie", "bookworm")
 DEFAULT_RELEASE = "trixie"
 DEFAULT_SUBNET = "172.29.77.0/24"
 DEFAULT_ACNG_PORT = 3149  # not 3142, so a system apt-cacher-ng can keep its port
-BRIDGE = "hostops-br0"
+# Several labs can run side by side (a developer's and a test run's): each has an id
+# that prefixes its bridge, namespaces and links, its own state directory and subnet.
+LAB_ID_RE = re.compile(r"^[a-z][a-z0-9]{0,6}$")  # + "-v65535" fits IFNAMSIZ
+
+
+def lab_id() -> str:
+    value = os.environ.get("HOSTOPS_LAB_ID", "hostops")
+    if not LAB_ID_RE.match(value):
+        raise UsageError(f"HOSTOPS_LAB_ID: {value!r} must match {LAB_ID_RE.pattern}")
+    return value
+
+
+def bridge_name() -> str:
+    return f"{lab_id()}-br0"
+
+
 DOMAIN = "lab.alixans.example"
 ROOTFS_PACKAGES = (
     "systemd",
@@ -95,7 +110,12 @@ class LabPaths:
     def default(cls) -> LabPaths:
         root = Path(os.environ.get("HOSTOPS_ROOT", Path.cwd()))
         return cls(
-            state_dir=Path(os.environ.get("HOSTOPS_LAB_DIR", "/var/lib/hostops-lab")),
+            state_dir=Path(
+                os.environ.get(
+                    "HOSTOPS_LAB_DIR",
+                    "/var/lib/hostops-lab" + ("" if lab_id() == "hostops" else f"-{lab_id()}"),
+                )
+            ),
             cache_dir=Path(os.environ.get("HOSTOPS_LAB_CACHE", "/var/cache/hostops-lab")),
             inventory=Path(
                 os.environ.get("HOSTOPS_LAB_INVENTORY", root / "inventories" / "lab" / "hosts.yml")
@@ -289,7 +309,7 @@ def check_subnet(subnet: ipaddress.IPv4Network) -> None:
     """Refuse a lab subnet that overlaps a route or the resolver of this machine."""
     problems = []
     for network, dev in machine_routes():
-        if dev == BRIDGE:
+        if dev == bridge_name():
             continue
         if isinstance(network, ipaddress.IPv4Network) and network.overlaps(subnet):
             problems.append(
@@ -395,8 +415,8 @@ class Lab:
                 self.state.save(self.paths.state_file)
             if not self.state.hosts:
                 self._stop_apt_cache()
-                if link_exists(BRIDGE):
-                    run(["ip", "link", "del", BRIDGE])
+                if link_exists(bridge_name()):
+                    run(["ip", "link", "del", bridge_name()])
                 self.state.bridge_address = ""
             self._write_inventory()
             return targets
@@ -471,13 +491,14 @@ class Lab:
 
     def _ensure_bridge(self, subnet: ipaddress.IPv4Network) -> None:
         gateway = str(next(subnet.hosts()))
-        if not link_exists(BRIDGE):
-            log(f"creating bridge {BRIDGE} ({gateway}/{subnet.prefixlen})")
-            run(["ip", "link", "add", BRIDGE, "type", "bridge"])
-        addresses = run(["ip", "-j", "addr", "show", "dev", BRIDGE]).stdout
+        bridge = bridge_name()
+        if not link_exists(bridge):
+            log(f"creating bridge {bridge} ({gateway}/{subnet.prefixlen})")
+            run(["ip", "link", "add", bridge, "type", "bridge"])
+        addresses = run(["ip", "-j", "addr", "show", "dev", bridge]).stdout
         if f'"{gateway}"' not in addresses:
-            run(["ip", "addr", "add", f"{gateway}/{subnet.prefixlen}", "dev", BRIDGE])
-        run(["ip", "link", "set", BRIDGE, "up"])
+            run(["ip", "addr", "add", f"{gateway}/{subnet.prefixlen}", "dev", bridge])
+        run(["ip", "link", "set", bridge, "up"])
         self.state.bridge_address = gateway
 
     def _ensure_apt_cache(self) -> None:
@@ -544,7 +565,7 @@ class Lab:
             return target
         self.paths.cache_dir.mkdir(parents=True, exist_ok=True)
         log(f"building the {release} root filesystem with mmdebstrap (once; cached as {target})")
-        partial = target.with_suffix(".partial.tar")
+        partial = target.with_suffix(f".partial-{os.getpid()}.tar")  # parallel labs
         run(
             [
                 "mmdebstrap",
@@ -583,8 +604,8 @@ class Lab:
             name=name,
             release=release,
             address=address,
-            netns=f"hostops-{name}",
-            veth=f"hostops-v{index}",
+            netns=f"{lab_id()}-{name}",
+            veth=f"{lab_id()}-v{index}",
             root=str(self.paths.machines / name),
         )
         log(f"{name}: booting Debian {release} at {address}")
@@ -615,7 +636,7 @@ class Lab:
                 host.netns,
             ]
         )
-        run(["ip", "link", "set", host.veth, "master", BRIDGE, "up"])
+        run(["ip", "link", "set", host.veth, "master", bridge_name(), "up"])
         run(["ip", "-n", host.netns, "addr", "add", f"{address}/{subnet.prefixlen}", "dev", "eth0"])
         run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
         run(["ip", "-n", host.netns, "link", "set", "lo", "up"])

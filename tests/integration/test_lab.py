@@ -14,6 +14,8 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
 BIN = Path(sys.executable).parent
+LAB_ID = os.environ.get("HOSTOPS_LAB_ID", "hostops")
+STATE = Path("/var/lib/hostops-lab" + ("" if LAB_ID == "hostops" else f"-{LAB_ID}"))
 
 
 def lab_leftovers() -> list[str]:
@@ -26,15 +28,17 @@ def lab_leftovers() -> list[str]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if cmdline.startswith("systemd-nspawn") and "hostops-lab" in cmdline:
+        if cmdline.startswith("systemd-nspawn") and f"{STATE}/" in cmdline:
             found.append(f"process {pid}: {cmdline[:80]}")
-        if cmdline.startswith("apt-cacher-ng") and "hostops-lab" in cmdline:
+        if cmdline.startswith("apt-cacher-ng") and f"{STATE}/" in cmdline:
             found.append(f"process {pid}: {cmdline[:80]}")
     netns = Path("/run/netns")
     if netns.exists():
-        found += [f"netns {n.name}" for n in netns.iterdir() if n.name.startswith("hostops-")]
+        found += [f"netns {n.name}" for n in netns.iterdir() if n.name.startswith(f"{LAB_ID}-")]
     found += [
-        f"link {n.name}" for n in Path("/sys/class/net").iterdir() if n.name.startswith("hostops-")
+        f"link {n.name}"
+        for n in Path("/sys/class/net").iterdir()
+        if n.name.startswith(f"{LAB_ID}-")
     ]
     return found
 
@@ -109,13 +113,13 @@ def test_up_ping_down_leaves_nothing(cli, root_user):  # type: ignore[no-untyped
 def test_recovers_from_a_crashed_host(cli, root_user):  # type: ignore[no-untyped-def]
     """A host whose nspawn process died (a crash) is cleaned up and booted again by 'up'."""
     cli("lab", "up", "--hosts", "1", "--prefix", "crash", check=True)
-    state = yaml.safe_load(Path("/var/lib/hostops-lab/state.json").read_text())
+    state = yaml.safe_load((STATE / "state.json").read_text())
     pid = state["hosts"]["crash1"]["pid"]
     os.kill(pid, 9)
     status = cli("lab", "status", check=True).stdout
     assert "dead" in status
     cli("lab", "up", "--hosts", "1", "--prefix", "crash", check=True)
-    state = yaml.safe_load(Path("/var/lib/hostops-lab/state.json").read_text())
+    state = yaml.safe_load((STATE / "state.json").read_text())
     assert state["hosts"]["crash1"]["pid"] != pid
     alive = cli("lab", "ssh", "crash1", "--", "systemctl is-system-running")
     assert alive.stdout.strip() == "running"

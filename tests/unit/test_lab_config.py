@@ -71,7 +71,7 @@ def test_subnet_overlapping_a_route_is_refused(monkeypatch: pytest.MonkeyPatch) 
 
 def test_the_lab_bridge_own_route_is_not_an_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        lab, "machine_routes", lambda: [(ipaddress.ip_network("172.29.77.0/24"), lab.BRIDGE)]
+        lab, "machine_routes", lambda: [(ipaddress.ip_network("172.29.77.0/24"), lab.bridge_name())]
     )
     monkeypatch.setattr(lab, "nameservers", lambda: [])
     lab.check_subnet(ipaddress.IPv4Network("172.29.77.0/24"))
@@ -116,3 +116,12 @@ def test_process_matches_refuses_reused_pids() -> None:
     assert lab.process_matches(os.getpid(), "python")
     assert not lab.process_matches(os.getpid(), "systemd-nspawn")
     assert not lab.process_matches(0, "")
+
+
+def test_lab_id_names_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTOPS_LAB_ID", "ci")
+    assert lab.bridge_name() == "ci-br0"
+    assert lab.LabPaths.default().state_dir == Path("/var/lib/hostops-lab-ci")
+    monkeypatch.setenv("HOSTOPS_LAB_ID", "Bad-Id")
+    with pytest.raises(UsageError, match="HOSTOPS_LAB_ID: 'Bad-Id'"):
+        lab.bridge_name()
