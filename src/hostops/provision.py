@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from hostops.errors import UsageError
-from hostops.lab import Lab
+from hostops.lab import Lab, ssh_options
 from hostops.order import Order
 from hostops.runner import PlaybookRun, RunResult, repo_root
 
@@ -55,9 +55,7 @@ def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any]]:
     group_vars = {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(lab.paths.ssh_key),
-        "ansible_ssh_common_args": (
-            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-        ),
+        "ansible_ssh_common_args": " ".join(ssh_options(None)),
         "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
     }
     targets = [
