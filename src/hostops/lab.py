@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from hostops.errors import HostopsError, UsageError
+from hostops.runner import repo_root
 
 RELEASES = ("trixie", "bookworm")
 DEFAULT_RELEASE = "trixie"
@@ -108,7 +109,7 @@ class LabPaths:
 
     @classmethod
     def default(cls) -> LabPaths:
-        root = Path(os.environ.get("HOSTOPS_ROOT", Path.cwd()))
+        root = repo_root()  # not the working directory: molecule runs from elsewhere
         return cls(
             state_dir=Path(
                 os.environ.get(
