@@ -119,7 +119,13 @@ class LabPaths:
             ),
             cache_dir=Path(os.environ.get("HOSTOPS_LAB_CACHE", "/var/cache/hostops-lab")),
             inventory=Path(
-                os.environ.get("HOSTOPS_LAB_INVENTORY", root / "inventories" / "lab" / "hosts.yml")
+                os.environ.get(
+                    "HOSTOPS_LAB_INVENTORY",
+                    root
+                    / "inventories"
+                    / "lab"
+                    / ("hosts.yml" if lab_id() == "hostops" else f"hosts-{lab_id()}.yml"),
+                )
             ),
         )
 

@@ -12,10 +12,21 @@ import yaml
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
-INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
 BIN = Path(sys.executable).parent
-LAB_ID = os.environ.get("HOSTOPS_LAB_ID", "hostops")
-STATE = Path("/var/lib/hostops-lab" + ("" if LAB_ID == "hostops" else f"-{LAB_ID}"))
+# These tests take their lab down whole, so they run a lab of their own (its own id,
+# bridge, subnet, state and inventory) beside the one the other tests use.
+LAB_ID = "labtest"
+SUBNET = "172.29.78.0/24"
+INVENTORY = ROOT / "inventories" / "lab" / f"hosts-{LAB_ID}.yml"
+STATE = Path(f"/var/lib/hostops-lab-{LAB_ID}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def own_lab():  # type: ignore[no-untyped-def]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOSTOPS_LAB_ID", LAB_ID)
+        patch.setenv("HOSTOPS_LAB_SUBNET", SUBNET)
+        yield
 
 
 def lab_leftovers() -> list[str]:

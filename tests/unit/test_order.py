@@ -106,11 +106,15 @@ def problems_of(text: str, source: str = "order.yml") -> list[str]:
 
 
 def timed(call: Callable[[], object]) -> tuple[list[str], float]:
-    """Run *call*, which must raise UsageError; its problems and the seconds it took."""
-    start = time.monotonic()
+    """Run *call*, which must raise UsageError; its problems and the CPU seconds it took.
+
+    CPU time of this process, not wall-clock time: the budget is about the validator's
+    own work, and must not depend on what else the machine runs (the suite runs lab
+    tests side by side)."""
+    start = time.process_time()
     with pytest.raises(UsageError) as caught:
         call()
-    elapsed = time.monotonic() - start
+    elapsed = time.process_time() - start
     assert caught.value.exit_status == 2
     return caught.value.problems, elapsed
 
@@ -354,7 +358,9 @@ BAD = [
 
 
 def _case_id(case: Bad) -> str:
-    return f"{case.field}={next(iter(case.changes.values()))!r}"[:60]
+    value = next(iter(case.changes.values()))
+    shown = "<deleted>" if value is DELETE else repr(value)  # stable across processes
+    return f"{case.field}={shown}"[:60]
 
 
 @pytest.mark.parametrize("case", BAD, ids=[_case_id(case) for case in BAD])
