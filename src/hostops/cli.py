@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from hostops import __version__
 from hostops.errors import HostopsError
 
-COMMAND_MODULES = ("hostops.lab_cli", "hostops.order_cli", "hostops.updates_cli")
+COMMAND_MODULES = (
+    "hostops.lab_cli",
+    "hostops.order_cli",
+    "hostops.updates_cli",
+    "hostops.patch_cli",
+    "hostops.maintenance_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
