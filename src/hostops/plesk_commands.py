@@ -1,0 +1,445 @@
+"""The Plesk back end of the ticket requests: the exact ``plesk`` command lines, in Python.
+
+On a Plesk server (managed level 3, contract §4.1.1) the ticket requests that a custom
+stack serves with its own roles (vhost, database, database user, FTP account, mailbox)
+are served by Plesk's own command-line utilities, so that Plesk's database stays the one
+truth about what the server hosts. This module only builds command lines: it runs
+nothing, imports no Ansible, and touches no host. ``playbooks/plesk-request.yml`` runs
+what it builds, through ``ansible.builtin.command`` with ``argv``.
+
+Each request is two commands (:class:`PleskRequest`):
+
+* a **guard**, the read-only query whose success means "it already exists": Plesk's
+  ``--info`` of the object where the utility has one (``subscription``, ``ftpsubaccount``,
+  ``mail``), or, for databases and their users, a query through ``plesk db`` (the local
+  MySQL/MariaDB server as Plesk's administrator) that prints the name when the object
+  exists. ``plesk bin database --info`` is not a command on every Plesk version
+  (third-party changelog, public code), so it is not used;
+* the **create** command, run only when the guard says the object is missing.
+
+Passwords never appear on a command line. Plesk documents it ("It is more secure to pass
+passwords through the environment variables ... PSA_PASSWORD ... while using single
+quotes to specify the empty values in the command line for the argument of the -passwd
+option", Plesk CLI guide, "Getting Started with Command Line Utilities",
+https://docs.plesk.com/current/cli-linux/getting-started-with-command-line-utilities.37894/):
+the command line carries ``-passwd ''`` and the password travels in ``PSA_PASSWORD``.
+
+That variable is *not* set with Ansible's ``environment:`` keyword: ansible-core writes
+those variables into the command line of the remote shell that starts the module
+(``ActionBase._compute_environment_string`` and ``ShellBase.build_module_command``), where
+any user of the host sees them in ``ps`` for as long as the command runs. Instead the
+command starts with :data:`SECRET_ENV_WRAPPER`, a fixed ``/bin/sh -c`` line that reads
+the password from its standard input, exports it and ``exec``\\ s the ``plesk`` command;
+the playbook feeds the password on stdin (a pipe), under ``no_log``. The process list
+then shows ``plesk bin ... -passwd ''`` and nothing else.
+
+Commands and options come from Plesk's CLI reference where it documents them and from
+Plesk's own repositories otherwise; each builder names its source. None of it was run
+against a real Plesk here (its installer cannot be reached from our machines): the tests
+check these command lines exactly against a recording stand-in of ``plesk``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from hostops import request_names
+from hostops.errors import UsageError
+
+PLAYBOOK: Final = "plesk-request.yml"
+PLESK: Final = "plesk"
+PASSWORD_ENV: Final = "PSA_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+# Reads one line (the password) from stdin, exports it, and becomes the plesk command.
+# Fixed text: nothing from a request is ever put into it.
+SECRET_ENV_WRAPPER: Final[tuple[str, ...]] = (
+    "/bin/sh",
+    "-c",
+    f'IFS= read -r {PASSWORD_ENV} && export {PASSWORD_ENV} && exec "$@"',
+    "plesk-secret-env",
+)
+
+# Subscriptions made by tickets belong to Plesk's administrator (the provider's only,
+# contract §4.1.1 level 3) on Plesk's stock plan; the client works through the
+# subscription's own system user.
+OWNER: Final = "admin"
+SERVICE_PLAN: Final = "Default Domain"
+
+VERBS: Final[tuple[str, ...]] = ("vhost", "database", "db-user", "ftp-account", "mailbox")
+# hostops engine names -> Plesk's -type values (database utility reference).
+ENGINE_TYPES: Final[Mapping[str, str]] = {"mariadb": "mysql", "postgresql": "postgresql"}
+# What the Plesk role installs: MySQL/MariaDB only (component mysqlgroup), as the
+# contract lists for level 3. A PostgreSQL request would fail inside Plesk.
+SERVED_ENGINES: Final[tuple[str, ...]] = ("mariadb",)
+# What may appear in a request's commands, checked again by the playbook.
+CREATE_UTILITIES: Final[tuple[str, ...]] = ("subscription", "database", "ftpsubaccount", "mail")
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PHP = re.compile(r"[0-9]\.[0-9]{1,2}")
+# FTP logins: a letter first (never '-', which Plesk would read as an option).
+_FTP_USER = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+_LOCAL_PART = re.compile(r"[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?")
+_SHOWN_MAX = 70
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The read-only query that tells whether the object exists.
+
+    It exists when the query exits 0 and, if ``expect_stdout`` is set, prints exactly
+    that (``plesk db`` queries exit 0 either way and print the name only when found).
+    """
+
+    argv: tuple[str, ...]
+    expect_stdout: str | None = None
+
+
+@dataclass(frozen=True)
+class PleskCommand:
+    """A ``plesk`` command line, and the environment variable its password goes in."""
+
+    argv: tuple[str, ...]
+    secret_env: str | None = None  # PSA_PASSWORD when the command takes a password
+    # vhost: the playbook appends "-ip <the server's shared IP>" from the role's fact
+    append_server_ip: bool = False
+
+    @property
+    def run_argv(self) -> tuple[str, ...]:
+        """What the host runs: the argv itself, or behind the stdin-to-env wrapper."""
+        return (*SECRET_ENV_WRAPPER, *self.argv) if self.secret_env else self.argv
+
+    def env(self, password: str) -> dict[str, str]:
+        """The environment the ``plesk`` process gets on top of its own."""
+        return {self.secret_env: password} if self.secret_env else {}
+
+
+@dataclass(frozen=True)
+class PleskRequest:
+    """One ticket request on a Plesk server: what it makes, its guard, its command."""
+
+    verb: str
+    target: str  # the object made, for messages: a domain, a database, an address
+    guard: Guard
+    create: PleskCommand
+
+    @property
+    def needs_password(self) -> bool:
+        return self.create.secret_env is not None
+
+    def extravars(self, password_file: Path | None = None) -> dict[str, Any]:
+        """The request as plain data for the playbook (never a secret, only a path)."""
+        request: dict[str, Any] = {
+            "verb": self.verb,
+            "target": self.target,
+            "guard": {"argv": list(self.guard.argv), "expect_stdout": self.guard.expect_stdout},
+            "create": {
+                "argv": list(self.create.argv),
+                "run_argv": list(self.create.run_argv),
+                "secret_env": self.create.secret_env,
+                "append_server_ip": self.create.append_server_ip,
+            },
+        }
+        extravars: dict[str, Any] = {"plesk_request": request}
+        if password_file is not None:
+            extravars["plesk_request_password_file"] = str(password_file)
+        return extravars
+
+
+# -- Builders: one per verb ------------------------------------------------------------------
+
+
+def vhost(domain: str, php: str | None = None) -> PleskRequest:
+    """A vhost is a subscription of its own: its own system user (which is also its main
+    FTP login), PHP-FPM pool, quota and logs, as a custom stack gives each vhost its own
+    user. ``site --create`` would put it inside another subscription, sharing that
+    subscription's system user; no ticket names such a parent.
+
+    Command: ``subscription --create`` (Plesk CLI reference, subscription utility,
+    https://docs.plesk.com/en-US/onyx/cli-linux/using-command-line-utilities/subscription-subscriptions.37768);
+    ``-php_handler_id`` as third-party scripts use it on ``domain --create`` (UNVERIFIED on
+    ``subscription``). Guard: ``subscription --info`` (plesk/plesk-formula uses
+    ``subscription -i`` as its ``unless``).
+    """
+    argv = [
+        PLESK,
+        "bin",
+        "subscription",
+        "--create",
+        domain,
+        "-owner",
+        OWNER,
+        "-service-plan",
+        SERVICE_PLAN,
+        "-login",
+        system_user(domain),
+        "-passwd",
+        "",
+    ]
+    if php:
+        argv += ["-php_handler_id", php_handler(php)]
+    return PleskRequest(
+        verb="vhost",
+        target=domain,
+        guard=Guard((PLESK, "bin", "subscription", "--info", domain)),
+        create=PleskCommand(tuple(argv), secret_env=PASSWORD_ENV, append_server_ip=True),
+    )
+
+
+def database(name: str, domain: str, engine: str = "mariadb") -> PleskRequest:
+    """``database --create NAME -domain D -type mysql`` (Plesk CLI reference, database
+    utility, https://docs.plesk.com/en-US/onyx/cli-linux/using-command-line-utilities/database-databases.75671:
+    "Requires the -domain option ... the -type option is required if the database is to
+    be created on a local database server"). A Plesk database belongs to a subscription.
+    """
+    name = _sql_name(name, "--name")
+    # An exact match: SHOW DATABASES LIKE would read '_' as a wildcard.
+    sql = (  # _sql_name allows [a-z0-9_] only
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"  # noqa: S608
+        f" WHERE SCHEMA_NAME = '{name}'"
+    )
+    return PleskRequest(
+        verb="database",
+        target=name,
+        guard=Guard(_plesk_db(sql), expect_stdout=name),
+        create=PleskCommand(
+            (PLESK, "bin", "database", "--create", name, "-domain", domain, "-type",
+             ENGINE_TYPES[engine]),
+        ),
+    )
+
+
+def db_user(user: str, database_name: str, engine: str = "mariadb") -> PleskRequest:
+    """``database --update DB -add_user U -passwd ''`` (Plesk CLI reference, database
+    utility: "Adds, edits, or removes a database user ... To add the user Jane to the
+    database jdoe-gallery: plesk bin database --update jdoe-gallery -add_user Jane").
+
+    Guard: the user holds privileges on that database in MySQL's own grant table
+    (``mysql.db``), under the database's name as written or with ``_`` escaped as ``\\_``
+    (how a grant on a name with ``_`` may be stored). A user that exists with rights on
+    another database only is not "done": the create then fails in Plesk, visibly.
+    """
+    del engine  # MySQL/MariaDB only (SERVED_ENGINES); kept for the verbs' shape
+    user = _sql_name(user, "--user")
+    database_name = _sql_name(database_name, "--database")
+    escaped = database_name.replace("_", "\\\\_")  # SQL text a\\_b is the string a\_b
+    sql = (  # _sql_name allows [a-z0-9_] only
+        f"SELECT DISTINCT User FROM mysql.db WHERE User = '{user}'"  # noqa: S608
+        f" AND Db IN ('{database_name}', '{escaped}')"
+    )
+    return PleskRequest(
+        verb="db-user",
+        target=f"{user} on {database_name}",
+        guard=Guard(_plesk_db(sql), expect_stdout=user),
+        create=PleskCommand(
+            (PLESK, "bin", "database", "--update", database_name, "-add_user", user, "-passwd",
+             ""),
+            secret_env=PASSWORD_ENV,
+        ),
+    )
+
+
+def ftp_account(user: str, domain: str) -> PleskRequest:
+    """``ftpsubaccount --create U -passwd '' -domain D``; guard ``ftpsubaccount --info U``
+    (Plesk CLI reference, ftpsubaccount utility,
+    https://docs.plesk.com/en-US/obsidian/cli-linux/using-command-line-utilities/ftpsubaccount-additional-ftp-accounts.64417/).
+    The account's home is the subscription's root (no ``-home``: that directory must exist).
+    """
+    return PleskRequest(
+        verb="ftp-account",
+        target=user,
+        guard=Guard((PLESK, "bin", "ftpsubaccount", "--info", user)),
+        create=PleskCommand(
+            (PLESK, "bin", "ftpsubaccount", "--create", user, "-passwd", "", "-domain", domain),
+            secret_env=PASSWORD_ENV,
+        ),
+    )
+
+
+def mailbox(address: str) -> PleskRequest:
+    """``mail --create A -mailbox true -passwd ''``; guard ``mail --info A`` (third-party
+    usages, public code; XML API equivalent ``<mail><create>``,
+    https://docs.plesk.com/en-US/obsidian/api-rpc/reference/managing-mail/creating-mail-accounts.34499).
+    The address's domain must be hosted on the server (a subscription).
+    """
+    return PleskRequest(
+        verb="mailbox",
+        target=address,
+        guard=Guard((PLESK, "bin", "mail", "--info", address)),
+        create=PleskCommand(
+            (PLESK, "bin", "mail", "--create", address, "-mailbox", "true", "-passwd", ""),
+            secret_env=PASSWORD_ENV,
+        ),
+    )
+
+
+def _sql_name(value: str, arg: str) -> str:
+    """A name that goes into SQL text: the request-name allow-list, enforced here too, so
+    no caller can build a query from a name that was not checked."""
+    if not request_names.NAME_PATTERN.fullmatch(value):
+        raise UsageError(f"{arg}: {_show(value)}: must match {request_names.NAME_RULE}")
+    return value
+
+
+def _plesk_db(sql: str) -> tuple[str, ...]:
+    # Batch mode, no column names: one value per line (plesk/dist-upgrader's form).
+    return (PLESK, "db", "-B", "-N", "-e", sql)
+
+
+def system_user(domain: str) -> str:
+    """The subscription's system user: ``w_`` and the domain with ``.`` and ``-`` as ``_``,
+    as the custom stack names a vhost's user (roles/web/vars/main.yml), so a domain has the
+    same user on both back ends; past 32 characters, 23 and an 8-character hash."""
+    full = "w_" + domain.replace(".", "_").replace("-", "_")
+    if len(full) <= 32:
+        return full
+    return full[:23] + "_" + hashlib.sha1(domain.encode()).hexdigest()[:8]  # noqa: S324 - a name, not a secret
+
+
+def php_handler(version: str) -> str:
+    """Plesk's PHP-FPM handler id for a PHP version: 8.4 -> plesk-php84-fpm."""
+    return "plesk-php" + version.replace(".", "") + "-fpm"
+
+
+# -- Dispatch: (verb, validated args) -> the request, the playbook and its variables ---------
+
+
+def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
+    """The Plesk request for a ticket verb and its arguments (the ``hostops request``
+    argument names without dashes: ``domain``, ``php``, ``engine``, ``name``,
+    ``database``, ``user``, ``address``). Raises UsageError, one line per problem, before
+    anything runs. ``database`` needs ``domain`` here: a Plesk database belongs to a
+    subscription."""
+    problems: list[str] = []
+    if verb not in VERBS:
+        raise UsageError(f"verb: {_show(verb)}: must be one of {', '.join(VERBS)}")
+
+    def text(key: str, required: bool = True) -> str:
+        value = args.get(key)
+        if value is None or value == "":
+            if required:
+                problems.append(f"--{key}: required for '{verb}' on a Plesk server")
+            return ""
+        if not isinstance(value, str):
+            problems.append(f"--{key}: {_show(str(value))}: must be text")
+            return ""
+        return value
+
+    build: Callable[[], PleskRequest]
+    if verb == "vhost":
+        domain, php = text("domain"), text("php", required=False)
+        problems += _domain_problems(domain, "--domain") if domain else []
+        if php and not _PHP.fullmatch(php):
+            problems.append(f"--php: {_show(php)}: must be a PHP version like 8.4")
+        build = lambda: vhost(domain, php or None)  # noqa: E731
+    elif verb == "database":
+        engine, name, domain = text("engine"), text("name"), text("domain")
+        problems += _engine_problems(engine)
+        problems += request_names.database_name_problems(engine, name) if name else []
+        problems += _domain_problems(domain, "--domain") if domain else []
+        build = lambda: database(name, domain, engine)  # noqa: E731
+    elif verb == "db-user":
+        engine, name, user = text("engine"), text("database"), text("user")
+        problems += _engine_problems(engine)
+        problems += request_names.database_name_problems(engine, name, "--database") if name else []
+        problems += request_names.user_name_problems(engine, user) if user else []
+        build = lambda: db_user(user, name, engine)  # noqa: E731
+    elif verb == "ftp-account":
+        domain, user = text("domain"), text("user")
+        problems += _domain_problems(domain, "--domain") if domain else []
+        if user and not _FTP_USER.fullmatch(user):
+            problems.append(
+                f"--user: {_show(user)}: must match ^[a-z][a-z0-9_.-]{{0,31}}$ "
+                "(an FTP login: a letter first, at most 32 characters)"
+            )
+        build = lambda: ftp_account(user, domain)  # noqa: E731
+    else:  # mailbox
+        address = text("address")
+        problems += _address_problems(address) if address else []
+        build = lambda: mailbox(address)  # noqa: E731
+    if problems:
+        raise UsageError(problems)
+    return build()
+
+
+def request_run(
+    verb: str, args: Mapping[str, Any], password_file: Path | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The playbook and extra variables that serve (*verb*, *args*) on a Plesk server.
+
+    *password_file* is a file on the controller, mode 0600, holding the password the
+    request sets (generated and shown once by the caller); it is required exactly when
+    the request takes one (:attr:`PleskRequest.needs_password`). Only its path goes in the
+    extra variables, so the password never reaches ansible-runner's files.
+    """
+    request = build_request(verb, args)
+    if request.needs_password and password_file is None:
+        raise UsageError(f"{verb}: sets a password: give the file that holds it")
+    if not request.needs_password and password_file is not None:
+        raise UsageError(f"{verb}: sets no password: give no password file")
+    return PLAYBOOK, request.extravars(password_file)
+
+
+def plesk_extravars(verb: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The Plesk part of a request's extra variables, for a request playbook that serves
+    both back ends and learns the server's level on the host (``ansible_local.hostops``):
+    ``{"plesk_request": ...}``, or ``{"plesk_request_problems": [...]}`` when the
+    arguments cannot be served on a Plesk server (``tasks/plesk-request.yml`` then fails
+    with those lines). Never a secret: the caller passes the password as
+    ``plesk_request_password`` (and redacts it) or ``plesk_request_password_file``."""
+    try:
+        request = build_request(verb, args)
+    except UsageError as err:
+        return {"plesk_request_problems": list(err.problems)}
+    return {"plesk_request": request.extravars()["plesk_request"]}
+
+
+# -- Checks on values ---------------------------------------------------------------------------
+
+
+def _show(value: str) -> str:
+    return request_names.show(value)
+
+
+def _engine_problems(engine: str) -> list[str]:
+    if not engine:
+        return []
+    problems = request_names.engine_problems(engine)
+    if not problems and engine not in SERVED_ENGINES:
+        problems.append(
+            f"--engine: {_show(engine)}: a Plesk server has MySQL/MariaDB only "
+            "(contract §4.1.1 level 3); use mariadb"
+        )
+    return problems
+
+
+def _is_domain(name: str) -> bool:
+    labels = name.split(".")
+    return (
+        len(name) <= 253
+        and len(labels) >= 2
+        and all(_LABEL.fullmatch(label) for label in labels)
+        and labels[-1][0].isalpha()
+    )
+
+
+def _domain_problems(domain: str, arg: str) -> list[str]:
+    if _is_domain(domain):
+        return []
+    return [
+        f"{arg}: {_show(domain)}: must be a lowercase domain name "
+        "(labels of a-z, 0-9 and '-', at least two, e.g. www.example.fr)"
+    ]
+
+
+def _address_problems(address: str) -> list[str]:
+    local, at, domain = address.rpartition("@")
+    if at and _LOCAL_PART.fullmatch(local) and ".." not in local and _is_domain(domain):
+        return []
+    return [
+        f"--address: {_show(address)}: must be a lowercase mail address "
+        "(a-z, 0-9 and . _ + - before the @, a domain name after it)"
+    ]

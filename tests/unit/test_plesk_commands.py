@@ -1,0 +1,267 @@
+"""The Plesk back end's command lines, checked exactly (hostops.plesk_commands).
+
+Pure tests: nothing here talks to Plesk (its installer cannot be reached from our
+machines). The tests that run the stdin-to-environment wrapper for real use a RECORDING
+STAND-IN for ``plesk`` (a few lines of Python that print what they received), named as
+such; the same command lines are run against the full recording stand-in on a lab host
+by tests/integration/test_plesk_standin.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hostops import plesk_commands as pc
+from hostops.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+WRAPPER = (
+    "/bin/sh",
+    "-c",
+    'IFS= read -r PSA_PASSWORD && export PSA_PASSWORD && exec "$@"',
+    "plesk-secret-env",
+)
+
+# (verb, args, guard argv, guard expected output, create argv, password env, append -ip)
+CASES = [
+    (
+        "vhost",
+        {"domain": "www.rousseau.example"},
+        ("plesk", "bin", "subscription", "--info", "www.rousseau.example"),
+        None,
+        ("plesk", "bin", "subscription", "--create", "www.rousseau.example", "-owner", "admin",
+         "-service-plan", "Default Domain", "-login", "w_www_rousseau_example", "-passwd", ""),
+        "PSA_PASSWORD",
+        True,
+    ),
+    (
+        "vhost",
+        {"domain": "shop.rousseau.example", "php": "8.2"},
+        ("plesk", "bin", "subscription", "--info", "shop.rousseau.example"),
+        None,
+        ("plesk", "bin", "subscription", "--create", "shop.rousseau.example", "-owner", "admin",
+         "-service-plan", "Default Domain", "-login", "w_shop_rousseau_example", "-passwd", "",
+         "-php_handler_id", "plesk-php82-fpm"),
+        "PSA_PASSWORD",
+        True,
+    ),
+    (
+        "database",
+        {"engine": "mariadb", "name": "shop_db", "domain": "www.rousseau.example"},
+        ("plesk", "db", "-B", "-N", "-e",
+         "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop_db'"),
+        "shop_db",
+        ("plesk", "bin", "database", "--create", "shop_db", "-domain", "www.rousseau.example",
+         "-type", "mysql"),
+        None,
+        False,
+    ),
+    (
+        "db-user",
+        {"engine": "mariadb", "database": "shop_db", "user": "shop"},
+        ("plesk", "db", "-B", "-N", "-e",
+         "SELECT DISTINCT User FROM mysql.db WHERE User = 'shop'"
+         " AND Db IN ('shop_db', 'shop\\\\_db')"),
+        "shop",
+        ("plesk", "bin", "database", "--update", "shop_db", "-add_user", "shop", "-passwd", ""),
+        "PSA_PASSWORD",
+        False,
+    ),
+    (
+        "ftp-account",
+        {"domain": "www.rousseau.example", "user": "marc"},
+        ("plesk", "bin", "ftpsubaccount", "--info", "marc"),
+        None,
+        ("plesk", "bin", "ftpsubaccount", "--create", "marc", "-passwd", "", "-domain",
+         "www.rousseau.example"),
+        "PSA_PASSWORD",
+        False,
+    ),
+    (
+        "mailbox",
+        {"address": "marc@rousseau.example"},
+        ("plesk", "bin", "mail", "--info", "marc@rousseau.example"),
+        None,
+        ("plesk", "bin", "mail", "--create", "marc@rousseau.example", "-mailbox", "true",
+         "-passwd", ""),
+        "PSA_PASSWORD",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{len(c[4])}" for c in CASES])
+def test_each_request_builds_exactly_these_command_lines(case):  # type: ignore[no-untyped-def]
+    verb, args, guard, expect, create, secret, ip = case
+    request = pc.build_request(verb, args)
+    assert request.verb == verb
+    assert request.guard.argv == guard
+    assert request.guard.expect_stdout == expect
+    assert request.create.argv == create
+    assert request.create.secret_env == secret
+    assert request.create.append_server_ip is ip
+    assert request.needs_password is (secret is not None)
+    expected_run = (*WRAPPER, *create) if secret else create
+    assert request.create.run_argv == expected_run
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{len(c[4])}" for c in CASES])
+def test_the_password_goes_in_psa_password_never_in_argv(case):  # type: ignore[no-untyped-def]
+    verb, args, _guard, _expect, _create, secret, _ip = case
+    request = pc.build_request(verb, args)
+    password = "S3cret-Value-42"  # noqa: S105 - a test value
+    if secret:
+        assert request.create.env(password) == {"PSA_PASSWORD": password}
+        # Plesk's documented form: -passwd with an empty value
+        index = request.create.argv.index("-passwd")
+        assert request.create.argv[index + 1] == ""
+    else:
+        assert request.create.env(password) == {}
+        assert "-passwd" not in request.create.argv
+    assert all(password not in part for part in request.create.run_argv)
+
+
+def test_the_dispatch_returns_the_playbook_and_plain_extra_vars(tmp_path: Path) -> None:
+    secret_file = tmp_path / "password"
+    playbook, extravars = pc.request_run(
+        "ftp-account", {"host": "h", "domain": "www.rousseau.example", "user": "marc"}, secret_file
+    )
+    assert playbook == "plesk-request.yml"
+    assert (ROOT / "playbooks" / playbook).is_file()
+    assert extravars == {
+        "plesk_request": {
+            "verb": "ftp-account",
+            "target": "marc",
+            "guard": {"argv": ["plesk", "bin", "ftpsubaccount", "--info", "marc"],
+                      "expect_stdout": None},
+            "create": {
+                "argv": ["plesk", "bin", "ftpsubaccount", "--create", "marc", "-passwd", "",
+                         "-domain", "www.rousseau.example"],
+                "run_argv": [*WRAPPER, "plesk", "bin", "ftpsubaccount", "--create", "marc",
+                             "-passwd", "", "-domain", "www.rousseau.example"],
+                "secret_env": "PSA_PASSWORD",
+                "append_server_ip": False,
+            },
+        },
+        "plesk_request_password_file": str(secret_file),
+    }
+    # plain data only: it goes through JSON to ansible-runner
+    assert json.loads(json.dumps(extravars)) == extravars
+
+
+def test_a_request_that_sets_a_password_needs_the_password_file() -> None:
+    with pytest.raises(UsageError, match="sets a password"):
+        pc.request_run("mailbox", {"address": "marc@rousseau.example"})
+    with pytest.raises(UsageError, match="sets no password"):
+        pc.request_run(
+            "database",
+            {"engine": "mariadb", "name": "shop_db", "domain": "rousseau.example"},
+            Path("/tmp/x"),  # noqa: S108 - a path that is never opened
+        )
+
+
+@pytest.mark.parametrize(
+    ("verb", "args", "lines"),
+    [
+        ("website", {}, ["verb: 'website': must be one of vhost, database, db-user, ftp-account"]),
+        ("vhost", {}, ["--domain: required for 'vhost' on a Plesk server"]),
+        ("vhost", {"domain": "-owner.example"},
+         ["--domain: '-owner.example': must be a lowercase domain name"]),
+        ("vhost", {"domain": "Example.COM"}, ["--domain: 'Example.COM': must be a lowercase"]),
+        ("vhost", {"domain": "www.example.fr", "php": "8.4; rm -rf /"},
+         ["--php: '8.4; rm -rf /': must be a PHP version like 8.4"]),
+        ("database", {"engine": "mariadb", "name": "shop"},
+         ["--domain: required for 'database' on a Plesk server"]),
+        ("database", {"engine": "postgresql", "name": "shop", "domain": "example.fr"},
+         ["--engine: 'postgresql': a Plesk server has MySQL/MariaDB only"]),
+        ("database", {"engine": "mariadb", "name": "x'; DROP DATABASE psa; --",
+                      "domain": "example.fr"},
+         ["--name: \"x'; DROP DATABASE psa; --\": must match ^[a-z][a-z0-9_]*$"]),
+        ("db-user", {"engine": "mariadb", "database": "shop", "user": "root"},
+         ["--user: 'root': reserved name"]),
+        ("db-user", {"engine": "oracle", "database": "shop", "user": "u"},
+         ["--engine: 'oracle': must be one of mariadb, postgresql"]),
+        ("ftp-account", {"domain": "example.fr", "user": "-passwd"},
+         ["--user: '-passwd': must match"]),
+        ("mailbox", {"address": "marc@"}, ["--address: 'marc@': must be a lowercase mail address"]),
+        ("mailbox", {"address": "a..b@example.fr"}, ["--address: 'a..b@example.fr'"]),
+    ],
+)
+def test_bad_requests_are_refused_with_one_line_per_problem(verb, args, lines):  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError) as caught:
+        pc.build_request(verb, args)
+    assert len(caught.value.problems) == len(lines)
+    for problem, start in zip(caught.value.problems, lines, strict=True):
+        assert problem.startswith(start), problem
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(UsageError) as caught:
+        pc.build_request("db-user", {"engine": "mariadb", "database": "Bad", "user": "pg_x"})
+    assert [p.split(":")[0] for p in caught.value.problems] == ["--database", "--user"]
+
+
+def test_builders_refuse_names_that_could_reach_sql_even_when_called_directly() -> None:
+    with pytest.raises(UsageError, match="--name"):
+        pc.database("a' OR '1'='1", "example.fr")
+    with pytest.raises(UsageError, match="--user"):
+        pc.db_user("u'--", "shop")
+
+
+def test_the_system_user_matches_the_custom_stack_and_stays_within_32() -> None:
+    assert pc.system_user("www.rousseau-livres.example") == "w_www_rousseau_livres_example"
+    long_domain = "a-very-long-subdomain-name.of-a-bookshop.example"
+    user = pc.system_user(long_domain)
+    assert len(user) == 32
+    assert user.startswith("w_a_very_long_subdomain")
+    assert user != pc.system_user(long_domain.replace("bookshop", "bookstor"))
+    assert pc.php_handler("8.4") == "plesk-php84-fpm"
+
+
+def test_the_role_and_the_request_tasks_use_the_same_wrapper() -> None:
+    role_vars = yaml.safe_load((ROOT / "roles/plesk/vars/main.yml").read_text())
+    assert tuple(role_vars["__plesk_secret_env_wrapper"]) == pc.SECRET_ENV_WRAPPER == WRAPPER
+    tasks = yaml.safe_load((ROOT / "playbooks/tasks/plesk-request.yml").read_text())
+    [block] = [task for task in tasks if "block" in task]
+    assert tuple(block["vars"]["__wrapper"]) == WRAPPER
+
+
+def test_the_plesk_part_of_a_shared_request_carries_the_request_or_its_problems() -> None:
+    args = {"engine": "mariadb", "name": "shop_db", "domain": "www.rousseau.example"}
+    assert pc.plesk_extravars("database", args) == {
+        "plesk_request": pc.build_request("database", args).extravars()["plesk_request"]
+    }
+    # the custom stack's database verb has no --domain: Plesk's back end says why it fails
+    assert pc.plesk_extravars("database", {"engine": "mariadb", "name": "shop_db"}) == {
+        "plesk_request_problems": ["--domain: required for 'database' on a Plesk server"]
+    }
+
+
+STAND_IN = (
+    "import json, os, sys; "
+    "print(json.dumps({'argv': sys.argv[1:], 'PSA_PASSWORD': os.environ.get('PSA_PASSWORD')}))"
+)
+
+
+def test_the_wrapper_hands_the_password_to_a_recording_stand_in_through_the_environment() -> None:
+    """Runs the wrapper for real with a recording stand-in in place of plesk."""
+    request = pc.build_request("mailbox", {"address": "marc@rousseau.example"})
+    argv = [*pc.SECRET_ENV_WRAPPER, sys.executable, "-c", STAND_IN, *request.create.argv[1:]]
+    password = "pa ss\\word'\"$(id)` -x"  # noqa: S105 - spaces, quotes, backslashes, shell
+    proc = subprocess.run(argv, input=password + "\n", capture_output=True, text=True, check=True)
+    seen = json.loads(proc.stdout)
+    assert seen["PSA_PASSWORD"] == password
+    assert seen["argv"] == list(request.create.argv[1:])
+
+
+def test_the_wrapper_with_the_recording_stand_in_fails_without_a_password_line() -> None:
+    argv = [*pc.SECRET_ENV_WRAPPER, sys.executable, "-c", STAND_IN]
+    proc = subprocess.run(argv, input="", capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert proc.stdout == ""  # the stand-in never ran
