@@ -17,6 +17,7 @@ from hostops.errors import HostopsError
 COMMAND_MODULES = (
     "hostops.lab_cli",
     "hostops.order_cli",
+    "hostops.request_cli",
     "hostops.updates_cli",
     "hostops.patch_cli",
     "hostops.maintenance_cli",

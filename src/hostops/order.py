@@ -69,17 +69,17 @@ AVAILABLE: Final[Mapping[str, bool]] = {
     "managed_level.none": True,
     "managed_level.basic": False,
     "managed_level.supervision": False,
-    "managed_level.plesk": False,
-    "managed_level.custom": False,
+    "managed_level.plesk": True,
+    "managed_level.custom": True,
     "backups": False,
     "monitoring": False,
-    "stack.web": False,
-    "stack.databases.mariadb": False,
-    "stack.databases.postgresql": False,
+    "stack.web": True,
+    "stack.databases.mariadb": True,
+    "stack.databases.postgresql": True,
     "stack.databases.mongodb": False,
-    "stack.mail": False,
-    "stack.ftp": False,
-    "stack.webmail": False,
+    "stack.mail": True,
+    "stack.ftp": True,
+    "stack.webmail": True,
 }
 # Why an entry of AVAILABLE is still False, for the message.
 _NOT_LANDED: Final[Mapping[str, str]] = {
@@ -163,6 +163,13 @@ class Stack:
     mail: bool = False
     ftp: bool = False
     webmail: bool = False
+    # Shared mail's optional antispam (§4.4): [SPAM]/[BULK] subject tags, Junk folder.
+    antispam: bool = False
+    # "transactional": the §4.5 relay profile (2 MB per message, submission only).
+    mail_profile: str = "mailbox"
+
+
+MAIL_PROFILES: Final[tuple[str, ...]] = ("mailbox", "transactional")
 
 
 @dataclass(frozen=True)
@@ -273,6 +280,11 @@ def check_available(order: Order, available: Mapping[str, bool] = AVAILABLE) -> 
         problems.append(f"managed_level: '{level}' is not available yet ({why})")
     elif level == "custom":
         problems += _stack_unavailable(order.stack, missing)
+    elif level == "plesk" and order.os != "debian12":
+        problems.append(
+            f"os: '{order.os}' is not available with managed_level 'plesk' (hostops installs "
+            "Plesk on Debian 12 only, the release Plesk supports; see docs/plesk.md)"
+        )
     if order.backups.enabled and (why := missing("backups")):
         problems.append(
             f"backups.enabled: true is not available yet ({why}); set it to false for now"
@@ -582,7 +594,7 @@ _TOP_FIELDS = (
 _CUSTOMER_FIELDS = ("name", "contact")
 _CONTACT_FIELDS = ("name", "phone", "email")
 _SERVER_FIELDS = ("hostname", "address")
-_STACK_FIELDS = ("web", "databases", "mail", "ftp", "webmail")
+_STACK_FIELDS = ("web", "databases", "mail", "ftp", "webmail", "antispam", "mail_profile")
 _FLAGS = ("mail", "ftp", "webmail")
 _WEB_FIELDS = ("php_version",)
 _PLESK_FIELDS = ("license_vault_var",)
@@ -904,9 +916,24 @@ class _Checker:
         mail = self.field(fields_, path, "mail", self.boolean, default=False)
         ftp = self.field(fields_, path, "ftp", self.boolean, default=False)
         webmail = self.field(fields_, path, "webmail", self.boolean, default=False)
+        antispam = self.field(fields_, path, "antispam", self.boolean, default=False)
+        profile = self.field(
+            fields_, path, "mail_profile", self.chooser(MAIL_PROFILES), default="mailbox"
+        )
         if webmail and mail is False:
             self.add("stack.webmail", "true needs stack.mail: true (webmail reads the mailboxes)")
-        if databases is None or mail is None or ftp is None or webmail is None:
+        if antispam and mail is False:
+            self.add("stack.antispam", "true needs stack.mail: true (it filters the mail)")
+        if "mail_profile" in fields_ and mail is False:
+            self.add("stack.mail_profile", f"'{profile}' needs stack.mail: true")
+        if (
+            databases is None
+            or mail is None
+            or ftp is None
+            or webmail is None
+            or antispam is None
+            or profile is None
+        ):
             return None
         return Stack(
             web=web,
@@ -914,6 +941,8 @@ class _Checker:
             mail=mail,
             ftp=ftp,
             webmail=webmail,
+            antispam=antispam,
+            mail_profile=profile,
         )
 
     def web(self, value: object, path: str, os_release: str | None) -> WebStack | None:

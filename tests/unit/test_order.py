@@ -774,13 +774,36 @@ def test_to_vars_of_the_brief_example() -> None:
         "hostops_os": "debian13",
         "hostops_managed_level": "custom",
         "hostops_bandwidth_mbps": None,
-        "hostops_stack": BASE["stack"],
+        # the optional mail fields come with their defaults
+        "hostops_stack": {**BASE["stack"], "antispam": False, "mail_profile": "mailbox"},
         "hostops_plesk": None,
         "hostops_backups": BASE["backups"],
         "hostops_monitoring": BASE["monitoring"],
         "hostops_sla": BASE["sla"],
         "hostops_servers": BASE["servers"],
     }
+
+
+@pytest.mark.parametrize(
+    ("stack", "problem"),
+    [
+        ({"mail": False, "antispam": True}, "stack.antispam: true needs stack.mail: true"),
+        ({"mail": True, "antispam": "yes"}, "stack.antispam:"),
+        ({"mail": True, "mail_profile": "bulk"}, "stack.mail_profile: 'bulk'"),
+        ({"mail": False, "mail_profile": "transactional"}, "stack.mail_profile: 'transactional'"),
+    ],
+)
+def test_mail_options(stack: dict[str, Any], problem: str) -> None:
+    data = {**BASE, "stack": {**BASE["stack"], "webmail": False, **stack}}
+    problems = problems_of(render(data))
+    assert any(line.startswith(problem) for line in problems), problems
+
+
+def test_mail_options_accepted() -> None:
+    data = {**BASE, "stack": {**BASE["stack"], "antispam": True, "mail_profile": "transactional"}}
+    order = validate_order_text(render(data))
+    assert order.stack.antispam is True
+    assert order.stack.mail_profile == "transactional"
 
 
 def test_order_is_frozen() -> None:
