@@ -199,6 +199,8 @@ class _Progress:
         label = _RESULT_EVENTS[kind]
         if label == "ok" and isinstance(res, dict) and res.get("changed"):
             label = "changed"
+        elif label == "ok" and str(event.get("stdout", "")).lstrip().startswith("changed:"):
+            label = "changed"  # a no_log result is censored, its 'changed' key with it
         if label in ("FAILED", "UNREACHABLE"):
             message = _failure_message(res)
             self.failures.append(TaskFailure(host, task, message))
