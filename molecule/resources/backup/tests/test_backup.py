@@ -1,0 +1,490 @@
+"""The backup role on a managed server and its backup host (Debian 13 and Debian 12).
+
+What the issue's "Must show" asks, on real hosts: the 22:00 Paris timer; restores that
+give the source's per-table checksums and byte-identical files; retention that keeps
+exactly the newest N days (28; 7 for shared hosting); failures restic 0.14 would hide
+(a missing path, an unreadable file, a failing dump) made visible, with the earlier
+backups intact. Idempotence and check mode are molecule's own steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from backup_helpers import (
+    DUMP_DIR,
+    EXPECTED_RETENTION,
+    INVENTORY,
+    MANAGED,
+    PROM,
+    SCRIPT,
+    config,
+    fingerprint,
+    journal_since,
+    mariadb,
+    mariadb_checksums,
+    metrics,
+    now,
+    pg_checksums,
+    psql,
+    script,
+    snapshot_ids,
+    snapshots,
+)
+
+
+def test_dumps_timer_fires_at_22_paris_time(host):
+    listed = host.check_output(
+        "TZ=Europe/Paris systemctl list-timers --all --no-pager hostops-backup-dumps.timer"
+    )
+    assert re.search(r"\d{4}-\d{2}-\d{2} 22:00:00 CES?T", listed), listed
+    shown = host.check_output(
+        "systemctl show hostops-backup-dumps.timer -p TimersCalendar -p Persistent"
+    )
+    assert "OnCalendar=*-*-* 22:00:00 Europe/Paris" in shown
+    assert "Persistent=yes" in shown
+    # the next elapse, read in Paris time, is 22:00 within the next day
+    nxt = host.check_output(
+        "TZ=Europe/Paris systemctl show hostops-backup-dumps.timer "
+        "-p NextElapseUSecRealtime --value"
+    )
+    assert re.fullmatch(r"\w{3} \d{4}-\d{2}-\d{2} 22:00:00 CES?T", nxt), nxt
+    # a hung dump is stopped instead of blocking the following nights
+    timeout = host.check_output("systemctl show hostops-backup-dumps.service -p TimeoutStartUSec")
+    assert timeout == "TimeoutStartUSec=4h"
+    assert host.service("hostops-backup-dumps.timer").is_enabled
+    assert host.service("hostops-backup-dumps.timer").is_running
+
+
+def test_files_and_check_timers(host):
+    listed = host.check_output(
+        "TZ=Europe/Paris systemctl list-timers --all --no-pager "
+        "hostops-backup-files.timer hostops-backup-check.timer"
+    )
+    assert re.search(r"\d{4}-\d{2}-\d{2} 23:00:00 CES?T .* hostops-backup-files.timer", listed)
+    assert re.search(r"Sun \d{4}-\d{2}-\d{2} 05:00:00 CES?T .* hostops-backup-check.timer", listed)
+    for unit in ("files", "check"):
+        assert host.service(f"hostops-backup-{unit}.timer").is_enabled
+        timeout = host.check_output(
+            f"systemctl show hostops-backup-{unit}.service -p TimeoutStartUSec --value"
+        )
+        assert timeout != "infinity"
+
+
+def test_secret_files_are_root_only(host):
+    for path in (
+        "/etc/hostops-backup/restic-password",
+        "/etc/hostops-backup/backup.json",
+        "/etc/hostops-backup/id_ed25519",
+    ):
+        secret = host.file(path)
+        assert secret.user == "root"
+        assert secret.mode == 0o600, path
+    assert host.file("/etc/hostops-backup").mode == 0o700
+    script_file = host.file(SCRIPT)
+    assert script_file.user == "root" and script_file.mode == 0o755
+
+
+def test_repository_password_is_in_no_file_log_or_journal(host, baseline):
+    password = host.check_output("cat /etc/hostops-backup/restic-password")
+    assert len(password) >= 16
+    found = host.run(
+        "secret=/etc/hostops-backup/restic-password; "
+        'grep -rlF -f "$secret" /etc/systemd/system /etc/hostops-backup/backup.json '
+        "/etc/ansible /var/lib/hostops-backup /var/lib/prometheus /var/log /root 2>/dev/null; "
+        'journalctl --no-pager -o cat | grep -cF -f "$secret"'
+    )
+    assert found.stdout.strip() == "0", found.stdout
+
+
+def test_backup_host_allows_only_sftp_in_its_chroot(host, backup_host):
+    cfg = config(host)
+    match = re.fullmatch(r"sftp:backup@([^:]+):/(.+)", cfg["repository"])
+    assert match, cfg["repository"]
+    address, name = match.groups()
+    ssh = (
+        "-i /etc/hostops-backup/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes "
+        "-o UserKnownHostsFile=/etc/hostops-backup/known_hosts -o StrictHostKeyChecking=yes"
+    )
+    shell = host.run(f"ssh {ssh} backup@{address} id")
+    assert shell.rc != 0
+    assert "sftp connections only" in shell.stdout + shell.stderr
+    listing = host.run(f"printf 'ls -1 /\\n' | sftp -b - {ssh} backup@{address}")
+    assert listing.rc == 0, listing.stderr
+    entries = [line for line in listing.stdout.splitlines() if not line.startswith("sftp>")]
+    assert f"/{name}" in entries
+    assert "/etc" not in entries  # chrooted: the backup host's system is out of sight
+    stolen = host.run(
+        f"printf 'get /etc/passwd /root/stolen\\n' | sftp -b - {ssh} backup@{address}"
+    )
+    assert stolen.rc != 0
+    assert not host.file("/root/stolen").exists
+    # on the backup host: the chroot and forced SFTP apply to the backup user only
+    as_backup = backup_host.check_output("sshd -T -C user=backup,host=x,addr=192.0.2.1")
+    assert "chrootdirectory /srv/restic" in as_backup
+    assert "forcecommand internal-sftp" in as_backup
+    as_root = backup_host.check_output("sshd -T -C user=root,host=x,addr=192.0.2.1")
+    assert "chrootdirectory none" in as_root
+    keys = backup_host.file("/etc/ssh/hostops-backup/authorized_keys").content_string
+    managed_address = host.ansible.get_variables()["ansible_host"]
+    assert f'restrict,from="{managed_address}" ssh-ed25519 ' in keys
+    assert backup_host.file(f"/srv/restic/{name}/config").user == "backup"
+    chroot = backup_host.file("/srv/restic")
+    assert (chroot.user, chroot.group, chroot.mode) == ("root", "root", 0o755)
+    fact = json.loads(backup_host.file("/etc/ansible/facts.d/backup_server.fact").content_string)
+    assert fact == {
+        "authorized_keys": "/etc/ssh/hostops-backup/authorized_keys",
+        "root": "/srv/restic",
+        "user": "backup",
+    }
+
+
+def test_nightly_units_back_up_and_publish_their_result(host):
+    """The units run as the timers start them. Meanwhile every process' arguments and
+    environment are sampled: the repository password shows in none of them."""
+    started = now(host)
+    probe = host.run(
+        """
+        set -u
+        secret=/etc/hostops-backup/restic-password
+        hits=0 samples=0 restic_seen=0
+        ( systemctl start hostops-backup-dumps.service &&
+          systemctl start hostops-backup-files.service ) & pid=$!
+        while kill -0 "$pid" 2>/dev/null; do
+          samples=$((samples + 1))
+          pgrep -x restic >/dev/null && restic_seen=1
+          for f in /proc/[0-9]*/cmdline /proc/[0-9]*/environ; do
+            grep -qaF -f "$secret" "$f" 2>/dev/null && { echo "HIT $f"; hits=1; }
+          done
+          sleep 0.1
+        done
+        wait "$pid"; echo "run=$?"
+        echo "hits=$hits samples=$samples restic_seen=$restic_seen"
+        """
+    )
+    assert "run=0" in probe.stdout, probe.stdout + probe.stderr
+    assert "hits=0" in probe.stdout, probe.stdout
+    assert "restic_seen=1" in probe.stdout  # the sampling did see restic at work
+    values = metrics(host)
+    for kind in ("dumps", "files"):
+        assert values[("hostops_backup_last_run_failed", kind)] == 0
+        assert values[("hostops_backup_running", kind)] == 0
+        assert values[("hostops_backup_last_success_timestamp_seconds", kind)] >= started
+        assert values[("hostops_backup_last_size_bytes", kind)] > 0
+        assert values[("hostops_backup_last_duration_seconds", kind)] > 0
+    assert values[("hostops_backup_retention_days", "")] == EXPECTED_RETENTION
+    prom = host.file(PROM)
+    assert prom.mode == 0o644
+    leftovers = host.check_output(f"ls -A {PROM.rsplit('/', 1)[0]}")
+    assert leftovers.split() == ["hostops_backup.prom"]  # written atomically, no temp files
+    # the dumps are in the repository, not left on the server
+    assert host.check_output(f"find {DUMP_DIR} -type f | wc -l") == "0"
+    latest = {s["kind"]: s for s in snapshots(host)}
+    assert set(latest) == {"dumps", "files"}
+    manifest = json.loads(
+        host.check_output(
+            f"{SCRIPT} restic dump --tag hostops,dumps latest {DUMP_DIR}/manifest.json"
+        )
+    )
+    assert set(manifest["engines"]) == {"mariadb", "postgresql"}
+    assert manifest["skipped"] == {"mongodb": "mongodump is not installed"}
+    assert {"shop", "wiki"} <= set(manifest["engines"]["mariadb"]["databases"])
+
+
+def _manifest(host):
+    return json.loads(
+        host.check_output(
+            f"{SCRIPT} restic dump --tag hostops,dumps latest {DUMP_DIR}/manifest.json"
+        )
+    )
+
+
+def _pg_databases(manifest):
+    clusters = manifest["engines"]["postgresql"]["clusters"]
+    assert len(clusters) == 1
+    return next(iter(clusters.values()))["databases"]
+
+
+def test_database_restores_give_the_source_checksums_at_dump_time(host, baseline):
+    manifest = _manifest(host)
+    restored = {"mariadb": ["shop", "wiki"], "postgresql": ["crm"]}
+    try:
+        for engine, names in restored.items():
+            for name in names:
+                rc, report, err = script(
+                    host, "restore-db", "--database", name, "--at", "latest", "--as", f"r_{name}"
+                )
+                assert rc == 0, err
+                assert report["plan"]["engine"] == engine
+                assert report["plan"]["replaces_live_data"] is False
+        for name in restored["mariadb"]:
+            recorded = manifest["engines"]["mariadb"]["databases"][name]["tables"]
+            source, copy = mariadb_checksums(host, name), mariadb_checksums(host, f"r_{name}")
+            assert set(copy) == set(recorded) and copy
+            for table, (checksum, rows) in copy.items():
+                assert recorded[table]["stable"] is True
+                assert (checksum, rows) == (recorded[table]["checksum"], recorded[table]["rows"])
+                assert (checksum, rows) == source[table]
+        recorded = _pg_databases(manifest)["crm"]["tables"]
+        source, copy = pg_checksums(host, "crm"), pg_checksums(host, "r_crm")
+        assert set(copy) == set(recorded) == {"public.contacts", "sales.invoices"}
+        for table, (checksum, rows, ordered_rows) in copy.items():
+            assert (checksum, rows) == (recorded[table]["checksum"], recorded[table]["rows"])
+            assert (checksum, rows, ordered_rows) == source[table]
+        # what is not data came back too: the owner, the views
+        owners = psql(
+            host,
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('public', 'sales')",
+            "r_crm",
+        )
+        assert owners == [["crm_owner"]]
+        assert psql(host, "SELECT count(*) FROM sales.unpaid", "r_crm") == [["2000"]]
+        view = mariadb(host, "SHOW CREATE VIEW r_shop.big_orders")[0][1]
+        assert "`r_shop`.`orders`" in view
+    finally:
+        host.run("mariadb -e 'DROP DATABASE IF EXISTS r_shop; DROP DATABASE IF EXISTS r_wiki'")
+        host.run("runuser -u postgres -- dropdb --if-exists r_crm")
+
+
+def test_verify_restores_every_database_into_scratch_and_compares(host, baseline):
+    rc, report, err = script(host, "verify")
+    assert rc == 0, err + json.dumps(report)
+    assert report["ok"] is True
+    checked = {(d["engine"], d["database"]): d for d in report["databases"]}
+    assert {("mariadb", "shop"), ("mariadb", "wiki"), ("postgresql", "crm")} <= set(checked)
+    assert len(checked[("mariadb", "shop")]["tables"]) == 2
+    assert len(checked[("postgresql", "crm")]["tables"]) == 2
+    for database in checked.values():
+        assert all(t["status"] == "ok" for t in database["tables"]), database
+    # the scratch databases are gone, the live ones untouched
+    assert mariadb(host, "SHOW DATABASES LIKE 'hostops\\_verify\\_%'") == []
+    assert psql(host, "SELECT datname FROM pg_database WHERE datname LIKE 'hostops%'") == []
+    assert metrics(host)[("hostops_backup_last_run_failed", "verify")] == 0
+
+
+def test_file_restore_is_byte_identical(host, baseline):
+    try:
+        rc, _, err = script(
+            host,
+            "restore-files",
+            "--path",
+            "/srv/www",
+            "--to",
+            "/srv/restored-www",
+            "--at",
+            "latest",
+        )
+        assert rc == 0, err
+        assert fingerprint(host, "/srv/restored-www") == fingerprint(host, "/srv/www")
+        assert host.file("/srv/restored-www/site/config.php").user == "www-data"
+        assert host.file("/srv/restored-www/current").linked_to == "/srv/restored-www/site"
+        rc, _, err = script(
+            host,
+            "restore-files",
+            "--path",
+            "/srv/data/report.csv",
+            "--to",
+            "/root/report.csv",
+            "--at",
+            "latest",
+        )
+        assert rc == 0, err
+        restored = host.file("/root/report.csv").sha256sum
+        assert restored == host.file("/srv/data/report.csv").sha256sum
+    finally:
+        host.run("rm -rf /srv/restored-www /root/report.csv")
+
+
+def test_restoring_over_live_data_needs_confirmation_and_loses_what_came_after(host, baseline):
+    before = fingerprint(host, "/srv/www")
+    host.run(
+        "echo 'changed after the backup' > /srv/www/site/index.html; "
+        "echo 'new after the backup' > /srv/www/site/new.html"
+    )
+    changed = fingerprint(host, "/srv/www")
+    rc, report, _ = script(
+        host, "restore-files", "--path", "/srv/www", "--to", "/srv/www", "--at", "latest"
+    )
+    assert rc == 4  # refused: it would replace live data
+    assert "losing every change made since" in report["error"]
+    assert fingerprint(host, "/srv/www") == changed  # untouched
+    rc, report, err = script(
+        host,
+        "restore-files",
+        "--path",
+        "/srv/www",
+        "--to",
+        "/srv/www",
+        "--at",
+        "latest",
+        "--replace",
+    )
+    assert rc == 0, err
+    assert report["plan"]["replaces_live_data"] is True
+    assert fingerprint(host, "/srv/www") == before  # the new file is gone, the old one back
+
+    recorded = _manifest(host)["engines"]["mariadb"]["databases"]["shop"]["tables"]
+    mariadb(host, "UPDATE shop.customers SET name = 'written later' WHERE id <= 10")
+    rc, report, _ = script(host, "restore-db", "--database", "shop", "--at", "latest")
+    assert rc == 4
+    assert "loses everything written to it since" in report["error"]
+    assert mariadb(host, "SELECT COUNT(*) FROM shop.customers WHERE name = 'written later'") == [
+        ["10"]
+    ]
+    rc, report, err = script(
+        host, "restore-db", "--database", "shop", "--at", "latest", "--replace"
+    )
+    assert rc == 0, err
+    restored = mariadb_checksums(host, "shop")
+    assert {t: v[0] for t, v in restored.items()} == {t: v["checksum"] for t, v in recorded.items()}
+
+
+def test_a_missing_path_fails_the_run_visibly(host, baseline):
+    """restic 0.14 alone skips a missing path and reports success."""
+    before_ids = snapshot_ids(host, "files")
+    before = metrics(host).get(("hostops_backup_last_success_timestamp_seconds", "files"))
+    started = now(host)
+    host.run("mv /srv/data /srv/data.moved")
+    try:
+        result = host.run("systemctl start hostops-backup-files.service")
+    finally:
+        host.run("mv /srv/data.moved /srv/data")
+    assert result.rc != 0
+    assert "missing: /srv/data" in journal_since(host, "hostops-backup-files.service", started)
+    values = metrics(host)
+    assert values[("hostops_backup_last_run_failed", "files")] == 1
+    assert values.get(("hostops_backup_last_success_timestamp_seconds", "files")) == before
+    assert snapshot_ids(host, "files") == before_ids
+
+
+def test_an_unreadable_file_fails_the_run_and_leaves_no_snapshot(host, baseline):
+    """restic exits 3 ("incomplete snapshot created"): a failure here, the snapshot removed."""
+    cfg = config(host)
+    cfg["paths"] = ["/srv/www", "/proc/1/mem"]  # a file even root cannot read (EIO)
+    host.run(f"umask 077; echo {shlex.quote(json.dumps(cfg))} > /root/unreadable.json")
+    before_ids = snapshot_ids(host, "files")
+    rc, report, err = script(host, "run", "--kind", "files", config="/root/unreadable.json")
+    host.run("rm -f /root/unreadable.json")
+    assert rc == 1
+    assert "could not be read (exit status 3" in report["error"], err
+    assert "/proc/1/mem" in report["error"]
+    assert snapshot_ids(host, "files") == before_ids
+
+
+def test_a_failing_dump_fails_the_run_visibly_and_the_next_run_succeeds(host, baseline):
+    before_ids = snapshot_ids(host, "dumps")
+    before = metrics(host)[("hostops_backup_last_success_timestamp_seconds", "dumps")]
+    started = now(host)
+    # a view whose table is gone: mariadb-dump fails on it (exit status 2)
+    mariadb(
+        host,
+        "CREATE DATABASE broken; CREATE TABLE broken.t (a INT); "
+        "CREATE VIEW broken.v AS SELECT a FROM broken.t; DROP TABLE broken.t",
+    )
+    try:
+        result = host.run("systemctl start hostops-backup-dumps.service")
+    finally:
+        mariadb(host, "DROP DATABASE broken")
+    assert result.rc != 0
+    journal = journal_since(host, "hostops-backup-dumps.service", started)
+    assert "mariadb-dump broken failed" in journal
+    assert "nothing uploaded" in journal
+    values = metrics(host)
+    assert values[("hostops_backup_last_run_failed", "dumps")] == 1
+    assert values[("hostops_backup_last_success_timestamp_seconds", "dumps")] == before
+    assert snapshot_ids(host, "dumps") == before_ids
+    # fixed: the next run succeeds and clears the failure
+    assert host.run("systemctl start hostops-backup-dumps.service").rc == 0
+    values = metrics(host)
+    assert values[("hostops_backup_last_run_failed", "dumps")] == 0
+    assert values[("hostops_backup_last_success_timestamp_seconds", "dumps")] > before
+    assert snapshot_ids(host, "dumps")[-1] not in before_ids
+
+
+def test_retention_below_one_day_is_refused(host, baseline):
+    """restic reads --keep-daily 0 as "no policy" and keeps everything, exit status 0."""
+    cfg = config(host)
+    before_ids = snapshot_ids(host, "files")
+    for bad in (0, -1, True, "28"):
+        cfg["retention_days"] = bad
+        host.run(f"umask 077; echo {shlex.quote(json.dumps(cfg))} > /root/retention.json")
+        rc, report, _ = script(host, "forget", config="/root/retention.json")
+        assert rc == 2, bad
+        assert "retention_days" in report["error"]
+    host.run("rm -f /root/retention.json")
+    assert snapshot_ids(host, "files") == before_ids
+
+
+def test_retention_keeps_exactly_the_newest_days(host, baseline):
+    """40 daily snapshots dated in the past: the retention keeps the newest N days."""
+    cfg = config(host)
+    assert cfg["retention_days"] == EXPECTED_RETENTION
+    made = host.run(
+        "seq 1 40 | xargs -P 6 -I{} sh -c "
+        + shlex.quote(
+            f"{SCRIPT} restic backup --quiet --host {cfg['host']} --tag hostops --tag files "
+            '--time "$(date -d "-{} day" "+%F 12:00:00")" /srv/www/site/index.html'
+        )
+    )
+    assert made.rc == 0, made.stderr
+    listed = snapshots(host, "files")
+    assert len(listed) >= 40
+    newest_by_day: dict[str, str] = {}
+    for snap in sorted(listed, key=lambda s: s["time"]):
+        newest_by_day[snap["time"][:10]] = snap["id"]  # times are Paris time
+    days = sorted(newest_by_day)
+    expected = {newest_by_day[day] for day in days[-EXPECTED_RETENTION:]}
+
+    rc, report, err = script(host, "forget", "--kind", "files")
+    assert rc == 0, err
+    assert report["kept"] == {"files": EXPECTED_RETENTION}
+    kept = snapshots(host, "files")
+    assert len(kept) == EXPECTED_RETENTION
+    assert {s["id"] for s in kept} == expected
+    kept_days = sorted(s["time"][:10] for s in kept)
+    assert kept_days == days[-EXPECTED_RETENTION:]
+    first = dt.date.fromisoformat(kept_days[0])
+    assert (dt.date.fromisoformat(kept_days[-1]) - first).days == EXPECTED_RETENTION - 1
+
+
+def test_repository_check_reads_a_part_of_the_data(host, baseline):
+    started = now(host)
+    assert host.run("systemctl start hostops-backup-check.service").rc == 0
+    journal = journal_since(host, "hostops-backup-check.service", started)
+    assert re.search(r"repository OK \(data subset [1-4]/4\)", journal), journal
+    assert metrics(host)[("hostops_backup_last_run_failed", "check")] == 0
+
+
+def test_an_order_without_backups_stops_the_timers_and_keeps_the_backups(host):
+    """Last: the order is changed to backups.enabled: false and applied again."""
+    before = snapshot_ids(host, "dumps")
+    playbook = Path(__file__).resolve().parents[1] / "converge.yml"
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "--inventory",
+            INVENTORY,
+            "--limit",
+            MANAGED,
+            "--extra-vars",
+            "backup_enabled=false",
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    for kind in ("dumps", "files", "check"):
+        timer = host.service(f"hostops-backup-{kind}.timer")
+        assert not timer.is_enabled and not timer.is_running
+    fact = json.loads(host.file("/etc/ansible/facts.d/backup.fact").content_string)
+    assert fact == {"enabled": False}
+    assert snapshot_ids(host, "dumps") == before  # the repository is left as it was

@@ -1,0 +1,348 @@
+"""The backup script the role installs (roles/backup/files/hostops_backup.py): its pure
+logic. Its work against restic and the databases is checked on lab hosts by the
+backup-trixie and backup-bookworm molecule scenarios."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def load_script() -> ModuleType:
+    path = ROOT / "roles" / "backup" / "files" / "hostops_backup.py"
+    spec = importlib.util.spec_from_file_location("hostops_backup_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+hb = load_script()
+
+
+def config(tmp_path: Path | None = None, **changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "host": "web01.example.fr",
+        "repository": "sftp:backup@192.0.2.5:/web01.example.fr",
+        "password_file": "/etc/hostops-backup/restic-password",
+        "retention_days": 28,
+        "timezone": "Europe/Paris",
+        "paths": ["/var/www"],
+    }
+    if tmp_path is not None:
+        data.update(
+            state_file=str(tmp_path / "state" / "state.json"),
+            metrics_file=str(tmp_path / "textfile" / "hostops_backup.prom"),
+            lock_file=str(tmp_path / "lock"),
+            dump_dir=str(tmp_path / "dumps"),
+        )
+    data.update(changes)
+    return data
+
+
+# --- retention and configuration ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("days", [1, 7, 28, 365, 3650])
+def test_retention_accepted(days: int) -> None:
+    assert hb.parse_config(config(retention_days=days)).retention_days == days
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        (0, "0 is below 1"),  # restic: "no policy", keeps everything, exit status 0
+        (-1, "-1 is below 1"),
+        (True, "expected a whole number"),  # a bool is an int in Python
+        ("28", "expected a whole number"),
+        (28.0, "expected a whole number"),
+        (None, "expected a whole number"),
+        (3651, "more than ten years"),
+    ],
+)
+def test_retention_refused(days: object, message: str) -> None:
+    with pytest.raises(hb.ConfigError) as caught:
+        hb.parse_config(config(retention_days=days))
+    assert str(caught.value).startswith("retention_days: ")
+    assert message in str(caught.value)
+    assert caught.value.status == 2
+
+
+def test_forget_refuses_a_retention_below_one_day_before_calling_restic() -> None:
+    restic = hb.Restic(hb.parse_config(config(repository="/nonexistent")))
+    for days in (0, -3, False):
+        with pytest.raises(hb.ConfigError, match="refusing --keep-daily"):
+            restic.forget("files", days)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"paths": ["var/www"]}, "paths: 'var/www' is not an absolute path"),
+        ({"paths": "/var/www"}, "paths: expected a list"),
+        ({"timezone": "Europe/Pariss"}, "unknown time zone"),
+        ({"engines_required": ["oracle"]}, "engines_required"),
+        ({"host": ""}, "host: required text"),
+        ({"surprise": 1}, "unknown configuration keys: surprise"),
+        ({"check_subset_parts": 0}, "check_subset_parts: 0 is below 1"),
+    ],
+)
+def test_bad_configuration(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(hb.ConfigError, match=message):
+        hb.parse_config(config(**changes))
+
+
+def test_comment_keys_are_ignored() -> None:
+    assert hb.parse_config(config(_managed="Written by Ansible")).host == "web01.example.fr"
+
+
+def test_missing_paths_fail_before_restic(tmp_path: Path) -> None:
+    present = tmp_path / "www"
+    present.mkdir()
+    cfg = hb.parse_config(config(paths=[str(present), str(tmp_path / "gone"), "/nonexistent/x"]))
+    with pytest.raises(hb.Failure) as caught:
+        hb.check_paths(cfg)
+    assert f"missing: {tmp_path / 'gone'}, /nonexistent/x;" in str(caught.value)
+    hb.check_paths(hb.parse_config(config(paths=[str(present)])))  # no error
+
+
+# --- choosing the snapshot -----------------------------------------------------------------
+
+
+def snap(short: str, when: str, kind: str = "dumps") -> Any:
+    return hb.Snapshot(
+        id=short * 8,
+        short_id=short,
+        time=dt.datetime.fromisoformat(when),
+        kind=kind,
+        paths=("/var/backups/hostops/dumps",),
+        host="web01.example.fr",
+    )
+
+
+SNAPSHOTS = [
+    snap("aaaa0001", "2026-11-23T22:00:05+01:00"),
+    snap("aaaa0002", "2026-11-24T22:00:04+01:00"),
+    snap("aaaa0003", "2026-11-24T23:30:00+00:00"),  # 00:30 on the 25th in Paris
+    snap("aaaa0004", "2026-11-25T22:00:06+01:00"),
+    snap("bbbb0001", "2026-11-25T23:00:00+01:00", kind="files"),
+]
+
+
+@pytest.mark.parametrize(
+    ("at", "kind", "expected"),
+    [
+        ("latest", "dumps", "aaaa0004"),
+        ("latest", "files", "bbbb0001"),
+        ("2026-11-24", "dumps", "aaaa0002"),  # the day is Paris's: 00:30 is the 25th
+        ("2026-11-25", "dumps", "aaaa0004"),  # the last of the day
+        ("2026-11-25T22:00:06+01:00", "dumps", "aaaa0004"),  # at: included
+        ("2026-11-25T22:00:05+01:00", "dumps", "aaaa0003"),  # just before it
+        ("2026-11-25T12:00:00", "dumps", "aaaa0003"),  # no offset: Paris time
+        ("2026-11-25T11:00:00Z", "dumps", "aaaa0003"),
+        ("aaaa0002", "dumps", "aaaa0002"),  # an id
+        ("aaaa0002aaaa", "dumps", "aaaa0002"),  # an id prefix
+    ],
+)
+def test_pick_snapshot(at: str, kind: str, expected: str) -> None:
+    assert hb.pick_snapshot(SNAPSHOTS, at, PARIS, kind).short_id == expected
+
+
+@pytest.mark.parametrize(
+    ("at", "message"),
+    [
+        ("2026-11-20", "no dumps snapshot on 2026-11-20; there are snapshots on 2026-11-23"),
+        ("2026-11-23T21:00:00+01:00", "no dumps snapshot at or before"),
+        ("bbbb0001", "no dumps snapshot has this id"),
+        ("aaaa000", "is not latest, a date"),
+    ],
+)
+def test_pick_snapshot_refused(at: str, message: str) -> None:
+    with pytest.raises(hb.Failure, match=message):
+        hb.pick_snapshot(SNAPSHOTS, at, PARIS, "dumps")
+
+
+def test_no_snapshot_of_the_kind() -> None:
+    with pytest.raises(hb.Failure, match="there is no files snapshot"):
+        hb.pick_snapshot(SNAPSHOTS[:2], "latest", PARIS, "files")
+
+
+def test_restic_times() -> None:
+    nanoseconds = hb.parse_restic_time("2026-11-26T05:47:27.057195177Z")
+    assert nanoseconds == dt.datetime(2026, 11, 26, 5, 47, 27, 57195, tzinfo=dt.UTC)
+    offset = hb.parse_restic_time("2026-11-25T22:00:00.5+01:00")
+    assert offset.utcoffset() == dt.timedelta(hours=1)
+    found = hb.snapshot_from_json(
+        {
+            "id": "f" * 64,
+            "short_id": "ffffffff",
+            "time": "2026-11-25T22:00:00+01:00",
+            "tags": ["hostops", "files"],
+            "paths": ["/var/www"],
+            "hostname": "web01",
+        }
+    )
+    assert found is not None and found.kind == "files"
+    # snapshots not made by hostops (or made by hand without a kind) are ignored
+    assert hb.snapshot_from_json({"id": "1", "time": "2026-11-25T22:00:00Z", "tags": ["x"]}) is None
+
+
+# --- verify's comparison ----------------------------------------------------------------------
+
+
+def test_compare_tables() -> None:
+    expected = {
+        "same": {"checksum": "1", "rows": 3, "stable": True},
+        "changed": {"checksum": "1", "rows": 3, "stable": True},
+        "fewer": {"checksum": "1", "rows": 3, "stable": True},
+        "busy": {"checksum": "1", "rows": 3, "stable": False},
+        "lost": {"checksum": "1", "rows": 3, "stable": True},
+    }
+    got = {
+        "same": {"checksum": "1", "rows": 3},
+        "changed": {"checksum": "2", "rows": 3},
+        "fewer": {"checksum": "1", "rows": 2},
+        "busy": {"checksum": "9", "rows": 4},
+        "surprise": {"checksum": "5", "rows": 1},
+    }
+    statuses = {row["table"]: row["status"] for row in hb.compare_tables(expected, got)}
+    assert statuses == {
+        "same": "ok",
+        "changed": "mismatch",
+        "fewer": "mismatch",
+        "busy": "changed-during-dump",  # written while dumped: no reference value
+        "lost": "missing",
+        "surprise": "extra",
+    }
+
+
+def test_table_stable_only_when_both_checksums_agree() -> None:
+    before = {"a": {"checksum": "1", "rows": 2}, "b": {"checksum": "1", "rows": 2}}
+    after = {"a": {"checksum": "1", "rows": 2}, "b": {"checksum": "3", "rows": 2}}
+    assert hb._stable(before, after) == {
+        "a": {"checksum": "1", "rows": 2, "stable": True},
+        "b": {"checksum": "3", "rows": 2, "stable": False},
+    }
+
+
+# --- names ------------------------------------------------------------------------------------
+
+
+def test_scratch_names_fit_and_never_collide_with_live_ones() -> None:
+    assert hb.scratch_name("shop") == "hostops_verify_shop"
+    assert hb.scratch_name("my-db$x") == "hostops_verify_my_db_x"
+    long_a, long_b = hb.scratch_name("a" * 64), hb.scratch_name("a" * 63 + "b")
+    assert len(long_a) <= 63 and len(long_b) <= 63 and long_a != long_b
+
+
+def test_database_names_as_file_names() -> None:
+    assert hb.file_name("shop") == "shop"
+    assert hb.file_name("../etc/x") == "..%2Fetc%2Fx"
+    assert hb.quote_mariadb("we`ird") == "`we``ird`"
+    assert hb.quote_pg('we"ird') == '"we""ird"'
+    assert hb.quote_literal("it's") == "'it''s'"
+
+
+# --- lock, state and metrics ------------------------------------------------------------------
+
+
+def test_one_run_at_a_time(tmp_path: Path) -> None:
+    cfg = hb.parse_config(config(tmp_path))
+    with hb.exclusive(cfg, 0):
+        with pytest.raises(hb.Busy) as caught, hb.exclusive(cfg, 0):
+            pass
+        assert caught.value.status == 75
+    with hb.exclusive(cfg, 0):  # released
+        pass
+
+
+def prom(cfg: Any) -> dict[tuple[str, str], float]:
+    values = {}
+    for line in cfg.metrics_file.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            metric, _, labels = name.partition("{")
+            kind = labels.split('"')[1] if labels else ""
+            values[(metric, kind)] = float(value)
+    return values
+
+
+def test_a_successful_run_publishes_its_result(tmp_path: Path) -> None:
+    cfg = hb.parse_config(config(tmp_path))
+    with hb.recorded(cfg, "dumps") as result:
+        assert prom(cfg)[("hostops_backup_running", "dumps")] == 1
+        result.update(size=1234, added=56, snapshots=3)
+    values = prom(cfg)
+    assert values[("hostops_backup_running", "dumps")] == 0
+    assert values[("hostops_backup_last_run_failed", "dumps")] == 0
+    assert values[("hostops_backup_last_size_bytes", "dumps")] == 1234
+    assert values[("hostops_backup_last_added_bytes", "dumps")] == 56
+    assert values[("hostops_backup_snapshots", "dumps")] == 3
+    assert values[("hostops_backup_retention_days", "")] == 28
+    assert values[("hostops_backup_last_success_timestamp_seconds", "dumps")] > 1.7e9
+    assert sorted(p.name for p in cfg.metrics_file.parent.iterdir()) == ["hostops_backup.prom"]
+    assert cfg.metrics_file.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_failed_run_keeps_the_last_success(tmp_path: Path) -> None:
+    cfg = hb.parse_config(config(tmp_path))
+    with hb.recorded(cfg, "files"):
+        pass
+    success = prom(cfg)[("hostops_backup_last_success_timestamp_seconds", "files")]
+    with pytest.raises(hb.Failure), hb.recorded(cfg, "files"):
+        raise hb.Failure("backup path(s) missing: /srv/data")
+    values = prom(cfg)
+    assert values[("hostops_backup_last_run_failed", "files")] == 1
+    assert values[("hostops_backup_running", "files")] == 0
+    assert values[("hostops_backup_last_success_timestamp_seconds", "files")] == success
+    state = json.loads(cfg.state_file.read_text())
+    assert state["files"]["message"] == "backup path(s) missing: /srv/data"
+
+
+def test_a_killed_run_is_recorded_by_the_unit(tmp_path: Path, monkeypatch: Any) -> None:
+    """SIGKILL leaves running=1 behind; the unit's ExecStopPost (finish) records it."""
+    cfg_path = tmp_path / "backup.json"
+    cfg_path.write_text(json.dumps(config(tmp_path)))
+    cfg = hb.load_config(cfg_path)
+    hb.State(cfg).update("files", running=1, last_start=1.0)
+    monkeypatch.setenv("SERVICE_RESULT", "signal")
+    monkeypatch.setenv("EXIT_CODE", "killed")
+    monkeypatch.setenv("EXIT_STATUS", "KILL")
+    assert hb.main(["--config", str(cfg_path), "finish", "--kind", "files"]) == 0
+    values = prom(cfg)
+    assert values[("hostops_backup_last_run_failed", "files")] == 1
+    assert values[("hostops_backup_running", "files")] == 0
+    assert "result 'signal'" in json.loads(cfg.state_file.read_text())["files"]["message"]
+
+
+def test_finish_after_a_success_changes_nothing(tmp_path: Path, monkeypatch: Any) -> None:
+    cfg_path = tmp_path / "backup.json"
+    cfg_path.write_text(json.dumps(config(tmp_path)))
+    cfg = hb.load_config(cfg_path)
+    with hb.recorded(cfg, "dumps"):
+        pass
+    before = cfg.state_file.read_text()
+    monkeypatch.setenv("SERVICE_RESULT", "success")
+    assert hb.main(["--config", str(cfg_path), "finish", "--kind", "dumps"]) == 0
+    assert cfg.state_file.read_text() == before
+
+
+def test_bad_configuration_exits_2(tmp_path: Path, capsys: Any) -> None:
+    cfg_path = tmp_path / "backup.json"
+    cfg_path.write_text(json.dumps(config(tmp_path, retention_days=0)))
+    assert hb.main(["--config", str(cfg_path), "--json", "forget"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["error"].startswith("retention_days: 0 is below 1")
