@@ -1,0 +1,349 @@
+"""A customer's server watched by the monitoring server, end to end on two lab hosts.
+
+The first host runs Prometheus, Alertmanager, the blackbox exporter and a local Postfix
+(the contact's mailbox); the second was registered at level supervision by converge.
+The tests are one story, in order: the services and their configuration; the server's
+targets up in Prometheus's API with the order's labels; a forbidden service raising its
+alert; the server taken off the network raising HostDown within the configured delay and
+the notification reaching the contact's mailbox; deregistration with 'hostops monitor'
+removing the targets while the server keeps running; a basic-level registration getting
+the ping probe only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import testinfra
+import yaml
+
+from hostops.lab import lab_id
+
+INVENTORY = Path(os.environ["HOSTOPS_LAB_INVENTORY_FILE"])
+_LAB = yaml.safe_load(INVENTORY.read_text())["all"]["children"]
+MON, MANAGED = sorted(_LAB["lab_scenario"]["hosts"])
+MON_ADDRESS = _LAB["lab"]["hosts"][MON]["ansible_host"]
+ADDRESS = _LAB["lab"]["hosts"][MANAGED]["ansible_host"]
+FQDN = _LAB["lab"]["hosts"][MANAGED]["hostops_fqdn"]
+ORDER = "BDC-2027-0190"  # converge.yml
+CONTACT_MAILDIR = "/home/claire/Maildir/new"
+OPS_MAILDIR = "/home/ops/Maildir/new"
+HOST_DOWN_FOR = 30  # seconds: monitoring_server_host_down_for in converge.yml
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[4]
+
+T = TypeVar("T")
+
+
+# The tests name the host they run commands on (testinfra's own 'host' fixture would run
+# every test on every host of the scenario).
+@pytest.fixture(scope="module")
+def mon() -> Any:
+    return testinfra.get_host(f"ansible://{MON}", ansible_inventory=str(INVENTORY))
+
+
+@pytest.fixture(scope="module")
+def managed() -> Any:
+    return testinfra.get_host(f"ansible://{MANAGED}", ansible_inventory=str(INVENTORY))
+
+
+def api(port: int, path: str, **params: str) -> Any:
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    url = f"http://{MON_ADDRESS}:{port}{path}{query}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def query(promql: str) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = api(9090, "/api/v1/query", query=promql)["data"]["result"]
+    return result
+
+
+def targets_of(server: str) -> list[dict[str, Any]]:
+    active = api(9090, "/api/v1/targets", state="active")["data"]["activeTargets"]
+    return [t for t in active if t["labels"].get("server") == server]
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 2) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not seen within {timeout:.0f}s (last: {last!r})")
+
+
+def hostops(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.setdefault(
+        "HOSTOPS_STATE_DIR", str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "state")
+    )
+    return subprocess.run(
+        [str(BIN / "hostops"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def mails(host: Any, maildir: str, needle: str) -> list[str]:
+    out = host.run(f"grep -l -F -e {needle} {maildir}/* 2>/dev/null").stdout
+    return out.split()
+
+
+def test_services_run_and_listen(mon: Any) -> None:
+    for service in (
+        "prometheus",
+        "prometheus-alertmanager",
+        "prometheus-blackbox-exporter",
+        "prometheus-node-exporter",
+    ):
+        assert mon.service(service).is_running, service
+        assert mon.service(service).is_enabled, service
+    assert mon.socket("tcp://0.0.0.0:9090").is_listening
+    assert mon.socket("tcp://0.0.0.0:9093").is_listening
+    # nobody else may make the blackbox exporter probe
+    assert mon.socket("tcp://127.0.0.1:9115").is_listening
+    assert not mon.socket("tcp://0.0.0.0:9115").is_listening
+    # ICMP probes need raw sockets
+    assert "cap_net_raw" in mon.check_output("getcap /usr/bin/prometheus-blackbox-exporter")
+
+
+def test_configuration_passes_the_checkers(mon: Any) -> None:
+    assert mon.run("promtool check config /etc/prometheus/prometheus.yml").rc == 0
+    assert mon.run("amtool check-config /etc/prometheus/alertmanager.yml").rc == 0
+    check = mon.run(
+        "prometheus-blackbox-exporter --config.check --config.file=/etc/prometheus/blackbox.yml"
+    )
+    assert check.rc == 0, check.stderr
+    rules = mon.run("promtool check rules /etc/prometheus/rules/*.rules.yml")
+    assert rules.rc == 0, rules.stdout
+    # the thresholds of converge.yml reached the rules
+    assert mon.file("/etc/prometheus/rules/hostops-alerts.rules.yml").contains("for: 30s")
+
+
+def test_targets_file_carries_the_order(mon: Any) -> None:
+    targets = mon.file(f"/etc/prometheus/hostops-targets/{FQDN}.yml")
+    assert targets.mode == 0o640
+    assert targets.group == "prometheus"
+    groups = yaml.safe_load(targets.content_string)
+    by_probe = {group["labels"]["__hostops_probe"]: group for group in groups}
+    assert by_probe["icmp"]["targets"] == [ADDRESS]
+    assert by_probe["node"]["targets"] == [f"{ADDRESS}:9100"]
+    assert by_probe["http"]["targets"] == [f"http://{ADDRESS}:9100/metrics"]
+    assert by_probe["tcp"]["targets"] == [f"{ADDRESS}:22"]
+    for group in groups:
+        assert group["labels"]["order"] == ORDER
+        assert group["labels"]["level"] == "supervision"
+        assert group["labels"]["contact_email"] == "claire@lemoine.example"
+        assert group["labels"]["bandwidth_cap_mbps"] == "101"  # private cloud
+
+
+def test_prometheus_shows_the_servers_targets_up() -> None:
+    def all_up() -> dict[str, str] | None:
+        health = {t["labels"]["job"]: t["health"] for t in targets_of(FQDN)}
+        wanted = {"hostops-icmp", "hostops-node", "hostops-http", "hostops-tcp"}
+        return health if set(health) == wanted and set(health.values()) == {"up"} else None
+
+    wait_for("the four targets scraped", all_up, timeout=60)
+
+    # a blackbox target is 'up' when the exporter answers: the probes themselves succeed
+    def probes_succeed() -> dict[str, str] | None:
+        results = query(f'probe_success{{server="{FQDN}"}}')
+        values = {r["metric"]["job"]: r["value"][1] for r in results}
+        wanted = {"hostops-icmp": "1", "hostops-http": "1", "hostops-tcp": "1"}
+        return values if values == wanted else None
+
+    wait_for("the ping, HTTP and TCP probes succeeding", probes_succeed, timeout=60)
+
+
+def test_node_metrics_carry_the_orders_labels() -> None:
+    series = wait_for("node_load1", lambda: query(f'node_load1{{server="{FQDN}"}}'), timeout=30)
+    labels = series[0]["metric"]
+    assert labels["order"] == ORDER
+    assert labels["customer"] == "Transports Lemoine SAS"
+    assert labels["level"] == "supervision"
+    assert labels["contact_email"] == "claire@lemoine.example"
+    # the RAID collector runs (here without arrays) and so does the textfile collector
+    assert query(f'node_scrape_collector_success{{server="{FQDN}",collector="mdadm"}}')
+    assert query(f'hostops_forbidden_services{{server="{FQDN}"}}')[0]["value"][1] == "0"
+    cap = query(f'hostops_bandwidth_cap_mbps{{server="{FQDN}"}}')
+    assert cap[0]["value"][1] == "101"
+    assert wait_for(
+        "the order's bandwidth",
+        lambda: query(f'hostops_order:network_mbps:rate5m{{order="{ORDER}"}}'),
+        timeout=30,
+    )
+    ratio = wait_for(
+        "availability",
+        lambda: query(f'hostops:availability:ratio_5m{{server="{FQDN}"}}'),
+        timeout=30,
+    )
+    assert ratio[0]["value"][1] == "1"
+
+
+def test_a_forbidden_service_raises_an_alert(mon: Any, managed: Any) -> None:
+    managed.check_output("systemd-run --unit=hostops-test-irc python3 -m http.server 6667")
+    try:
+        wait_for("the test IRC port", lambda: managed.socket("tcp://0.0.0.0:6667").is_listening, 20)
+        managed.check_output("systemctl start hostops-forbidden-services.service")
+        assert managed.file(
+            "/var/lib/prometheus/node-exporter/hostops_forbidden_services.prom"
+        ).contains("^hostops_forbidden_services 1$")
+        wait_for(
+            "ForbiddenServiceDetected firing",
+            lambda: query(
+                f'ALERTS{{alertname="ForbiddenServiceDetected",server="{FQDN}",'
+                'alertstate="firing"}'
+            ),
+            timeout=60,
+        )
+        # an ops matter: ops are told (the customer's contact is not: see below)
+        wait_for("ops' email", lambda: mails(mon, OPS_MAILDIR, "ForbiddenServiceDetected"), 60)
+    finally:
+        managed.run("systemctl stop hostops-test-irc")
+        managed.check_output("systemctl start hostops-forbidden-services.service")
+    wait_for(
+        "the forbidden service gone",
+        lambda: query(f'hostops_forbidden_services{{server="{FQDN}"}} == 0'),
+        timeout=30,
+    )
+
+
+def test_host_down_alert_reaches_the_contact(mon: Any) -> None:
+    before = set(mails(mon, CONTACT_MAILDIR, "HostDown"))
+    netns = f"{lab_id()}-{MANAGED}"
+    subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "down"], check=True)
+    start = time.monotonic()
+    try:
+
+        def host_down() -> list[dict[str, Any]]:
+            alerts = api(9093, "/api/v2/alerts", filter='alertname="HostDown"')
+            return [a for a in alerts if a["labels"].get("server") == FQDN]
+
+        alerts = wait_for("HostDown in Alertmanager", host_down, timeout=120, every=1)
+        delay = time.monotonic() - start
+        # not before the configured delay, and soon after it (probe, scrape, evaluation)
+        assert HOST_DOWN_FOR - 1 <= delay <= HOST_DOWN_FOR + 60, delay
+        assert alerts[0]["labels"]["audience"] == "customer"
+        assert alerts[0]["labels"]["contact_email"] == "claire@lemoine.example"
+        assert {r["name"] for r in alerts[0]["receivers"]} == {"ops", "customer-contact"}
+        messages = wait_for(
+            "the email in the contact's mailbox",
+            lambda: sorted(set(mails(mon, CONTACT_MAILDIR, "HostDown")) - before),
+            timeout=60,
+        )
+        text = mon.file(messages[0]).content_string
+        assert "To: claire@lemoine.example" in text
+        assert FQDN in text
+        assert mails(mon, OPS_MAILDIR, "HostDown")
+        # ops' own alerts are not sent to the customer
+        assert not mails(mon, CONTACT_MAILDIR, "ForbiddenServiceDetected")
+    finally:
+        subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "up"], check=True)
+    wait_for(
+        "the server answering ping again",
+        lambda: query(f'probe_success{{job="hostops-icmp",server="{FQDN}"}} == 1'),
+        timeout=60,
+    )
+
+
+def test_deregistration_removes_the_targets_not_the_server(mon: Any, managed: Any) -> None:
+    proc = hostops("monitor", "deregister", FQDN, "--inventory", str(INVENTORY), "--server", MON)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not mon.file(f"/etc/prometheus/hostops-targets/{FQDN}.yml").exists
+    assert not mon.file(f"/var/lib/prometheus/node-exporter/hostops_registry_{FQDN}.prom").exists
+    wait_for("no targets left", lambda: not targets_of(FQDN) or None, timeout=60)
+    # isolation from monitoring: the server keeps running, untouched, and answers
+    assert managed.service("prometheus-node-exporter").is_running
+    probe = mon.check_output(
+        "python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+        f'"http://127.0.0.1:9115/probe?module=hostops_icmp&target={ADDRESS}").read().decode())\''
+    )
+    assert "probe_success 1" in probe.splitlines()
+
+
+BASIC_ORDER = """\
+version: 1
+order: BDC-2027-0191
+customer:
+  name: Cabinet Dupuis Architectes
+  contact: {name: Paul Dupuis, phone: "+33 1 42 00 00 01", email: paul@dupuis.example}
+service: dedicated_server
+managed_level: basic
+servers:
+  - hostname: basic1.dupuis.example
+backups: {enabled: false}
+monitoring:
+  http_checks: ["http://basic1.dupuis.example/"]
+"""
+
+
+def test_basic_level_gets_the_ping_probe_only(mon: Any, tmp_path: Path) -> None:
+    order = tmp_path / "basic.yml"
+    order.write_text(BASIC_ORDER)
+    lab_vars = _LAB["lab"]["vars"]
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": lab_vars,
+                    "children": {
+                        "monitoring_servers": {"hosts": {MON: {"ansible_host": MON_ADDRESS}}},
+                        "customers": {
+                            "hosts": {"basic1.dupuis.example": {"ansible_host": ADDRESS}}
+                        },
+                    },
+                }
+            }
+        )
+    )
+    proc = hostops(
+        "monitor",
+        "register",
+        "basic1.dupuis.example",
+        "--order",
+        str(order),
+        "--inventory",
+        str(inventory),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    groups = yaml.safe_load(
+        mon.file("/etc/prometheus/hostops-targets/basic1.dupuis.example.yml").content_string
+    )
+    assert [g["labels"]["__hostops_probe"] for g in groups] == ["icmp"]
+    assert groups[0]["targets"] == [ADDRESS]
+    assert groups[0]["labels"]["level"] == "basic"
+    # the contract contacts a basic client when the server stops answering ping
+    assert groups[0]["labels"]["contact_email"] == "paul@dupuis.example"
+
+    def one_ping_target() -> list[dict[str, Any]] | None:
+        found = targets_of("basic1.dupuis.example")
+        ok = [t["labels"]["job"] for t in found] == ["hostops-icmp"] and found[0]["health"] == "up"
+        return found if ok else None
+
+    wait_for("the ping target up", one_ping_target, timeout=60)
+    wait_for(
+        "the ping succeeding",
+        lambda: query('probe_success{server="basic1.dupuis.example"} == 1'),
+        timeout=60,
+    )
+    proc = hostops("monitor", "deregister", "basic1.dupuis.example", "--inventory", str(inventory))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_for("no targets left", lambda: not targets_of("basic1.dupuis.example") or None, 60)

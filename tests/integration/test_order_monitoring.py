@@ -1,0 +1,220 @@
+"""An order of level supervision applied end to end, monitored (needs root).
+
+Two Debian 13 lab hosts: a monitoring server (playbooks/monitoring-server.yml) and the
+order's server, which 'hostops order apply --lab --monitoring-server' provisions and
+registers. One story, in order: check mode changes nothing on either host; the apply
+registers the server and Prometheus's API shows its probes succeeding, with the order's
+labels; a second apply changes nothing; 'hostops monitor deregister' removes the targets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.lab
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ORDER_ID = "BDC-2027-0193"
+ORDER_PREFIX = "bdc-2027-0193-"
+ORDER_HOST = f"{ORDER_PREFIX}1"
+SERVER = "app1.vidal.example"
+MON_PREFIX = "ordermon-"
+MON = f"{MON_PREFIX}1"
+FINGERPRINT = (
+    "find /etc /home /var/lib/prometheus -xdev \\( -type f -o -type l \\) -print0 2>/dev/null"
+    " | sort -z | xargs -0 -r sha256sum 2>/dev/null | grep -v -e /var/lib/prometheus/metrics2"
+    " -e /var/lib/prometheus/alertmanager -e /var/lib/prometheus/node-exporter | sha256sum;"
+    " dpkg-query -W -f '${Package} ${Version}\\n' | sha256sum;"
+    " systemctl list-unit-files --state=enabled --no-legend | sha256sum"
+)
+T = TypeVar("T")
+
+
+def address(cli: Any, name: str) -> str:
+    status = cli("lab", "status", check=True).stdout
+    return next(line.split()[2] for line in status.splitlines() if line.startswith(f"{name} "))
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(2)
+    raise AssertionError(f"{what}: not seen within {timeout:.0f}s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("state")
+    os.environ["HOSTOPS_STATE_DIR"] = str(path)
+    yield path
+    del os.environ["HOSTOPS_STATE_DIR"]
+
+
+@pytest.fixture(scope="module")
+def lab(
+    cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The monitoring server set up, the order's server booted fresh, and the order."""
+    for prefix in (MON_PREFIX, ORDER_PREFIX):
+        cli("lab", "down", "--prefix", prefix, check=True)
+    tmp = tmp_path_factory.mktemp("order-monitoring")
+    inventory = tmp / "monitoring.yml"
+    cli(
+        "lab",
+        "up",
+        "--hosts",
+        "1",
+        "--release",
+        "trixie",
+        "--prefix",
+        MON_PREFIX,
+        "--inventory",
+        str(inventory),
+        "--group",
+        "monitoring_servers",
+        check=True,
+    )
+    cli("lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", ORDER_PREFIX, check=True)
+    setup = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "playbooks/monitoring-server.yml",
+            "-e",
+            "monitoring_server_scrape_interval=5s monitoring_server_evaluation_interval=5s",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr
+    server_address = address(cli, ORDER_HOST)
+    order = tmp / "order.yml"
+    order.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "order": ORDER_ID,
+                "customer": {
+                    "name": "Vidal Transports",
+                    "contact": {
+                        "name": "Luc Vidal",
+                        "phone": "+33 4 91 00 00 09",
+                        "email": "luc@vidal.example",
+                    },
+                },
+                "service": "private_cloud",
+                "os": "debian13",
+                "managed_level": "supervision",
+                "bandwidth_mbps": 150,
+                "servers": [{"hostname": SERVER}],
+                "backups": {"enabled": False},
+                # the lab has no DNS: the check names the server by its address
+                "monitoring": {"tcp_checks": [f"{server_address}:22"]},
+            },
+            sort_keys=False,
+        )
+    )
+    yield {"order": order, "mon": address(cli, MON), "server": server_address}
+    for prefix in (MON_PREFIX, ORDER_PREFIX):
+        cli("lab", "down", "--prefix", prefix, check=True)
+
+
+def api(lab: dict[str, Any], path: str, **params: str) -> Any:
+    url = f"http://{lab['mon']}:9090{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def targets(lab: dict[str, Any]) -> list[dict[str, Any]]:
+    active = api(lab, "/api/v1/targets", state="active")["data"]["activeTargets"]
+    return [t for t in active if t["labels"].get("server") == SERVER]
+
+
+def fingerprint(cli: Any, host: str) -> str:
+    return str(cli("lab", "ssh", host, "--", FINGERPRINT, check=True).stdout)
+
+
+def apply(cli: Any, lab: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
+    return cli("order", "apply", str(lab["order"]), "--lab", "--monitoring-server", MON, *extra)
+
+
+def test_a_monitored_level_needs_a_monitoring_server(cli: Any, lab: dict[str, Any]) -> None:
+    proc = cli("order", "apply", str(lab["order"]), "--lab")
+    assert proc.returncode == 2
+    assert "--monitoring-server: required with --lab" in proc.stderr
+
+
+def test_check_mode_changes_nothing(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
+    before = {host: fingerprint(cli, host) for host in (MON, ORDER_HOST)}
+    proc = apply(cli, lab, "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    predicted = int(proc.stdout.split("check mode predicts ")[1].split()[0])
+    assert predicted > 0
+    assert {host: fingerprint(cli, host) for host in (MON, ORDER_HOST)} == before
+
+
+def test_apply_registers_the_server(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
+    proc = apply(cli, lab)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Write the server's targets file" in proc.stdout
+
+    def probes_succeed() -> dict[str, str] | None:
+        results = api(lab, "/api/v1/query", query=f'probe_success{{server="{SERVER}"}}')
+        values = {r["metric"]["job"]: r["value"][1] for r in results["data"]["result"]}
+        return values if values == {"hostops-icmp": "1", "hostops-tcp": "1"} else None
+
+    wait_for("the ping and TCP probes succeeding", probes_succeed, timeout=90)
+    scraped = wait_for(
+        "node metrics",
+        lambda: api(lab, "/api/v1/query", query=f'node_load1{{server="{SERVER}"}}')["data"][
+            "result"
+        ],
+        timeout=60,
+    )
+    labels = scraped[0]["metric"]
+    assert labels["order"] == ORDER_ID
+    assert labels["level"] == "supervision"
+    assert labels["contact_email"] == "luc@vidal.example"
+    assert labels["bandwidth_cap_mbps"] == "150"  # the order's own cap
+    note = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
+    assert "prometheus-node-exporter" in note["servers"][0]["software"]
+
+
+def test_second_apply_changes_nothing(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
+    proc = apply(cli, lab)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout
+
+
+def test_deregister_removes_the_targets(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
+    proc = cli("monitor", "deregister", SERVER, "--lab", "--server", MON)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_for("no targets left", lambda: not targets(lab) or None, timeout=60)
+    # the server keeps running
+    assert (
+        cli(
+            "lab", "ssh", ORDER_HOST, "--", "systemctl is-active prometheus-node-exporter"
+        ).stdout.strip()
+        == "active"
+    )

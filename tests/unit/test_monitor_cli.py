@@ -1,0 +1,195 @@
+"""``hostops monitor register | deregister``: arguments are checked and hosts resolved
+before any host is touched; a bad one exits 2 with a line naming the argument."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hostops.cli import main
+from hostops.errors import UsageError
+from hostops.monitor_cli import (
+    MONITORING_GROUP,
+    SERVERS_GROUP,
+    lab_host_name,
+    plan_deregister,
+    plan_register,
+)
+from hostops.order import load_order
+
+ROOT = Path(__file__).resolve().parents[2]
+ORDERS = ROOT / "examples" / "orders"
+INVENTORY = """\
+all:
+  children:
+    monitoring_servers:
+      hosts:
+        mon1.alteo.example: {ansible_host: 192.0.2.200}
+    customers:
+      hosts:
+        app1.lemoine.example: {ansible_host: 10.1.2.3}
+"""
+NO_MONITORING = """\
+all:
+  hosts:
+    app1.lemoine.example: {}
+    mon2.alteo.example: {}
+"""
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "hosts.yml"
+    path.write_text(INVENTORY)
+    return path
+
+
+@pytest.fixture
+def bare_inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "bare.yml"
+    path.write_text(NO_MONITORING)
+    return path
+
+
+def problems(err: pytest.ExceptionInfo[UsageError]) -> str:
+    return "\n".join(err.value.problems)
+
+
+def test_register_plan_for_a_supervision_order(inventory: Path) -> None:
+    order = load_order(ORDERS / "supervision.yml")
+    plan = plan_register(
+        order, "app1.lemoine.example", inventories=[inventory], lab=False, server=None
+    )
+    assert plan.playbook == "monitor-register.yml"
+    # the order's address wins, as for 'hostops order apply'
+    assert plan.hosts[SERVERS_GROUP] == {
+        "app1.lemoine.example": {
+            "hostops_fqdn": "app1.lemoine.example",
+            "ansible_host": "192.0.2.31",
+        }
+    }
+    assert plan.hosts[MONITORING_GROUP] == {}  # the inventory's group is used
+    assert plan.limit is None
+    assert plan.extravars["hostops_targets"] == SERVERS_GROUP
+    assert plan.extravars["hostops_managed_level"] == "supervision"
+    assert plan.extravars["hostops_customer"]["contact"]["email"] == "it@lemoine.example"
+    assert plan.extravars["hostops_bandwidth_mbps"] == 101
+    assert plan.inventories == [inventory]
+
+
+def test_register_with_a_named_monitoring_server(inventory: Path) -> None:
+    order = load_order(ORDERS / "basic.yml")
+    plan = plan_register(
+        order,
+        "srv1.dupuis.example",
+        inventories=[inventory],
+        lab=False,
+        server="mon1.alteo.example",
+    )
+    assert plan.hosts[MONITORING_GROUP] == {"mon1.alteo.example": {}}
+    assert plan.limit == "localhost,mon1.alteo.example,srv1.dupuis.example"
+    generated = plan.inventory()["all"]["children"]
+    assert set(generated) == {SERVERS_GROUP, MONITORING_GROUP}
+
+
+def test_level_none_has_no_monitoring(inventory: Path) -> None:
+    order = load_order(ORDERS / "none.yml")
+    with pytest.raises(UsageError) as err:
+        plan_register(
+            order, "lab1.alixans.example", inventories=[inventory], lab=False, server=None
+        )
+    assert "--order: order BDC-2027-0101 has managed level 'none'" in problems(err)
+
+
+def test_host_must_be_a_server_of_the_order(inventory: Path) -> None:
+    order = load_order(ORDERS / "supervision.yml")
+    with pytest.raises(UsageError) as err:
+        plan_register(
+            order, "app9.lemoine.example", inventories=[inventory], lab=False, server=None
+        )
+    assert problems(err) == (
+        "HOST: 'app9.lemoine.example' is not a server of order BDC-2027-0104 "
+        "(app1.lemoine.example, app2.lemoine.example)"
+    )
+
+
+def test_a_monitoring_server_is_required(bare_inventory: Path) -> None:
+    order = load_order(ORDERS / "supervision.yml")
+    with pytest.raises(UsageError) as err:
+        plan_register(
+            order, "app1.lemoine.example", inventories=[bare_inventory], lab=False, server=None
+        )
+    assert "--server: required: the inventories have no host in the group" in problems(err)
+    with pytest.raises(UsageError) as err:
+        plan_register(
+            order,
+            "app1.lemoine.example",
+            inventories=[bare_inventory],
+            lab=False,
+            server="mon9.alteo.example",
+        )
+    assert "--server: 'mon9.alteo.example' is in none of the inventories" in problems(err)
+
+
+def test_lab_needs_a_monitoring_server_named() -> None:
+    order = load_order(ORDERS / "supervision.yml")
+    with pytest.raises(UsageError) as err:
+        plan_register(order, "app1.lemoine.example", inventories=[], lab=True, server=None)
+    assert problems(err) == "--server: required with --lab (the lab host that runs monitoring)"
+    with pytest.raises(UsageError):
+        plan_deregister("app1.lemoine.example", inventories=[], lab=True, server=None)
+
+
+def test_an_inventory_or_the_lab_is_required(tmp_path: Path) -> None:
+    order = load_order(ORDERS / "supervision.yml")
+    with pytest.raises(UsageError) as err:
+        plan_register(order, "app1.lemoine.example", inventories=[], lab=False, server=None)
+    assert problems(err) == "--inventory: required unless --lab is given"
+    missing = tmp_path / "missing.yml"
+    with pytest.raises(UsageError) as err:
+        plan_deregister("app1.lemoine.example", inventories=[missing], lab=False, server=None)
+    assert problems(err) == f"--inventory: {missing} does not exist"
+
+
+def test_deregister_plan(inventory: Path) -> None:
+    plan = plan_deregister("app1.lemoine.example", inventories=[inventory], lab=False, server=None)
+    assert plan.playbook == "monitor-deregister.yml"
+    assert plan.extravars == {"hostops_monitor_servers": ["app1.lemoine.example"]}
+    assert SERVERS_GROUP not in plan.hosts
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "App1.example", "a b", "-x", "x/y", ""])
+def test_deregister_refuses_what_is_not_a_server_name(inventory: Path, name: str) -> None:
+    with pytest.raises(UsageError) as err:
+        plan_deregister(name, inventories=[inventory], lab=False, server=None)
+    assert problems(err).startswith(f"HOST: {name!r} is not a server name")
+
+
+def test_lab_host_names_follow_order_apply() -> None:
+    order = load_order(ORDERS / "supervision.yml")
+    assert lab_host_name(order, 0) == "bdc-2027-0104-1"
+    assert lab_host_name(order, 1) == "bdc-2027-0104-2"
+
+
+def test_the_command_exits_2_before_touching_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
+    status = main(
+        [
+            "monitor",
+            "register",
+            "lab1.alixans.example",
+            "--order",
+            str(ORDERS / "none.yml"),
+            "--lab",
+        ]
+    )
+    assert status == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "hostops: --order: order BDC-2027-0101 has managed level 'none', which has no monitoring",
+        "hostops: --server: required with --lab (the lab host that runs monitoring)",
+    ]
+    assert not (tmp_path / "state").exists()
