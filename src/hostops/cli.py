@@ -16,11 +16,13 @@ from hostops.errors import HostopsError
 
 COMMAND_MODULES = (
     "hostops.lab_cli",
+    "hostops.backup_cli",
     "hostops.order_cli",
+    "hostops.maintenance_cli",
+    "hostops.patch_cli",
     "hostops.request_cli",
     "hostops.updates_cli",
-    "hostops.patch_cli",
-    "hostops.maintenance_cli",
+    "hostops.monitor_cli",
 )
 
 

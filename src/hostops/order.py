@@ -67,12 +67,12 @@ _MAX_VALUE: Final = 2048  # text with a shape of its own: URLs, paths, host name
 # stack entries are only looked at once managed_level.custom is available.
 AVAILABLE: Final[Mapping[str, bool]] = {
     "managed_level.none": True,
-    "managed_level.basic": False,
-    "managed_level.supervision": False,
+    "managed_level.basic": True,
+    "managed_level.supervision": True,
     "managed_level.plesk": True,
     "managed_level.custom": True,
-    "backups": False,
-    "monitoring": False,
+    "backups": True,
+    "monitoring": True,
     "stack.web": True,
     "stack.databases.mariadb": True,
     "stack.databases.postgresql": True,

@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where.add_argument("--lab", action="store_true", help="map the servers onto lab hosts")
     apply.add_argument("--check", action="store_true", help="predict the changes, change nothing")
     apply.add_argument("--limit", metavar="HOST", help="only this server of the order")
+    apply.add_argument(
+        "--monitoring-server",
+        metavar="NAME",
+        help="the monitoring server (default: the inventory's group monitoring_servers; "
+        "required with --lab for managed levels above none)",
+    )
     apply.set_defaults(func=cmd_apply)
 
 
@@ -48,5 +54,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     order = accept_order(args.file)
     return apply_order(
-        order, lab=args.lab, inventories=args.inventory, check=args.check, limit=args.limit
+        order,
+        lab=args.lab,
+        inventories=args.inventory,
+        check=args.check,
+        limit=args.limit,
+        monitoring_server=args.monitoring_server,
     )

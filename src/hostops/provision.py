@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,11 +25,13 @@ import yaml
 
 from hostops.errors import UsageError
 from hostops.lab import Lab, ssh_options
+from hostops.monitor_cli import MONITORING_GROUP, monitoring_group
 from hostops.order import Order
 from hostops.runner import PlaybookRun, RunResult, repo_root
 
 PARIS = ZoneInfo("Europe/Paris")
 ORDER_GROUP = "hostops_order"
+BACKUP_GROUP = "backup_servers"
 RELEASE_OF_OS = {"debian13": "trixie", "debian12": "bookworm"}
 
 
@@ -45,14 +48,15 @@ class Target:
     connection: Mapping[str, Any]
 
 
-def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any]]:
-    """Map the order's servers onto lab hosts, booting them if needed."""
+def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any], dict[str, Any]]:
+    """Map the order's servers onto lab hosts, booting them if needed; with backups, a
+    lab backup host too (the group backup_servers of the run's inventory)."""
     release = RELEASE_OF_OS[order.os]
     prefix = re.sub(r"[^a-z0-9-]", "-", order.id.lower()).strip("-") + "-"
     lab = Lab()
     hosts = lab.up(len(order.servers), release, prefix)
     state = lab.state
-    group_vars = {
+    group_vars: dict[str, Any] = {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(lab.paths.ssh_key),
         "ansible_ssh_common_args": " ".join(ssh_options(None)),
@@ -62,7 +66,18 @@ def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any]]:
         Target(server.hostname, host.address, {"ansible_host": host.address})
         for server, host in zip(order.servers, hosts, strict=True)
     ]
-    return targets, group_vars
+    backup_hosts: dict[str, Any] = {}
+    if order.backups.enabled:
+        (backup,) = lab.up(1, release, f"{prefix}backup")
+        backup_hosts[backup.name] = {"ansible_host": backup.address}
+        # The lab's repository password: made once, kept root-only in the lab's state.
+        # In production it comes from Ansible Vault (backup_restic_password).
+        secret = lab.paths.state_dir / "backup-restic-password"
+        if not secret.exists():
+            secret.touch(mode=0o600)
+            secret.write_text(secrets.token_urlsafe(32))
+        group_vars["backup_restic_password"] = secret.read_text().strip()
+    return targets, group_vars, backup_hosts
 
 
 def inventory_targets(order: Order, inventories: list[Path]) -> list[Target]:
@@ -92,9 +107,19 @@ def inventory_targets(order: Order, inventories: list[Path]) -> list[Target]:
     return targets
 
 
-def run_inventory(targets: list[Target], group_vars: Mapping[str, Any]) -> dict[str, Any]:
+def run_inventory(
+    targets: list[Target],
+    group_vars: Mapping[str, Any],
+    monitoring: Mapping[str, Any] | None = None,
+    backup_hosts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     hosts = {t.hostname: {**t.connection, "hostops_fqdn": t.hostname} for t in targets}
-    return {"all": {"children": {ORDER_GROUP: {"hosts": hosts, "vars": dict(group_vars)}}}}
+    children: dict[str, Any] = {ORDER_GROUP: {"hosts": hosts, "vars": dict(group_vars)}}
+    if monitoring:
+        children[MONITORING_GROUP] = {"hosts": dict(monitoring), "vars": dict(group_vars)}
+    if backup_hosts:
+        children[BACKUP_GROUP] = {"hosts": dict(backup_hosts), "vars": dict(group_vars)}
+    return {"all": {"children": children}}
 
 
 def new_run_dir(order: Order) -> Path:
@@ -109,10 +134,17 @@ def apply_order(
     inventories: list[Path],
     check: bool = False,
     limit: str | None = None,
+    monitoring_server: str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
+    # Monitored levels need a monitoring server: found (or refused) before any host is
+    # touched.
+    monitoring: dict[str, Any] = {}
+    if order.managed_level != "none":
+        monitoring = monitoring_group(lab=lab, inventories=inventories, server=monitoring_server)
+    backup_hosts: dict[str, Any] = {}
     if lab:
-        targets, group_vars = lab_targets(order)
+        targets, group_vars, backup_hosts = lab_targets(order)
         inventory_paths: list[Path] = []
     else:
         if not inventories:
@@ -124,7 +156,9 @@ def apply_order(
     run_dir = new_run_dir(order)
     run_dir.mkdir(parents=True, mode=0o700)
     generated = run_dir / "order-inventory.yml"
-    generated.write_text(yaml.safe_dump(run_inventory(targets, group_vars), sort_keys=False))
+    inventory = run_inventory(targets, group_vars, monitoring, backup_hosts)
+    generated.touch(mode=0o600)  # it may carry the lab's backup repository password
+    generated.write_text(yaml.safe_dump(inventory, sort_keys=False))
     extravars = {**order.to_vars(), "hostops_targets": ORDER_GROUP}
     mode = "check mode, nothing is changed" if check else "applying"
     print(
@@ -136,7 +170,7 @@ def apply_order(
         inventory=[*inventory_paths, generated],
         run_dir=run_dir / "runner",
         extravars=extravars,
-        limit=limit,
+        limit=f"{limit},{MONITORING_GROUP},{BACKUP_GROUP},localhost" if limit else None,
         check=check,
         diff=check,
         out=out,
