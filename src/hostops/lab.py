@@ -55,6 +55,12 @@ def bridge_name() -> str:
     return f"{lab_id()}-br0"
 
 
+def bridge_mac() -> str:
+    """A stable, locally administered unicast MAC for the lab's bridge."""
+    digest = hashlib.sha256(lab_id().encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
 DOMAIN = "lab.alixans.example"
 ROOTFS_PACKAGES = (
     "systemd",
@@ -505,7 +511,10 @@ class Lab:
         addresses = run(["ip", "-j", "addr", "show", "dev", bridge]).stdout
         if f'"{gateway}"' not in addresses:
             run(["ip", "addr", "add", f"{gateway}/{subnet.prefixlen}", "dev", bridge])
-        run(["ip", "link", "set", bridge, "up"])
+        # A bridge without an address of its own takes a port's MAC and changes it when
+        # that port leaves: the other hosts' ARP entries for the gateway (the apt cache)
+        # then go stale. A fixed, locally administered MAC keeps them valid.
+        run(["ip", "link", "set", bridge, "address", bridge_mac(), "up"])
         self.state.bridge_address = gateway
 
     def _ensure_apt_cache(self) -> None:

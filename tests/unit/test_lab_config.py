@@ -125,3 +125,13 @@ def test_lab_id_names_everything(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTOPS_LAB_ID", "Bad-Id")
     with pytest.raises(UsageError, match="HOSTOPS_LAB_ID: 'Bad-Id'"):
         lab.bridge_name()
+
+
+def test_bridge_mac_is_stable_and_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTOPS_LAB_ID", "ci")
+    mac = lab.bridge_mac()
+    assert mac == lab.bridge_mac()
+    first = int(mac.split(":")[0], 16)
+    assert first & 0x02 and not first & 0x01  # locally administered, unicast
+    monkeypatch.setenv("HOSTOPS_LAB_ID", "hostops")
+    assert lab.bridge_mac() != mac
