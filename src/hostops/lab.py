@@ -177,6 +177,7 @@ class LabState:
     bridge_address: str = ""
     acng_port: int = DEFAULT_ACNG_PORT
     acng_pid: int = 0
+    next_offset: int = 0
     hosts: dict[str, LabHost] = field(default_factory=dict)
 
     @classmethod
@@ -605,10 +606,16 @@ class Lab:
         return key
 
     def _next_address(self, subnet: ipaddress.IPv4Network) -> str:
+        """The next address never used since the lab came up: a reused address with a
+        new MAC leaves stale ARP entries on the bridge, and connections fail for a while."""
         used = {h.address for h in self.state.hosts.values()}
-        for offset, address in enumerate(subnet.hosts()):
-            if offset >= 9 and str(address) not in used:
-                return str(address)
+        candidates = [str(a) for offset, a in enumerate(subnet.hosts()) if offset >= 9]
+        start = self.state.next_offset % len(candidates)
+        for step in range(len(candidates)):
+            index = (start + step) % len(candidates)
+            if candidates[index] not in used:
+                self.state.next_offset = index + 1
+                return candidates[index]
         raise HostopsError(f"the lab subnet {subnet} has no free address left")
 
     def _create_host(

@@ -26,9 +26,14 @@ def test_order_validate_bad_names_field_and_value(
     assert "os:" in err and "debian11" in err
 
 
-def test_order_not_available_yet_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["order", "validate", str(EXAMPLES / "custom.yml")]) == 2
-    assert "not available yet" in capsys.readouterr().err
+def test_order_not_available_yet_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order = tmp_path / "o.yml"
+    text = (EXAMPLES / "custom.yml").read_text()
+    order.write_text(text.replace("databases: [mariadb, postgresql]", "databases: [mongodb]"))
+    assert main(["order", "validate", str(order)]) == 2
+    assert "stack.databases: 'mongodb' is not available yet" in capsys.readouterr().err
 
 
 def test_apply_without_target_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
