@@ -46,16 +46,3 @@ def cli():  # type: ignore[no-untyped-def]
     """The ``hostops`` command as a function: ``cli("lab", "status")``."""
     return hostops
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group lab tests for pytest-xdist (--dist loadgroup): the tests of one integration
-    module share hosts and run in order on one worker; each molecule scenario is a group
-    of its own, so scenarios run side by side."""
-    for item in items:
-        path = Path(str(item.fspath))
-        if path.parent.name != "integration":
-            continue
-        scenario = path.name == "test_molecule.py" and "[" in item.name
-        group = item.name if scenario else path.stem
-        item.add_marker(pytest.mark.xdist_group(group))
