@@ -204,7 +204,9 @@ class _Progress:
         if label in ("FAILED", "UNREACHABLE"):
             message = _failure_message(res)
             self.failures.append(TaskFailure(host, task, message))
-            line = f"  {host:<16} {label:<11} {task}: {message}"
+            # the progress line is kept short; the failures listed after the run say it all
+            shown = message if len(message) <= SHORT else message[:SHORT] + " [...]"
+            line = f"  {host:<16} {label:<11} {task}: {shown}"
         else:
             line = f"  {host:<16} {label:<11} {task}"
         if not self.quiet or label not in ("ok",):
@@ -213,10 +215,17 @@ class _Progress:
         return True
 
 
+# Characters of a failure message: in the progress lines, and kept for the report.
+SHORT = 500
+LONG = 4000
+
+
 def _failure_message(res: Any) -> str:
     if not isinstance(res, dict):
         return str(res)[:300]
     if res.get("censored"):
         return str(res["censored"])
     message = res.get("msg") or res.get("stderr") or res.get("module_stderr") or "failed"
-    return " ".join(str(message).split())[:500]
+    # whole, so that a preflight's list of problems is read in full; bounded, for a
+    # command that printed pages
+    return " ".join(str(message).split())[:LONG]
