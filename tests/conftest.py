@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,12 @@ def cli():  # type: ignore[no-untyped-def]
     """The ``hostops`` command as a function: ``cli("lab", "status")``."""
     return hostops
 
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A hostops state directory of the test module's own (HOSTOPS_STATE_DIR): its orders,
+    delivery notes and request runs, apart from the repository's state/."""
+    path = tmp_path_factory.mktemp("state")
+    os.environ["HOSTOPS_STATE_DIR"] = str(path)
+    yield path
+    del os.environ["HOSTOPS_STATE_DIR"]

@@ -7,7 +7,6 @@ apply succeeds and writes the delivery note; a second apply changes nothing.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,6 @@ FINGERPRINT = (
     " getent passwd | sha256sum;"
     " systemctl list-unit-files --state=enabled --no-legend | sha256sum"
 )
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory):  # type: ignore[no-untyped-def]
-    path = tmp_path_factory.mktemp("state")
-    os.environ["HOSTOPS_STATE_DIR"] = str(path)
-    yield path
-    del os.environ["HOSTOPS_STATE_DIR"]
 
 
 @pytest.fixture(scope="module")

@@ -44,14 +44,6 @@ def fingerprint(cli: Any, host: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("state")
-    os.environ["HOSTOPS_STATE_DIR"] = str(path)
-    yield path
-    del os.environ["HOSTOPS_STATE_DIR"]
-
-
-@pytest.fixture(scope="module")
 def hosts(cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     for prefix in (MON_PREFIX, PREFIX):
         cli("lab", "down", "--prefix", prefix, check=True)

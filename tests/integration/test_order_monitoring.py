@@ -59,14 +59,6 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float) -> T:
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("state")
-    os.environ["HOSTOPS_STATE_DIR"] = str(path)
-    yield path
-    del os.environ["HOSTOPS_STATE_DIR"]
-
-
-@pytest.fixture(scope="module")
 def lab(
     cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:

@@ -24,7 +24,6 @@ import email
 import email.message
 import email.policy
 import json
-import os
 import re
 import threading
 import urllib.request
@@ -163,14 +162,6 @@ def packages(cli: Cli, host: str) -> dict[str, str]:
 def address(cli: Cli, host: str) -> str:
     status = cli("lab", "status", check=True).stdout
     return next(line.split()[2] for line in status.splitlines() if line.startswith(host + " "))
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("state")
-    os.environ["HOSTOPS_STATE_DIR"] = str(path)
-    yield path
-    del os.environ["HOSTOPS_STATE_DIR"]
 
 
 @pytest.fixture(scope="module")
