@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from hostops.errors import UsageError
+from hostops.plesk_commands import domain_problems
 from hostops.request_names import (
     ENGINES,
     database_name_problems,
@@ -43,12 +44,13 @@ HOST_VAR: Final = "hostops_request_host"
 
 @dataclass(frozen=True)
 class Argument:
-    """A required command-line argument and the playbook variable it fills."""
+    """A command-line argument and the playbook variable it fills."""
 
     flag: str
     extravar: str
     help: str
     choices: tuple[str, ...] = ()
+    required: bool = True
 
     @property
     def dest(self) -> str:
@@ -75,7 +77,7 @@ class RequestVerb:
 
     def variables(self, values: Mapping[str, str]) -> dict[str, str]:
         """The playbook's variables from checked values (the password is not among them)."""
-        return {arg.extravar: values[arg.dest] for arg in self.arguments}
+        return {arg.extravar: values[arg.dest] for arg in self.arguments if arg.dest in values}
 
     def extravars(self, values: Mapping[str, str]) -> dict[str, str]:
         """:meth:`variables`, after :meth:`problems`: UsageError (exit 2) on any of them."""
@@ -87,8 +89,11 @@ class RequestVerb:
 
 def _check_database(values: Mapping[str, str]) -> list[str]:
     engine = values["engine"]
-    return engine_problems(engine, "--engine") + database_name_problems(
-        engine, values["name"], "--name"
+    domain = values.get("domain")
+    return (
+        engine_problems(engine, "--engine")
+        + database_name_problems(engine, values["name"], "--name")
+        + (domain_problems(domain, "--domain") if domain is not None else [])
     )
 
 
@@ -107,7 +112,17 @@ DATABASE: Final = RequestVerb(
     name="database",
     help="create a database (owned, in PostgreSQL, by a role of the same name)",
     playbook="request-database.yml",
-    arguments=(_ENGINE, Argument("--name", "request_database", "database name")),
+    arguments=(
+        _ENGINE,
+        Argument("--name", "request_database", "database name"),
+        Argument(
+            "--domain",
+            "request_domain",
+            "Plesk servers only, and required there: the subscription (domain) the "
+            "database belongs to",
+            required=False,
+        ),
+    ),
     check=_check_database,
     describe=lambda values: f"{values['engine']} database {values['name']}",
 )

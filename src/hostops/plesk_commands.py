@@ -4,8 +4,13 @@ On a Plesk server (managed level 3, contract §4.1.1) the ticket requests that a
 stack serves with its own roles (vhost, database, database user, FTP account, mailbox)
 are served by Plesk's own command-line utilities, so that Plesk's database stays the one
 truth about what the server hosts. This module only builds command lines: it runs
-nothing, imports no Ansible, and touches no host. ``playbooks/plesk-request.yml`` runs
-what it builds, through ``ansible.builtin.command`` with ``argv``.
+nothing, imports no Ansible, and touches no host. The request playbooks
+(``playbooks/request-*.yml``) serve both back ends: on a host whose managed level is
+``plesk`` they include ``playbooks/tasks/plesk-request.yml``, which builds the request
+with the filter ``alteo.hostops.plesk_request`` (:func:`plesk_extravars`, here) and runs
+it through ``ansible.builtin.command`` with ``argv``. The same playbooks therefore serve a
+Plesk server from ``hostops request`` and from AWX (whose execution environment then
+needs this package, as the controller running ``hostops`` has it).
 
 Each request is two commands (:class:`PleskRequest`):
 
@@ -30,7 +35,9 @@ those variables into the command line of the remote shell that starts the module
 any user of the host sees them in ``ps`` for as long as the command runs. Instead the
 command starts with :data:`SECRET_ENV_WRAPPER`, a fixed ``/bin/sh -c`` line that reads
 the password from its standard input, exports it and ``exec``\\ s the ``plesk`` command;
-the playbook feeds the password on stdin (a pipe), under ``no_log``. The process list
+the playbook feeds the password (the extra variable :data:`PASSWORD_VAR`, or the
+controller's environment variable ``HOSTOPS_REQUEST_PASSWORD`` under AWX) on stdin (a
+pipe), under ``no_log``. The process list
 then shows ``plesk bin ... -passwd ''`` and nothing else.
 
 Commands and options come from Plesk's CLI reference where it documents them and from
@@ -44,15 +51,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hostops import request_names
 from hostops.errors import UsageError
 
-PLAYBOOK: Final = "plesk-request.yml"
 PLESK: Final = "plesk"
+# The extra variable that carries the password a request sets (hostops.requests passes
+# it and redacts it from the run's files afterwards).
+PASSWORD_VAR: Final = "plesk_request_password"  # noqa: S105 - a name, not a password
 PASSWORD_ENV: Final = "PSA_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 # Reads one line (the password) from stdin, exports it, and becomes the plesk command.
 # Fixed text: nothing from a request is ever put into it.
@@ -125,16 +133,19 @@ class PleskRequest:
     target: str  # the object made, for messages: a domain, a database, an address
     guard: Guard
     create: PleskCommand
+    # what the request's result reports besides its status (as the custom stack's do)
+    details: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def needs_password(self) -> bool:
         return self.create.secret_env is not None
 
-    def extravars(self, password_file: Path | None = None) -> dict[str, Any]:
-        """The request as plain data for the playbook (never a secret, only a path)."""
-        request: dict[str, Any] = {
+    def as_data(self) -> dict[str, Any]:
+        """The request as plain data for the playbook (never a secret)."""
+        return {
             "verb": self.verb,
             "target": self.target,
+            "details": dict(self.details),
             "guard": {"argv": list(self.guard.argv), "expect_stdout": self.guard.expect_stdout},
             "create": {
                 "argv": list(self.create.argv),
@@ -143,10 +154,6 @@ class PleskRequest:
                 "append_server_ip": self.create.append_server_ip,
             },
         }
-        extravars: dict[str, Any] = {"plesk_request": request}
-        if password_file is not None:
-            extravars["plesk_request_password_file"] = str(password_file)
-        return extravars
 
 
 # -- Builders: one per verb ------------------------------------------------------------------
@@ -186,6 +193,7 @@ def vhost(domain: str, php: str | None = None) -> PleskRequest:
         target=domain,
         guard=Guard((PLESK, "bin", "subscription", "--info", domain)),
         create=PleskCommand(tuple(argv), secret_env=PASSWORD_ENV, append_server_ip=True),
+        details={"domain": domain, "login": system_user(domain)},
     )
 
 
@@ -209,6 +217,7 @@ def database(name: str, domain: str, engine: str = "mariadb") -> PleskRequest:
             (PLESK, "bin", "database", "--create", name, "-domain", domain, "-type",
              ENGINE_TYPES[engine]),
         ),
+        details={"engine": engine, "database": name, "domain": domain},
     )
 
 
@@ -222,7 +231,6 @@ def db_user(user: str, database_name: str, engine: str = "mariadb") -> PleskRequ
     (how a grant on a name with ``_`` may be stored). A user that exists with rights on
     another database only is not "done": the create then fails in Plesk, visibly.
     """
-    del engine  # MySQL/MariaDB only (SERVED_ENGINES); kept for the verbs' shape
     user = _sql_name(user, "--user")
     database_name = _sql_name(database_name, "--database")
     escaped = database_name.replace("_", "\\\\_")  # SQL text a\\_b is the string a\_b
@@ -239,6 +247,7 @@ def db_user(user: str, database_name: str, engine: str = "mariadb") -> PleskRequ
              ""),
             secret_env=PASSWORD_ENV,
         ),
+        details={"engine": engine, "database": database_name, "user": user},
     )
 
 
@@ -256,6 +265,7 @@ def ftp_account(user: str, domain: str) -> PleskRequest:
             (PLESK, "bin", "ftpsubaccount", "--create", user, "-passwd", "", "-domain", domain),
             secret_env=PASSWORD_ENV,
         ),
+        details={"user": user, "domain": domain},
     )
 
 
@@ -273,6 +283,7 @@ def mailbox(address: str) -> PleskRequest:
             (PLESK, "bin", "mail", "--create", address, "-mailbox", "true", "-passwd", ""),
             secret_env=PASSWORD_ENV,
         ),
+        details={"address": address},
     )
 
 
@@ -331,7 +342,7 @@ def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
     build: Callable[[], PleskRequest]
     if verb == "vhost":
         domain, php = text("domain"), text("php", required=False)
-        problems += _domain_problems(domain, "--domain") if domain else []
+        problems += domain_problems(domain, "--domain") if domain else []
         if php and not _PHP.fullmatch(php):
             problems.append(f"--php: {_show(php)}: must be a PHP version like 8.4")
         build = lambda: vhost(domain, php or None)  # noqa: E731
@@ -339,7 +350,7 @@ def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
         engine, name, domain = text("engine"), text("name"), text("domain")
         problems += _engine_problems(engine)
         problems += request_names.database_name_problems(engine, name) if name else []
-        problems += _domain_problems(domain, "--domain") if domain else []
+        problems += domain_problems(domain, "--domain") if domain else []
         build = lambda: database(name, domain, engine)  # noqa: E731
     elif verb == "db-user":
         engine, name, user = text("engine"), text("database"), text("user")
@@ -349,7 +360,7 @@ def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
         build = lambda: db_user(user, name, engine)  # noqa: E731
     elif verb == "ftp-account":
         domain, user = text("domain"), text("user")
-        problems += _domain_problems(domain, "--domain") if domain else []
+        problems += domain_problems(domain, "--domain") if domain else []
         if user and not _FTP_USER.fullmatch(user):
             problems.append(
                 f"--user: {_show(user)}: must match ^[a-z][a-z0-9_.-]{{0,31}}$ "
@@ -365,36 +376,27 @@ def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
     return build()
 
 
-def request_run(
-    verb: str, args: Mapping[str, Any], password_file: Path | None = None
-) -> tuple[str, dict[str, Any]]:
-    """The playbook and extra variables that serve (*verb*, *args*) on a Plesk server.
-
-    *password_file* is a file on the controller, mode 0600, holding the password the
-    request sets (generated and shown once by the caller); it is required exactly when
-    the request takes one (:attr:`PleskRequest.needs_password`). Only its path goes in the
-    extra variables, so the password never reaches ansible-runner's files.
-    """
-    request = build_request(verb, args)
-    if request.needs_password and password_file is None:
-        raise UsageError(f"{verb}: sets a password: give the file that holds it")
-    if not request.needs_password and password_file is not None:
-        raise UsageError(f"{verb}: sets no password: give no password file")
-    return PLAYBOOK, request.extravars(password_file)
-
-
 def plesk_extravars(verb: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    """The Plesk part of a request's extra variables, for a request playbook that serves
-    both back ends and learns the server's level on the host (``ansible_local.hostops``):
+    """What ``tasks/plesk-request.yml`` serves on a Plesk server, from the request
+    playbook's own variables (through the filter ``alteo.hostops.plesk_request``):
     ``{"plesk_request": ...}``, or ``{"plesk_request_problems": [...]}`` when the
-    arguments cannot be served on a Plesk server (``tasks/plesk-request.yml`` then fails
-    with those lines). Never a secret: the caller passes the password as
-    ``plesk_request_password`` (and redacts it) or ``plesk_request_password_file``."""
+    arguments cannot be served on a Plesk server (the tasks then fail with those lines,
+    before anything changes). Never a secret: the password travels in
+    :data:`PASSWORD_VAR` (or ``HOSTOPS_REQUEST_PASSWORD`` in the controller's environment)."""
     try:
         request = build_request(verb, args)
     except UsageError as err:
         return {"plesk_request_problems": list(err.problems)}
-    return {"plesk_request": request.extravars()["plesk_request"]}
+    return {"plesk_request": request.as_data()}
+
+
+def needs_password(verb: str, args: Mapping[str, Any]) -> bool:
+    """Whether the request sets a password on a Plesk server (False when it cannot be
+    served there at all: the playbook then refuses it)."""
+    try:
+        return build_request(verb, args).needs_password
+    except UsageError:
+        return False
 
 
 # -- Checks on values ---------------------------------------------------------------------------
@@ -426,7 +428,7 @@ def _is_domain(name: str) -> bool:
     )
 
 
-def _domain_problems(domain: str, arg: str) -> list[str]:
+def domain_problems(domain: str, arg: str) -> list[str]:
     if _is_domain(domain):
         return []
     return [

@@ -1,4 +1,4 @@
-"""``hostops request VERB``: the ticket requests of a custom managed server (§4.1.1).
+"""``hostops request VERB``: the ticket requests of a managed server (§4.1.1): custom or Plesk.
 
 The verbs and their arguments are declared as data (:class:`hostops.requests.Verb`):
 the framework's own (vhost, ftp-account, and the database verbs of
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         where.add_argument(
             "--lab", action="store_true", help="the host is a lab host (inventories/lab/hosts.yml)"
         )
-        if verb.secret is not None:
+        if verb.secrets():
             parser.add_argument(
                 "--vault-file",
                 type=Path,

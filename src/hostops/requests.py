@@ -42,7 +42,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from hostops import db_requests
+from hostops import db_requests, plesk_commands
 from hostops.errors import HostopsError, UsageError
 from hostops.lab import LabPaths
 from hostops.provision import state_dir
@@ -140,6 +140,12 @@ class Verb:
     secret: Secret | None = None
     # problems that involve several arguments (engine limits, ...), as full lines
     check: Callable[[Mapping[str, str]], list[str]] = field(default=lambda _args: [])
+    # a password the request sets on a Plesk server only (a vhost is a subscription,
+    # whose system user has one); a verb with a secret uses that one on both back ends
+    plesk_secret: Secret | None = None
+
+    def secrets(self) -> tuple[Secret, ...]:
+        return tuple(s for s in (self.secret, self.plesk_secret) if s is not None)
 
 
 HOST = Argument("--host", "the server (an inventory host name)", check_host, metavar="H")
@@ -170,6 +176,11 @@ VHOST = Verb(
     ),
     variables=_vhost_variables,
     describe=lambda args: f"vhost {args['domain']}",
+    plesk_secret=Secret(
+        var=plesk_commands.PASSWORD_VAR,
+        vault_path=lambda args: (args["host"], "subscriptions", args["domain"]),
+        label="password",
+    ),
 )
 
 FTP_ACCOUNT = Verb(
@@ -211,6 +222,7 @@ def from_db_request(spec: db_requests.RequestVerb) -> Verb:
                     a.flag,
                     a.help + (f" ({', '.join(a.choices)})" if a.choices else ""),
                     _checked_by_the_verb,
+                    required=a.required,
                     metavar=a.dest.upper(),
                 )
                 for a in spec.arguments
@@ -394,6 +406,9 @@ class VaultFile:
 # -- The run -------------------------------------------------------------------------
 
 REDACTED = "<redacted>"
+# The task of playbooks/tasks/plesk-request.yml that refuses arguments a Plesk server
+# cannot take: its failure is bad input (exit 2), not a failed run.
+PLESK_REFUSAL_TASK = "Refuse a request that cannot be served on Plesk"
 
 
 def new_run_dir(verb: Verb, host: str) -> Path:
@@ -433,7 +448,7 @@ def run_request(
     password_file = vault_password_file(vault_password)
     vault: VaultFile | None = None
     if vault_file is not None:
-        if verb.secret is None:
+        if not verb.secrets():
             raise UsageError(f"--vault-file: {verb.name} generates no secret to store")
         if password_file is None:
             raise UsageError(
@@ -447,10 +462,16 @@ def run_request(
     )
     what = verb.describe(args)
     extravars: dict[str, Any] = {"hostops_request_host": host, **verb.variables(args)}
+    # One password per request, generated here: under the verb's own variable, or, for a
+    # verb that sets one on a Plesk server only, under plesk_request_password. The
+    # playbook learns the back end on the host; what it reports says which was used.
     password = None
-    if verb.secret is not None:
+    secret_vars = [s.var for s in verb.secrets()]
+    if verb.secret is not None or (
+        verb.plesk_secret is not None and plesk_commands.needs_password(verb.name, args)
+    ):
         password = generate_password()
-        extravars[verb.secret.var] = password
+        extravars.update(dict.fromkeys(secret_vars, password))
     mode = "check mode, nothing is changed" if check else "applying"
     print(f"request {what} on {host} ({mode})", file=out)
     run_dir = new_run_dir(verb, host)
@@ -467,10 +488,17 @@ def run_request(
     try:
         result = run.execute()
     finally:
-        if verb.secret is not None:
-            redact_extravars(run_dir / "runner", [verb.secret.var])
+        if secret_vars:
+            redact_extravars(run_dir / "runner", secret_vars)
     print("", file=out)
     print(result.summary_table(), file=out)
+    refused = [f for f in result.failures if f.task == PLESK_REFUSAL_TASK]
+    if refused:
+        # Arguments this server's back end cannot take (a Plesk database needs --domain,
+        # ...): bad input, found once the host's level was read; nothing was changed.
+        raise UsageError(
+            [f"request {what} on {host}: {refused[0].message}", f"(artifacts: {run_dir})"]
+        )
     if not result.ok:
         for failure in result.failures:
             print(f"FAILED on {failure.host}, task '{failure.task}': {failure.message}", file=out)
@@ -482,6 +510,8 @@ def run_request(
     details = dict((result.artifacts.get("hostops_request") or {}).get(host) or {})
     status = str(details.pop("status", "") or "unknown").strip()
     message = str(details.pop("message", "") or "").strip()
+    backend = str(details.pop("backend", "") or "custom")
+    secret = verb.secret or (verb.plesk_secret if backend == "plesk" else None)
     shown = ", ".join(f"{k} {v}" for k, v in details.items() if v not in ("", None))
     if check:
         if status == "unmet":
@@ -496,23 +526,23 @@ def run_request(
         return 0
     if status not in ("created", "exists"):
         raise HostopsError(f"request {what} on {host}: the playbook reported no result ({status})")
-    if verb.secret is None or password is None:
+    if secret is None or password is None:
         print(f"request {what} on {host}: {status}, {result.changed} change(s) ({shown})", file=out)
         return 0
     if status == "exists":
         print(
-            f"request {what} on {host}: exists, {verb.secret.label} unchanged, "
+            f"request {what} on {host}: exists, {secret.label} unchanged, "
             f"{result.changed} change(s) ({shown})",
             file=out,
         )
         return 0
     print(f"request {what} on {host}: created, {result.changed} change(s) ({shown})", file=out)
     if vault is None:
-        print(f"{verb.secret.label} (shown once, stored nowhere): {password}", file=out)
+        print(f"{secret.label} (shown once, stored nowhere): {password}", file=out)
         return 0
-    key = verb.secret.vault_path(args)
+    key = secret.vault_path(args)
     entry = {
-        verb.secret.label: password,
+        secret.label: password,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **{k: v for k, v in args.items() if k != "host"},
     }
@@ -520,7 +550,7 @@ def run_request(
         vault.store(key, entry)
     except Exception as err:
         # The account exists now: its password must not be lost with the file.
-        print(f"{verb.secret.label} (the vault file could not be written): {password}", file=out)
+        print(f"{secret.label} (the vault file could not be written): {password}", file=out)
         raise HostopsError(f"--vault-file: {vault.path}: not written ({err})") from err
-    print(f"{verb.secret.label} stored in {vault.path} under {'/'.join(key)}", file=out)
+    print(f"{secret.label} stored in {vault.path} under {'/'.join(key)}", file=out)
     return 0

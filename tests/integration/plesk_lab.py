@@ -59,12 +59,19 @@ class Run:
         return f"{self.result.status} rc={self.result.rc}\n{self.output}"
 
 
-def hostops_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(
-        [str(BIN / "hostops"), *args], cwd=ROOT, capture_output=True, text=True, env=env,
-        timeout=600, check=False,
+def hostops(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``hostops`` command from the repository root, with ENV on top of ours."""
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    return subprocess.run(
+        [str(BIN / "hostops"), *args], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "PATH": path, **(env or {})}, timeout=600, check=False,
     )
+
+
+def hostops_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = hostops(*args)
     if proc.returncode != 0:
         raise AssertionError(f"hostops {' '.join(args)}: {proc.stdout}\n{proc.stderr}")
     return proc

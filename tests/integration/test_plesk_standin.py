@@ -25,13 +25,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ansible_runner
 import pytest
+import yaml
+from ansible.parsing.vault import VaultLib, VaultSecret
 from plesk_lab import (
     ADMIN_EMAIL,
     GROUP,
@@ -40,6 +44,7 @@ from plesk_lab import (
     Secrets,
     boot,
     fingerprint,
+    hostops,
     read_json_lines,
     role_vars,
     run_playbook,
@@ -99,6 +104,10 @@ def standin(host: LabHost) -> LabHost:
         " && for i in $(seq 50); do python3 -c \"import urllib.request as u;"
         f" u.urlopen('{MIRROR}/plesk-installer')\" 2>/dev/null && exit 0; sleep 0.2; done; exit 1",
     )
+    # What playbooks/provision.yml records on a server of an order of level plesk: the
+    # ticket requests read it to choose Plesk's back end.
+    ssh(host, "install -d /etc/ansible/facts.d && echo '{\"managed_level\": \"plesk\"}'"
+        " > /etc/ansible/facts.d/hostops.fact")
     return host
 
 
@@ -198,6 +207,9 @@ def test_a_second_role_run_changes_nothing_and_only_asks(standin, workdir, vault
     ]
 
 
+# The ticket requests as an operator types them: `hostops request VERB --host H ...`,
+# with the Plesk server's own inventory. The server's level (plesk) is on the host, in
+# the fact provisioning records; the playbooks choose Plesk's back end from it.
 REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("vhost", {"domain": "www.rousseau.example", "php": "8.2"}),
     ("database", {"engine": "mariadb", "name": "shop_db", "domain": "www.rousseau.example"}),
@@ -205,43 +217,37 @@ REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("ftp-account", {"domain": "www.rousseau.example", "user": "marc"}),
     ("mailbox", {"address": "marc@www.rousseau.example"}),
 ]
+PASSWORD_LINE = re.compile(r"^password \(shown once, stored nowhere\): (\S+)$", re.MULTILINE)
 
 
-def run_request(
-    host: LabHost, workdir: Path, vault: Secrets, verb: str, args: dict[str, str], *,
-    password: str | None, check: bool = False,
-) -> tuple[Any, dict[str, Any]]:
-    password_file = None
-    if password is not None:
-        password_file = workdir / f"password-{verb}"  # outside every run directory
-        password_file.write_text(password)
-        password_file.chmod(0o600)
-    playbook, extravars = plesk_commands.request_run(verb, args, password_file)
-    run = run_playbook(playbook, host, workdir, secrets_=vault,
-                       extravars={**extravars, "hostops_targets": GROUP}, check=check)
-    RUN_DIRS.append(run.run_dir)
-    assert run.result.ok, run.explain()
-    return run, run.result.artifacts["hostops_request"][host.name]
+def request_cli(host: LabHost, workdir: Path, verb: str, args: dict[str, str],
+                *extra: str) -> subprocess.CompletedProcess[str]:
+    flags = [item for key, value in args.items() for item in (f"--{key}", value)]
+    return hostops(
+        "request", verb, "--host", host.name, *flags, "--inventory", str(host.inventory), *extra,
+        env={"HOSTOPS_STATE_DIR": str(workdir / "state")},
+    )
 
 
 def test_each_request_records_its_guard_then_its_create(standin, workdir, vault):  # type: ignore[no-untyped-def]
     for verb, args in REQUESTS:
         request = plesk_commands.build_request(verb, args)
-        password = "Req-" + secrets.token_urlsafe(15) if request.needs_password else None
-        if password:
-            REQUEST_PASSWORDS.append(password)
         before = len(calls(standin))
-        run, result = run_request(standin, workdir, vault, verb, args, password=password)
-        assert result == {"verb": verb, "target": request.target, "status": "created"}
-        assert run.result.changed == 1, run.explain()
+        proc = request_cli(standin, workdir, verb, args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        details = ", ".join(f"{k} {v}" for k, v in request.details.items())
+        assert f": created, 1 change(s) ({details})" in proc.stdout, proc.stdout
+        shown = PASSWORD_LINE.findall(proc.stdout)
+        assert len(shown) == (1 if request.needs_password else 0), proc.stdout
+        REQUEST_PASSWORDS.extend(shown)
         create = list(request.create.argv)
         if request.create.append_server_ip:
             create += ["-ip", standin.address]
         assert calls(standin)[before:] == [
             plesk_call(*request.guard.argv[1:]),
-            plesk_call(*create[1:], env=SET if password else UNSET),
+            plesk_call(*create[1:], env=SET if request.needs_password else UNSET),
         ], verb
-    # the passwords that arrived in PSA_PASSWORD are the ones the requests set
+    # the passwords that arrived in PSA_PASSWORD are the ones hostops showed, once
     recorded = state(standin)
     vhost, db_user, ftp, mailbox = REQUEST_PASSWORDS
     assert recorded["subscriptions"]["www.rousseau.example"] == {
@@ -254,16 +260,15 @@ def test_each_request_records_its_guard_then_its_create(standin, workdir, vault)
     assert recorded["mail"]["marc@www.rousseau.example"]["password_sha256"] == sha256(mailbox)
 
 
-def test_second_requests_create_nothing(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_second_requests_create_nothing_and_show_no_password(standin, workdir, vault):  # type: ignore[no-untyped-def]
     before = len(calls(standin))
     for verb, args in REQUESTS:
         request = plesk_commands.build_request(verb, args)
-        password = "Other-" + secrets.token_urlsafe(12) if request.needs_password else None
-        if password:
-            REQUEST_PASSWORDS.append(password)
-        run, result = run_request(standin, workdir, vault, verb, args, password=password)
-        assert result["status"] == "exists", verb
-        assert run.result.changed == 0, run.explain()
+        proc = request_cli(standin, workdir, verb, args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        unchanged = "password unchanged, " if request.needs_password else ""
+        assert f": exists, {unchanged}0 change(s)" in proc.stdout, proc.stdout
+        assert not PASSWORD_LINE.search(proc.stdout)
     new = calls(standin)[before:]
     assert [c["argv"] for c in new] == [
         list(plesk_commands.build_request(verb, args).guard.argv) for verb, args in REQUESTS
@@ -274,20 +279,59 @@ def test_second_requests_create_nothing(standin, workdir, vault):  # type: ignor
 
 def test_a_request_in_check_mode_predicts_and_creates_nothing(standin, workdir, vault):  # type: ignore[no-untyped-def]
     before = len(calls(standin))
-    password = "Chk-" + secrets.token_urlsafe(12)
-    REQUEST_PASSWORDS.append(password)
-    _, result = run_request(standin, workdir, vault, "mailbox",
-                            {"address": "new@www.rousseau.example"}, password=password,
-                            check=True)
-    assert result["status"] == "created"  # would be: check mode, as the other requests say it
+    proc = request_cli(standin, workdir, "mailbox", {"address": "new@www.rousseau.example"},
+                       "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "check mode predicts 1 change(s); would be created" in proc.stdout, proc.stdout
+    assert not PASSWORD_LINE.search(proc.stdout)
     assert [c["argv"] for c in calls(standin)[before:]] == [
         ["plesk", "bin", "mail", "--info", "new@www.rousseau.example"]
     ]
 
 
-def test_no_secret_in_recorded_argv_runner_files_or_process_list(standin, vault):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ({"engine": "mariadb", "name": "orders"},
+         "--domain: required for 'database' on a Plesk server"),
+        ({"engine": "postgresql", "name": "orders", "domain": "www.rousseau.example"},
+         "--engine: 'postgresql': a Plesk server has MySQL/MariaDB only"),
+    ],
+)
+def test_a_request_plesk_cannot_serve_is_bad_input_and_runs_nothing(  # type: ignore[no-untyped-def]
+    standin, workdir, vault, args, problem
+):
+    before = len(calls(standin))
+    proc = request_cli(standin, workdir, "database", args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    refusal = f"{standin.name} is a Plesk server, and the request cannot be served there"
+    assert refusal in proc.stderr, proc.stderr
+    assert problem in proc.stderr, proc.stderr
+    assert calls(standin)[before:] == []
+
+
+def test_a_password_can_go_to_a_vault_file_instead(standin, workdir, vault):  # type: ignore[no-untyped-def]
+    vault_file = workdir / "requests.vault.yml"
+    args = {"domain": "shop.rousseau.example"}
+    proc = request_cli(standin, workdir, "vhost", args, "--vault-file", str(vault_file))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    key = f"{standin.name}/subscriptions/shop.rousseau.example"
+    assert f"password stored in {vault_file} under {key}" in proc.stdout
+    assert not PASSWORD_LINE.search(proc.stdout)
+    secret = VaultSecret(vault.vault_password_file.read_text().strip().encode())
+    stored = yaml.safe_load(VaultLib([("default", secret)]).decrypt(vault_file.read_bytes()))
+    password = stored[standin.name]["subscriptions"]["shop.rousseau.example"]["password"]
+    REQUEST_PASSWORDS.append(password)
+    assert state(standin)["subscriptions"]["shop.rousseau.example"]["password_sha256"] == sha256(
+        password
+    )
+
+
+def test_no_secret_in_recorded_argv_runner_files_or_process_list(standin, workdir, vault):  # type: ignore[no-untyped-def]
     values = vault.values() + REQUEST_PASSWORDS
-    assert len(REQUEST_PASSWORDS) == 9 and len(RUN_DIRS) >= 14  # everything above ran
+    assert len(REQUEST_PASSWORDS) == 5 and len(RUN_DIRS) >= 3  # everything above ran
+    RUN_DIRS.extend(sorted((workdir / "state" / "requests").glob("*/*")))
+    assert len(RUN_DIRS) >= 3 + 14
     recorded = calls(standin)
     for call in recorded:
         assert call.get("secret_in_process_list", False) is False, call

@@ -9,6 +9,7 @@ by tests/integration/test_plesk_standin.py.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible.errors import AnsibleFilterError
 
 from hostops import plesk_commands as pc
 from hostops.errors import UsageError
@@ -127,17 +129,15 @@ def test_the_password_goes_in_psa_password_never_in_argv(case):  # type: ignore[
     assert all(password not in part for part in request.create.run_argv)
 
 
-def test_the_dispatch_returns_the_playbook_and_plain_extra_vars(tmp_path: Path) -> None:
-    secret_file = tmp_path / "password"
-    playbook, extravars = pc.request_run(
-        "ftp-account", {"host": "h", "domain": "www.rousseau.example", "user": "marc"}, secret_file
+def test_the_request_is_plain_data_for_the_playbook() -> None:
+    extravars = pc.plesk_extravars(
+        "ftp-account", {"host": "h", "domain": "www.rousseau.example", "user": "marc"}
     )
-    assert playbook == "plesk-request.yml"
-    assert (ROOT / "playbooks" / playbook).is_file()
     assert extravars == {
         "plesk_request": {
             "verb": "ftp-account",
             "target": "marc",
+            "details": {"user": "marc", "domain": "www.rousseau.example"},
             "guard": {"argv": ["plesk", "bin", "ftpsubaccount", "--info", "marc"],
                       "expect_stdout": None},
             "create": {
@@ -149,21 +149,37 @@ def test_the_dispatch_returns_the_playbook_and_plain_extra_vars(tmp_path: Path) 
                 "append_server_ip": False,
             },
         },
-        "plesk_request_password_file": str(secret_file),
     }
-    # plain data only: it goes through JSON to ansible-runner
+    # plain data only: it goes through Ansible's templating and JSON
     assert json.loads(json.dumps(extravars)) == extravars
 
 
-def test_a_request_that_sets_a_password_needs_the_password_file() -> None:
-    with pytest.raises(UsageError, match="sets a password"):
-        pc.request_run("mailbox", {"address": "marc@rousseau.example"})
-    with pytest.raises(UsageError, match="sets no password"):
-        pc.request_run(
-            "database",
-            {"engine": "mariadb", "name": "shop_db", "domain": "rousseau.example"},
-            Path("/tmp/x"),  # noqa: S108 - a path that is never opened
-        )
+def test_which_requests_set_a_password_on_plesk() -> None:
+    assert pc.needs_password("vhost", {"domain": "www.rousseau.example"})
+    assert pc.needs_password("mailbox", {"address": "marc@rousseau.example"})
+    assert not pc.needs_password(
+        "database", {"engine": "mariadb", "name": "shop_db", "domain": "rousseau.example"}
+    )
+    # a request Plesk cannot serve sets nothing: the playbook refuses it
+    assert not pc.needs_password("vhost", {"domain": "Bad Domain"})
+
+
+def test_the_filter_plugin_gives_what_the_module_builds() -> None:
+    """plugins/filter/plesk.py, as Ansible loads it (alteo.hostops.plesk_request)."""
+    spec = importlib.util.spec_from_file_location("plesk_filter", ROOT / "plugins/filter/plesk.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plesk_request = module.FilterModule().filters()["plesk_request"]
+    args = {"domain": "www.rousseau.example", "php": 8.4}  # YAML may give a number
+    assert plesk_request("vhost", args) == pc.plesk_extravars(
+        "vhost", {"domain": "www.rousseau.example", "php": "8.4"}
+    )
+    assert plesk_request("database", {"engine": "mariadb", "name": "shop", "domain": ""}) == {
+        "plesk_request_problems": ["--domain: required for 'database' on a Plesk server"]
+    }
+    with pytest.raises(AnsibleFilterError, match="args must be a mapping"):
+        plesk_request("vhost", "www.rousseau.example")
 
 
 @pytest.mark.parametrize(
@@ -235,7 +251,7 @@ def test_the_role_and_the_request_tasks_use_the_same_wrapper() -> None:
 def test_the_plesk_part_of_a_shared_request_carries_the_request_or_its_problems() -> None:
     args = {"engine": "mariadb", "name": "shop_db", "domain": "www.rousseau.example"}
     assert pc.plesk_extravars("database", args) == {
-        "plesk_request": pc.build_request("database", args).extravars()["plesk_request"]
+        "plesk_request": pc.build_request("database", args).as_data()
     }
     # the custom stack's database verb has no --domain: Plesk's back end says why it fails
     assert pc.plesk_extravars("database", {"engine": "mariadb", "name": "shop_db"}) == {

@@ -199,7 +199,9 @@ def test_verbs_spec() -> None:
     assert [verb.name for verb in VERBS] == ["database", "db-user"]
     assert DATABASE.playbook == "request-database.yml"
     assert DB_USER.playbook == "request-db-user.yml"
-    assert [a.flag for a in DATABASE.arguments] == ["--engine", "--name"]
+    assert [(a.flag, a.required) for a in DATABASE.arguments] == [
+        ("--engine", True), ("--name", True), ("--domain", False)  # --domain: Plesk only
+    ]
     assert [a.flag for a in DB_USER.arguments] == ["--engine", "--database", "--user"]
     assert not DATABASE.password
     assert DB_USER.password
@@ -228,6 +230,20 @@ def test_database_verb_extravars() -> None:
         "request_engine": "postgresql",
         "request_database": "shop",
     }
+    assert DATABASE.extravars({"engine": "mariadb", "name": "shop", "domain": "shop.example"}) == {
+        "request_engine": "mariadb",
+        "request_database": "shop",
+        "request_domain": "shop.example",
+    }
+
+
+def test_a_database_domain_is_checked_before_anything_runs() -> None:
+    with pytest.raises(UsageError) as caught:
+        DATABASE.extravars({"engine": "mariadb", "name": "shop", "domain": "Shop Example"})
+    assert caught.value.problems == [
+        "--domain: 'Shop Example': must be a lowercase domain name "
+        "(labels of a-z, 0-9 and '-', at least two, e.g. www.example.fr)"
+    ]
     assert DB_USER.extravars({"engine": "mariadb", "database": "shop", "user": "shop_app"}) == {
         "request_engine": "mariadb",
         "request_database": "shop",
