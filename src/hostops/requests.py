@@ -528,6 +528,8 @@ def run_request(
         raise HostopsError(f"request {what} on {host}: the playbook reported no result ({status})")
     if secret is None or password is None:
         print(f"request {what} on {host}: {status}, {result.changed} change(s) ({shown})", file=out)
+        if vault is not None:
+            print(f"nothing stored in {vault.path}: no password on this server", file=out)
         return 0
     if status == "exists":
         print(

@@ -168,11 +168,22 @@ def test_vhost_request_creates_a_served_vhost(cli, stack_host, state_dir):  # ty
     assert f"{DOMAIN} is ready" in body
 
 
-def test_second_vhost_request_changes_nothing(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
-    proc = cli("request", "vhost", "--host", HOST, "--domain", DOMAIN, "--lab")
+def test_second_vhost_request_changes_nothing(cli, stack_host, state_dir, tmp_path):  # type: ignore[no-untyped-def]
+    # --vault-file is accepted (a vhost on a Plesk server has a password), and on this
+    # custom stack there is nothing to store: it says so, and writes no file
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text(VAULT_PASSWORD + "\n")
+    vault_file = tmp_path / "secrets.yml"
+    proc = cli(
+        "request", "vhost", "--host", HOST, "--domain", DOMAIN, "--lab",
+        "--vault-file", str(vault_file), "--vault-password-file", str(password_file),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"request vhost {DOMAIN} on {HOST}: exists" in proc.stdout
     assert changes(proc.stdout) == 0
+    assert f"nothing stored in {vault_file}: no password on this server" in proc.stdout
+    assert not vault_file.exists()
+    assert not PASSWORD_LINE.search(proc.stdout)
 
 
 def test_ftp_account_request_shows_the_password_once(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]

@@ -300,6 +300,11 @@ def no_runs(tmp_path, monkeypatch):
             ["database", "--host", "web01", "--engine", "mariadb", "--name", "x;drop"],
             "--name: 'x;drop'",
         ),
+        (
+            ["database", "--host", "web01", "--engine", "mariadb", "--name", "shop",
+             "--domain", "shop example"],
+            "--domain: 'shop example': must be a lowercase domain name",
+        ),
     ],
 )
 def test_cli_refuses_before_anything_runs(argv, expected, tmp_path, no_runs, capsys):
