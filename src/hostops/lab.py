@@ -296,6 +296,14 @@ def parse_apt_sources(codename: str, sources_dir: Path = Path("/etc/apt")) -> li
     return mirrors
 
 
+def write_public(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a file every user of a lab host reads (/etc/hosts, ...) with its mode set,
+    whatever the umask of the process that boots the host: a 0600 /etc/hosts leaves
+    PostgreSQL unable to resolve localhost."""
+    path.write_text(text)
+    path.chmod(mode)
+
+
 def machine_routes() -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
     proc = run(["ip", "-j", "route", "show", "table", "all"], quiet=True, check=False)
     routes = []
@@ -695,14 +703,15 @@ class Lab:
 
     def _configure_root(self, host: LabHost, root: Path, key: Path) -> None:
         etc = root / "etc"
-        (etc / "hostname").write_text(f"{host.name}\n")
-        (etc / "hosts").write_text(
+        write_public(etc / "hostname", f"{host.name}\n")
+        write_public(
+            etc / "hosts",
             f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.fqdn} {host.name}\n"
-            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n",
         )
-        (etc / "machine-id").write_text(uuid.uuid4().hex + "\n")
+        write_public(etc / "machine-id", uuid.uuid4().hex + "\n", 0o444)
         (etc / "resolv.conf").unlink(missing_ok=True)
-        (etc / "resolv.conf").write_text("# the lab has no DNS\n")
+        write_public(etc / "resolv.conf", "# the lab has no DNS\n")
         for old in (etc / "ssh").glob("ssh_host_*"):
             old.unlink()
         run(["ssh-keygen", "-A", "-f", str(root)])
@@ -727,13 +736,13 @@ class Lab:
         (apt / "sources.list").unlink(missing_ok=True)
         for old in (apt / "sources.list.d").glob("*"):
             old.unlink()
-        (apt / "sources.list.d" / "debian.sources").write_text("\n".join(stanzas))
+        write_public(apt / "sources.list.d" / "debian.sources", "\n".join(stanzas))
         conf = [
             f'Acquire::http::Proxy "http://{self.state.bridge_address}:{self.state.acng_port}";'
         ]
         if apt_config_false("Acquire::Check-Valid-Until"):
             conf.append('Acquire::Check-Valid-Until "false";')
-        (apt / "apt.conf.d" / "01hostops-lab").write_text("\n".join(conf) + "\n")
+        write_public(apt / "apt.conf.d" / "01hostops-lab", "\n".join(conf) + "\n")
         # mmdebstrap leaves no package lists but a fresh lists directory, which apt's
         # cache_valid_time would take for a recent update: date it like a real server's.
         os.utime(root / "var" / "lib" / "apt" / "lists", (0, 0))

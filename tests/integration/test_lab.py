@@ -81,7 +81,13 @@ def test_up_ping_down_leaves_nothing(cli, root_user):  # type: ignore[no-untyped
     cli("lab", "down", check=True)
     assert lab_leftovers() == []
 
-    up = cli("lab", "up", "--hosts", "2", check=True)
+    # booted by a process with a strict umask (as a test worker may have): the files every
+    # user of the host reads must still be readable (a 0600 /etc/hosts breaks PostgreSQL)
+    up = subprocess.run(
+        ["/bin/sh", "-c", f'umask 077 && exec "{BIN}/hostops" lab up --hosts 2'],
+        capture_output=True, text=True, cwd=ROOT, check=False, timeout=900,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stdout + up.stderr
     assert up.stdout.count("trixie") >= 2
     inventory = yaml.safe_load(INVENTORY.read_text())
     hosts = inventory["all"]["children"]["lab"]["hosts"]
@@ -114,6 +120,16 @@ def test_up_ping_down_leaves_nothing(cli, root_user):  # type: ignore[no-untyped
     )
     assert who.returncode == 0, who.stderr
     assert who.stdout.split() == ["running", "trixie2.lab.alixans.example", "trixie"]
+    modes = cli(
+        "lab", "ssh", "trixie2", "--",
+        "stat -c '%a %n' /etc/hosts /etc/hostname /etc/resolv.conf /etc/apt/sources.list.d/*"
+        " && su -s /bin/sh nobody -c 'getent hosts localhost' >/dev/null && echo resolved",
+    )  # fmt: skip
+    assert modes.returncode == 0, modes.stdout + modes.stderr
+    assert modes.stdout.split() == [
+        "644", "/etc/hosts", "644", "/etc/hostname", "644", "/etc/resolv.conf",
+        "644", "/etc/apt/sources.list.d/debian.sources", "resolved",
+    ]  # fmt: skip
 
     # a host leaving does not cut the others off the apt cache (the bridge keeps its MAC)
     cli("lab", "down", "trixie1", check=True)

@@ -171,39 +171,41 @@ def lab(
     """Both hosts booted and put behind; the inventories of the patch runs."""
     folder = tmp_path_factory.mktemp("inventories")
     inventories = []
-    for release, prefix in PREFIXES.items():
-        cli("lab", "down", "--prefix", prefix, check=True)
-        inventory = folder / f"{release}.yml"
-        cli(
-            "lab", "up", "--hosts", "1", "--release", release, "--prefix", prefix,
-            "--inventory", str(inventory), "--group", "patch_targets", check=True,
-        )  # fmt: skip
-        inventories.append(inventory)
-    health = folder / "health.yml"
-    health.write_text(HEALTH)
-    inventories.append(health)
-    pairs: dict[str, dict[str, tuple[str, str]]] = {}
-    failures: list[BaseException] = []
+    try:
+        for release, prefix in PREFIXES.items():
+            cli("lab", "down", "--prefix", prefix, check=True)
+            inventory = folder / f"{release}.yml"
+            cli(
+                "lab", "up", "--hosts", "1", "--release", release, "--prefix", prefix,
+                "--inventory", str(inventory), "--group", "patch_targets", check=True,
+            )  # fmt: skip
+            inventories.append(inventory)
+        health = folder / "health.yml"
+        health.write_text(HEALTH)
+        inventories.append(health)
+        pairs: dict[str, dict[str, tuple[str, str]]] = {}
+        failures: list[BaseException] = []
 
-    def behind(host: str) -> None:
-        try:
-            pairs[host] = put_behind(cli, host, BEHIND[host])
-        except BaseException as err:  # re-raised below, in the test's thread
-            failures.append(err)
+        def behind(host: str) -> None:
+            try:
+                pairs[host] = put_behind(cli, host, BEHIND[host])
+            except BaseException as err:  # re-raised below, in the test's thread
+                failures.append(err)
 
-    threads = [threading.Thread(target=behind, args=(host,)) for host in BEHIND]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
-    yield {
-        "inventory_args": [arg for p in inventories for arg in ("--inventory", str(p))],
-        "pairs": pairs,
-    }
-    for prefix in PREFIXES.values():
-        cli("lab", "down", "--prefix", prefix, check=True)
+        threads = [threading.Thread(target=behind, args=(host,)) for host in BEHIND]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+        yield {
+            "inventory_args": [arg for p in inventories for arg in ("--inventory", str(p))],
+            "pairs": pairs,
+        }
+    finally:  # the hosts go down even when putting them behind failed
+        for prefix in PREFIXES.values():
+            cli("lab", "down", "--prefix", prefix, check=True)
 
 
 def run_dirs(state_dir: Path, kind: str) -> list[Path]:

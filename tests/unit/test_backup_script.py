@@ -7,7 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import os
+import signal
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +21,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.fixture(autouse=True)
+def _restore_the_process() -> Iterator[None]:
+    """The script's main() sets the umask (077), TZ and a SIGTERM handler, as it should in
+    its own process; here it runs inside a test worker, which must get them back, so that
+    neither later tests nor the commands they start (a lab host's /etc/hosts written
+    0600 ...) inherit them."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    tz = os.environ.get("TZ")
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    os.umask(umask)
+    if tz is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = tz
+    time.tzset()
+    signal.signal(signal.SIGTERM, handler)
 
 
 def load_script() -> ModuleType:
