@@ -11,14 +11,13 @@ second apply changes nothing.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_helpers import monitoring_server, owned_prefixes
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,50 +44,23 @@ def fingerprint(cli: Any, host: str) -> str:
 
 @pytest.fixture(scope="module")
 def hosts(cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    for prefix in (MON_PREFIX, PREFIX):
-        cli("lab", "down", "--prefix", prefix, check=True)
     inventory = tmp_path_factory.mktemp("custom") / "monitoring.yml"
-    cli(
-        "lab",
-        "up",
-        "--hosts",
-        "1",
-        "--release",
-        "trixie",
-        "--prefix",
-        MON_PREFIX,
-        "--inventory",
-        str(inventory),
-        "--group",
-        "monitoring_servers",
-        check=True,
-    )
-    setup = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/monitoring-server.yml"],
-        cwd=ROOT,
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr
-    # the order's hosts, booted fresh the way 'order apply --lab' boots them
-    cli("lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", PREFIX, check=True)
-    cli(
-        "lab",
-        "up",
-        "--hosts",
-        "1",
-        "--release",
-        "trixie",
-        "--prefix",
-        f"{PREFIX}backup",
-        check=True,
-    )
-    yield
-    for prefix in (MON_PREFIX, PREFIX):
-        cli("lab", "down", "--prefix", prefix, check=True)
+    with owned_prefixes(cli, MON_PREFIX, PREFIX):
+        monitoring_server(cli, MON_PREFIX, inventory)
+        # the order's hosts, booted fresh the way 'order apply --lab' boots them
+        cli("lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", PREFIX, check=True)
+        cli(
+            "lab",
+            "up",
+            "--hosts",
+            "1",
+            "--release",
+            "trixie",
+            "--prefix",
+            f"{PREFIX}backup",
+            check=True,
+        )
+        yield
 
 
 def apply(cli: Any, *extra: str) -> Any:

@@ -10,7 +10,6 @@ labels; a second apply changes nothing; 'hostops monitor deregister' removes the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from lab_helpers import monitoring_server, owned_prefixes
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,73 +63,43 @@ def lab(
     cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """The monitoring server set up, the order's server booted fresh, and the order."""
-    for prefix in (MON_PREFIX, ORDER_PREFIX):
-        cli("lab", "down", "--prefix", prefix, check=True)
     tmp = tmp_path_factory.mktemp("order-monitoring")
-    inventory = tmp / "monitoring.yml"
-    cli(
-        "lab",
-        "up",
-        "--hosts",
-        "1",
-        "--release",
-        "trixie",
-        "--prefix",
-        MON_PREFIX,
-        "--inventory",
-        str(inventory),
-        "--group",
-        "monitoring_servers",
-        check=True,
-    )
-    cli("lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", ORDER_PREFIX, check=True)
-    setup = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            "playbooks/monitoring-server.yml",
-            "-e",
-            "monitoring_server_scrape_interval=5s monitoring_server_evaluation_interval=5s",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr
-    server_address = address(cli, ORDER_HOST)
-    order = tmp / "order.yml"
-    order.write_text(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "order": ORDER_ID,
-                "customer": {
-                    "name": "Vidal Transports",
-                    "contact": {
-                        "name": "Luc Vidal",
-                        "phone": "+33 4 91 00 00 09",
-                        "email": "luc@vidal.example",
+    with owned_prefixes(cli, MON_PREFIX, ORDER_PREFIX):
+        inventory = tmp / "monitoring.yml"
+        monitoring_server(
+            cli, MON_PREFIX, inventory,
+            "-e", "monitoring_server_scrape_interval=5s monitoring_server_evaluation_interval=5s",
+        )  # fmt: skip
+        cli("lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", ORDER_PREFIX,
+            check=True)
+        server_address = address(cli, ORDER_HOST)
+        order = tmp / "order.yml"
+        order.write_text(
+            yaml.safe_dump(
+                {
+                    "version": 1,
+                    "order": ORDER_ID,
+                    "customer": {
+                        "name": "Vidal Transports",
+                        "contact": {
+                            "name": "Luc Vidal",
+                            "phone": "+33 4 91 00 00 09",
+                            "email": "luc@vidal.example",
+                        },
                     },
+                    "service": "private_cloud",
+                    "os": "debian13",
+                    "managed_level": "supervision",
+                    "bandwidth_mbps": 150,
+                    "servers": [{"hostname": SERVER}],
+                    "backups": {"enabled": False},
+                    # the lab has no DNS: the check names the server by its address
+                    "monitoring": {"tcp_checks": [f"{server_address}:22"]},
                 },
-                "service": "private_cloud",
-                "os": "debian13",
-                "managed_level": "supervision",
-                "bandwidth_mbps": 150,
-                "servers": [{"hostname": SERVER}],
-                "backups": {"enabled": False},
-                # the lab has no DNS: the check names the server by its address
-                "monitoring": {"tcp_checks": [f"{server_address}:22"]},
-            },
-            sort_keys=False,
+                sort_keys=False,
+            )
         )
-    )
-    yield {"order": order, "mon": address(cli, MON), "server": server_address}
-    for prefix in (MON_PREFIX, ORDER_PREFIX):
-        cli("lab", "down", "--prefix", prefix, check=True)
+        yield {"order": order, "mon": address(cli, MON), "server": server_address}
 
 
 def api(lab: dict[str, Any], path: str, **params: str) -> Any:

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
+from lab_helpers import owned_prefixes
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,13 +34,10 @@ FAILED_TASK = "Assert nothing stands in the way of Plesk"
 @pytest.fixture(scope="module")
 def monitoring_host(cli, root_user):  # type: ignore[no-untyped-def]
     """A lab host named as the monitoring server: the run must stop before reaching it."""
-    for prefix in (PREFIX, MONITOR_PREFIX):
-        cli("lab", "down", "--prefix", prefix, check=True)
-    cli("lab", "up", "--hosts", "1", "--release", "bookworm", "--prefix", MONITOR_PREFIX,
-        check=True)
-    yield MONITOR
-    for prefix in (PREFIX, MONITOR_PREFIX):
-        cli("lab", "down", "--prefix", prefix, check=True)
+    with owned_prefixes(cli, PREFIX, MONITOR_PREFIX):
+        cli("lab", "up", "--hosts", "1", "--release", "bookworm", "--prefix", MONITOR_PREFIX,
+            check=True)
+        yield MONITOR
 
 
 def on_host(cli, host: str, command: str) -> str:  # type: ignore[no-untyped-def]

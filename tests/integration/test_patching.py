@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_helpers import owned_prefixes
 
 from hostops.module_utils.versions import classify_update, compare_versions
 
@@ -171,9 +172,8 @@ def lab(
     """Both hosts booted and put behind; the inventories of the patch runs."""
     folder = tmp_path_factory.mktemp("inventories")
     inventories = []
-    try:
+    with owned_prefixes(cli, *PREFIXES.values()):
         for release, prefix in PREFIXES.items():
-            cli("lab", "down", "--prefix", prefix, check=True)
             inventory = folder / f"{release}.yml"
             cli(
                 "lab", "up", "--hosts", "1", "--release", release, "--prefix", prefix,
@@ -203,9 +203,6 @@ def lab(
             "inventory_args": [arg for p in inventories for arg in ("--inventory", str(p))],
             "pairs": pairs,
         }
-    finally:  # the hosts go down even when putting them behind failed
-        for prefix in PREFIXES.values():
-            cli("lab", "down", "--prefix", prefix, check=True)
 
 
 def run_dirs(state_dir: Path, kind: str) -> list[Path]:

@@ -15,16 +15,15 @@ from __future__ import annotations
 import ftplib
 import http.client
 import io
-import os
 import re
 import ssl
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
+from lab_helpers import ansible_playbook, owned_prefixes
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,31 +51,14 @@ PASSWORDS: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def stack_host(cli, root_user, tmp_path_factory):  # type: ignore[no-untyped-def]
     inventory = tmp_path_factory.mktemp("inventory") / "req.yml"
-    cli("lab", "down", "--prefix", PREFIX, check=True)
-    cli(
-        "lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", PREFIX,
-        "--inventory", str(inventory), "--group", "req_hosts", check=True,
-    )  # fmt: skip
-    proc = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            "-e",
-            "hostops_targets=req_hosts",
-            "playbooks/stack-web.yml",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    address = yaml.safe_load(inventory.read_text())["all"]["children"]["lab"]["hosts"][HOST]
-    yield address["ansible_host"]
-    cli("lab", "down", "--prefix", PREFIX, check=True)
+    with owned_prefixes(cli, PREFIX):
+        cli(
+            "lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", PREFIX,
+            "--inventory", str(inventory), "--group", "req_hosts", check=True,
+        )  # fmt: skip
+        ansible_playbook(inventory, "stack-web.yml", "-e", "hostops_targets=req_hosts")
+        address = yaml.safe_load(inventory.read_text())["all"]["children"]["lab"]["hosts"][HOST]
+        yield address["ansible_host"]
 
 
 def on_host(cli, command: str) -> str:  # type: ignore[no-untyped-def]
