@@ -15,11 +15,13 @@ needs this package, as the controller running ``hostops`` has it).
 Each request is two commands (:class:`PleskRequest`):
 
 * a **guard**, the read-only query whose success means "it already exists": Plesk's
-  ``--info`` of the object where the utility has one (``subscription``, ``ftpsubaccount``,
-  ``mail``), or, for databases and their users, a query through ``plesk db`` (the local
-  MySQL/MariaDB server as Plesk's administrator) that prints the name when the object
-  exists. ``plesk bin database --info`` is not a command on every Plesk version
-  (third-party changelog, public code), so it is not used;
+  ``--info`` of the object where the object's name says it all (``subscription``: the
+  domain; ``mail``: the address), or a query through ``plesk db`` (Plesk's own database,
+  ``psa``, on the local MySQL/MariaDB server) that prints the subscription an object
+  belongs to, for the objects whose name does not carry it (a database, an FTP account):
+  a name that exists in *another* subscription is then a clear failure, never "exists".
+  ``plesk bin database --info`` is not a command on every Plesk version (third-party
+  changelog, public code), so it is not used;
 * the **create** command, run only when the guard says the object is missing.
 
 Passwords never appear on a command line. Plesk documents it ("It is more secure to pass
@@ -99,7 +101,9 @@ class Guard:
     """The read-only query that tells whether the object exists.
 
     It exists when the query exits 0 and, if ``expect_stdout`` is set, prints exactly
-    that (``plesk db`` queries exit 0 either way and print the name only when found).
+    that (``plesk db`` queries exit 0 either way and print a row only when found); a
+    ``plesk db`` query that prints something else found the object elsewhere (in another
+    subscription), and the request fails.
     """
 
     argv: tuple[str, ...]
@@ -202,17 +206,22 @@ def database(name: str, domain: str, engine: str = "mariadb") -> PleskRequest:
     utility, https://docs.plesk.com/en-US/onyx/cli-linux/using-command-line-utilities/database-databases.75671:
     "Requires the -domain option ... the -type option is required if the database is to
     be created on a local database server"). A Plesk database belongs to a subscription.
+
+    Guard: the subscription Plesk has the database in, from its tables ``data_bases``
+    (``name``, ``dom_id``) and ``domains`` (``id``, ``name``), as public scripts query
+    them through ``plesk db``; it must be *domain*. A database made outside Plesk is not
+    in them: the create then fails in Plesk, visibly.
     """
     name = _sql_name(name, "--name")
-    # An exact match: SHOW DATABASES LIKE would read '_' as a wildcard.
-    sql = (  # _sql_name allows [a-z0-9_] only
-        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"  # noqa: S608
-        f" WHERE SCHEMA_NAME = '{name}'"
+    domain = _sql_domain(domain, "--domain")
+    sql = (  # _sql_name and _sql_domain allow [a-z0-9_] and [a-z0-9.-] only
+        "SELECT d.name FROM data_bases db JOIN domains d ON d.id = db.dom_id"  # noqa: S608
+        f" WHERE db.name = '{name}'"
     )
     return PleskRequest(
         verb="database",
         target=name,
-        guard=Guard(_plesk_db(sql), expect_stdout=name),
+        guard=Guard(_plesk_db(sql), expect_stdout=domain),
         create=PleskCommand(
             (PLESK, "bin", "database", "--create", name, "-domain", domain, "-type",
              ENGINE_TYPES[engine]),
@@ -252,15 +261,27 @@ def db_user(user: str, database_name: str, engine: str = "mariadb") -> PleskRequ
 
 
 def ftp_account(user: str, domain: str) -> PleskRequest:
-    """``ftpsubaccount --create U -passwd '' -domain D``; guard ``ftpsubaccount --info U``
-    (Plesk CLI reference, ftpsubaccount utility,
+    """``ftpsubaccount --create U -passwd '' -domain D`` (Plesk CLI reference, ftpsubaccount
+    utility,
     https://docs.plesk.com/en-US/obsidian/cli-linux/using-command-line-utilities/ftpsubaccount-additional-ftp-accounts.64417/).
     The account's home is the subscription's root (no ``-home``: that directory must exist).
+
+    Guard: the subscription of the additional FTP account with that login, from Plesk's
+    tables ``ftp_users`` (``sys_user_id``, ``dom_id``), ``sys_users`` (``id``, ``login``)
+    and ``domains``, as Plesk's own password-reset script and public scripts join them; it
+    must be *domain* (an FTP login is a system user: one per server).
     """
+    if not _FTP_USER.fullmatch(user):
+        raise UsageError(f"--user: {_show(user)}: must match ^[a-z][a-z0-9_.-]{{0,31}}$")
+    domain = _sql_domain(domain, "--domain")
+    sql = (  # the login and the domain are allow-listed: no quote can reach the text
+        "SELECT d.name FROM ftp_users f JOIN sys_users s ON s.id = f.sys_user_id"  # noqa: S608
+        f" JOIN domains d ON d.id = f.dom_id WHERE s.login = '{user}'"
+    )
     return PleskRequest(
         verb="ftp-account",
         target=user,
-        guard=Guard((PLESK, "bin", "ftpsubaccount", "--info", user)),
+        guard=Guard(_plesk_db(sql), expect_stdout=domain),
         create=PleskCommand(
             (PLESK, "bin", "ftpsubaccount", "--create", user, "-passwd", "", "-domain", domain),
             secret_env=PASSWORD_ENV,
@@ -292,6 +313,13 @@ def _sql_name(value: str, arg: str) -> str:
     no caller can build a query from a name that was not checked."""
     if not request_names.NAME_PATTERN.fullmatch(value):
         raise UsageError(f"{arg}: {_show(value)}: must match {request_names.NAME_RULE}")
+    return value
+
+
+def _sql_domain(value: str, arg: str) -> str:
+    """A domain that goes into SQL text: checked here too (labels of [a-z0-9-])."""
+    if not _is_domain(value):
+        raise UsageError(domain_problems(value, arg))
     return value
 
 

@@ -327,11 +327,38 @@ def test_a_password_can_go_to_a_vault_file_instead(standin, workdir, vault):  # 
     )
 
 
+@pytest.mark.parametrize(
+    ("verb", "args"),
+    [
+        ("database", {"engine": "mariadb", "name": "shop_db", "domain": "shop.rousseau.example"}),
+        ("ftp-account", {"domain": "shop.rousseau.example", "user": "marc"}),
+    ],
+)
+def test_a_name_taken_in_another_subscription_fails_and_creates_nothing(  # type: ignore[no-untyped-def]
+    standin, workdir, vault, verb, args
+):
+    """shop_db and marc belong to www.rousseau.example: asked for shop.rousseau.example
+    (made by the vault test above), they are not "exists", and nothing is created."""
+    before = len(calls(standin))
+    proc = request_cli(standin, workdir, verb, args)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    target = args.get("name") or args["user"]
+    assert (
+        f"FAILED on {standin.name}, task 'Refuse a name taken in another subscription': "
+        f"{verb} {target} already exists on {standin.name}, in www.rousseau.example, "
+        "not in shop.rousseau.example: nothing was changed"
+    ) in proc.stdout, proc.stdout
+    assert [c["argv"] for c in calls(standin)[before:]] == [
+        list(plesk_commands.build_request(verb, args).guard.argv)
+    ]
+    assert not PASSWORD_LINE.search(proc.stdout)
+
+
 def test_no_secret_in_recorded_argv_runner_files_or_process_list(standin, workdir, vault):  # type: ignore[no-untyped-def]
     values = vault.values() + REQUEST_PASSWORDS
     assert len(REQUEST_PASSWORDS) == 5 and len(RUN_DIRS) >= 3  # everything above ran
     RUN_DIRS.extend(sorted((workdir / "state" / "requests").glob("*/*")))
-    assert len(RUN_DIRS) >= 3 + 14
+    assert len(RUN_DIRS) >= 3 + 16
     recorded = calls(standin)
     for call in recorded:
         assert call.get("secret_in_process_list", False) is False, call

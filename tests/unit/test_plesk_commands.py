@@ -57,8 +57,9 @@ CASES = [
         "database",
         {"engine": "mariadb", "name": "shop_db", "domain": "www.rousseau.example"},
         ("plesk", "db", "-B", "-N", "-e",
-         "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop_db'"),
-        "shop_db",
+         "SELECT d.name FROM data_bases db JOIN domains d ON d.id = db.dom_id"
+         " WHERE db.name = 'shop_db'"),
+        "www.rousseau.example",
         ("plesk", "bin", "database", "--create", "shop_db", "-domain", "www.rousseau.example",
          "-type", "mysql"),
         None,
@@ -78,8 +79,10 @@ CASES = [
     (
         "ftp-account",
         {"domain": "www.rousseau.example", "user": "marc"},
-        ("plesk", "bin", "ftpsubaccount", "--info", "marc"),
-        None,
+        ("plesk", "db", "-B", "-N", "-e",
+         "SELECT d.name FROM ftp_users f JOIN sys_users s ON s.id = f.sys_user_id"
+         " JOIN domains d ON d.id = f.dom_id WHERE s.login = 'marc'"),
+        "www.rousseau.example",
         ("plesk", "bin", "ftpsubaccount", "--create", "marc", "-passwd", "", "-domain",
          "www.rousseau.example"),
         "PSA_PASSWORD",
@@ -138,8 +141,11 @@ def test_the_request_is_plain_data_for_the_playbook() -> None:
             "verb": "ftp-account",
             "target": "marc",
             "details": {"user": "marc", "domain": "www.rousseau.example"},
-            "guard": {"argv": ["plesk", "bin", "ftpsubaccount", "--info", "marc"],
-                      "expect_stdout": None},
+            "guard": {"argv": ["plesk", "db", "-B", "-N", "-e",
+                               "SELECT d.name FROM ftp_users f JOIN sys_users s"
+                               " ON s.id = f.sys_user_id JOIN domains d ON d.id = f.dom_id"
+                               " WHERE s.login = 'marc'"],
+                      "expect_stdout": "www.rousseau.example"},
             "create": {
                 "argv": ["plesk", "bin", "ftpsubaccount", "--create", "marc", "-passwd", "",
                          "-domain", "www.rousseau.example"],
@@ -226,6 +232,12 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_builders_refuse_names_that_could_reach_sql_even_when_called_directly() -> None:
     with pytest.raises(UsageError, match="--name"):
         pc.database("a' OR '1'='1", "example.fr")
+    with pytest.raises(UsageError, match="--domain"):
+        pc.database("shop", "x' OR '1'='1")
+    with pytest.raises(UsageError, match="--user"):
+        pc.ftp_account("m'--", "example.fr")
+    with pytest.raises(UsageError, match="--domain"):
+        pc.ftp_account("marc", "a.fr' OR 1=1 --")
     with pytest.raises(UsageError, match="--user"):
         pc.db_user("u'--", "shop")
 
