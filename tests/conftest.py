@@ -53,6 +53,10 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A hostops state directory of the test module's own (HOSTOPS_STATE_DIR): its orders,
     delivery notes and request runs, apart from the repository's state/."""
     path = tmp_path_factory.mktemp("state")
+    saved = os.environ.get("HOSTOPS_STATE_DIR")
     os.environ["HOSTOPS_STATE_DIR"] = str(path)
     yield path
-    del os.environ["HOSTOPS_STATE_DIR"]
+    if saved is None:
+        del os.environ["HOSTOPS_STATE_DIR"]
+    else:
+        os.environ["HOSTOPS_STATE_DIR"] = saved

@@ -406,9 +406,13 @@ class VaultFile:
 # -- The run -------------------------------------------------------------------------
 
 REDACTED = "<redacted>"
-# The task of playbooks/tasks/plesk-request.yml that refuses arguments a Plesk server
-# cannot take: its failure is bad input (exit 2), not a failed run.
-PLESK_REFUSAL_TASK = "Refuse a request that cannot be served on Plesk"
+# The tasks that refuse arguments the server's back end cannot take, once its managed
+# level is known (playbooks/tasks/plesk-request.yml, playbooks/request-database.yml):
+# their failure is bad input (exit 2), not a failed run.
+REFUSAL_TASKS = (
+    "Refuse a request that cannot be served on Plesk",
+    "Refuse a domain on a custom stack",
+)
 
 
 def new_run_dir(verb: Verb, host: str) -> Path:
@@ -492,7 +496,7 @@ def run_request(
             redact_extravars(run_dir / "runner", secret_vars)
     print("", file=out)
     print(result.summary_table(), file=out)
-    refused = [f for f in result.failures if f.task == PLESK_REFUSAL_TASK]
+    refused = [f for f in result.failures if f.task in REFUSAL_TASKS]
     if refused:
         # Arguments this server's back end cannot take (a Plesk database needs --domain,
         # ...): bad input, found once the host's level was read; nothing was changed.

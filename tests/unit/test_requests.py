@@ -334,3 +334,16 @@ def test_cli_unknown_host(tmp_path, no_runs, capsys):
     status = cli.main([*argv, "--inventory", str(inventory)])
     assert status == 2
     assert "--host: 'web02' is not a host of the inventory" in capsys.readouterr().err
+
+
+def test_the_refusals_mapped_to_exit_2_are_tasks_of_the_request_playbooks() -> None:
+    """run_request turns the failure of these tasks into bad input (exit 2): each must be
+    a task, by that exact name, of the playbooks that refuse (a rename would silently
+    make them plain failures)."""
+    root = Path(__file__).resolve().parents[2] / "playbooks"
+    names = set()
+    for path in [root / "tasks" / "plesk-request.yml", root / "request-database.yml"]:
+        data = yaml.safe_load(path.read_text())
+        tasks = data if "tasks" not in data[0] else [t for play in data for t in play["tasks"]]
+        names |= {task.get("name") for task in tasks}
+    assert set(requests.REFUSAL_TASKS) <= names

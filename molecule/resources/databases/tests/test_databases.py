@@ -441,6 +441,19 @@ def test_playbook_refuses_bad_names_and_creates_nothing(host: Any, engine: str, 
         assert psql_admin(host, "SELECT datname FROM pg_database ORDER BY 1") == before
 
 
+def test_a_domain_is_refused_on_a_custom_stack_and_creates_nothing(host: Any) -> None:
+    """--domain names a Plesk subscription; a custom stack's databases belong to no vhost."""
+    before = mariadb_root(host, "SHOW DATABASES")
+    result = run_request(
+        host, "request-database.yml", request_engine="mariadb", request_database="dom_db",
+        request_domain="www.example.fr",
+    )  # fmt: skip
+    assert result["status"] == "failed"
+    assert result["changed"] == 0
+    assert any("give no --domain" in msg for msg in result["failures"]), result
+    assert mariadb_root(host, "SHOW DATABASES") == before
+
+
 def test_short_password_is_refused_and_never_shown(host: Any) -> None:
     password = "short-Pw-x9"  # noqa: S105 - a test value
     result = run_request(
