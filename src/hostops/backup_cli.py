@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import HostopsError, UsageError
 from hostops.runner import PlaybookRun, RunResult
 
@@ -493,16 +494,12 @@ def cmd_verify(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 def _where(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", required=True, metavar="HOST", help="the server")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument(
-        "--inventory",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="INV",
-        help="inventory holding the server (repeatable)",
+    add_inventory_or_lab(
+        parser,
+        inventory_help="inventory holding the server (repeatable)",
+        lab_help="the server is a lab host",
+        required=True,
     )
-    where.add_argument("--lab", action="store_true", help="the server is a lab host")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

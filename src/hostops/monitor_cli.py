@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import UsageError
 from hostops.lab import Lab, LabState, process_matches
 from hostops.order import Order, load_order
@@ -59,16 +60,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--inventory",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="INV",
-        help="inventory holding the server and the monitoring server (repeatable)",
+    add_inventory_or_lab(
+        parser,
+        inventory_help="inventory holding the server and the monitoring server (repeatable)",
+        lab_help="the hosts are lab hosts",
     )
-    where.add_argument("--lab", action="store_true", help="the hosts are lab hosts")
     parser.add_argument(
         "--server",
         metavar="NAME",
@@ -302,7 +298,7 @@ def execute(plan: Plan, *, check: bool, out: TextIO = sys.stdout) -> int:
     print(result.summary_table(), file=out)
     if not result.ok:
         for failure in result.failures:
-            print(f"FAILED on {failure.host}, task '{failure.task}': {failure.message}", file=out)
+            print(failure.line, file=out)
         print(
             f"monitor {plan.verb} {plan.host}: the run failed; re-run the same command once "
             f"the cause is fixed (artifacts: {run_dir})",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hostops.cli_options import add_inventory_or_lab
 from hostops.order import accept_order
 from hostops.provision import apply_order
 
@@ -21,16 +22,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "apply", help="provision an order's servers and write the delivery note"
     )
     apply.add_argument("file", type=Path, metavar="FILE")
-    where = apply.add_mutually_exclusive_group()
-    where.add_argument(
-        "--inventory",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="INV",
-        help="inventory holding the order's servers (repeatable)",
+    add_inventory_or_lab(
+        apply,
+        inventory_help="inventory holding the order's servers (repeatable)",
+        lab_help="map the servers onto lab hosts",
     )
-    where.add_argument("--lab", action="store_true", help="map the servers onto lab hosts")
     apply.add_argument("--check", action="store_true", help="predict the changes, change nothing")
     apply.add_argument("--limit", metavar="HOST", help="only this server of the order")
     apply.add_argument(

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hostops import maintenance_cli
+from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import HostopsError, UsageError
 from hostops.module_utils.maintenance_window import (
     DEFAULT_CONFIG,
@@ -98,14 +99,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument(
-        "--inventory",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="INV",
-        help="inventory of the servers to patch (repeatable)",
+    where = add_inventory_or_lab(
+        parser, inventory_help="inventory of the servers to patch (repeatable)", required=True
     )
     where.add_argument(
         "--lab-host",
@@ -560,9 +555,7 @@ def finish(
     if not result.ok:
         for failure in result.failures:
             if failure.host not in reports:  # the others are in the details above
-                print(
-                    f"FAILED on {failure.host}, task '{failure.task}': {failure.message}", file=out
-                )
+                print(failure.line, file=out)
         print(f"patch {what} failed; reports and artifacts: {run_dir}", file=out)
         return 1
     changes = "predicted change(s)" if plan else "change(s)"

@@ -180,7 +180,7 @@ def apply_order(
     print(result.summary_table(), file=out)
     if not result.ok:
         for failure in result.failures:
-            print(f"FAILED on {failure.host}, task '{failure.task}': {failure.message}", file=out)
+            print(failure.line, file=out)
         print(
             f"order {order.id}: the run failed; re-run the same command once the cause is "
             f"fixed (artifacts: {run_dir})",

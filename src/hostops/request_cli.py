@@ -12,6 +12,7 @@ import argparse
 import importlib
 from pathlib import Path
 
+from hostops.cli_options import add_inventory_or_lab
 from hostops.requests import Verb, run_request
 
 # Modules exposing VERBS, a tuple of hostops.requests.Verb; a new kind of request adds
@@ -41,17 +42,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 required=argument.required,
                 help=argument.help + ("" if argument.required else " (optional)"),
             )
-        where = parser.add_mutually_exclusive_group()
-        where.add_argument(
-            "--inventory",
-            type=Path,
-            action="append",
-            default=[],
-            metavar="INV",
-            help="the operator's inventory holding the host (repeatable)",
-        )
-        where.add_argument(
-            "--lab", action="store_true", help="the host is a lab host (inventories/lab/hosts.yml)"
+        add_inventory_or_lab(
+            parser,
+            inventory_help="the operator's inventory holding the host (repeatable)",
+            lab_help="the host is a lab host (inventories/lab/hosts.yml)",
         )
         if verb.secrets():
             parser.add_argument(

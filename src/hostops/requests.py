@@ -505,7 +505,7 @@ def run_request(
         )
     if not result.ok:
         for failure in result.failures:
-            print(f"FAILED on {failure.host}, task '{failure.task}': {failure.message}", file=out)
+            print(failure.line, file=out)
         print(
             f"request {what} on {host}: failed; nothing more was done (artifacts: {run_dir})",
             file=out,

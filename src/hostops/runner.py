@@ -63,6 +63,11 @@ class TaskFailure:
     task: str
     message: str
 
+    @property
+    def line(self) -> str:
+        """How the commands report it after a run."""
+        return f"FAILED on {self.host}, task '{self.task}': {self.message}"
+
 
 @dataclass
 class RunResult:
