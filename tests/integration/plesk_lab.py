@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import host_state
 import yaml
 
 from hostops.lab import Lab
@@ -29,16 +30,8 @@ GROUP = "plesk_lab"
 ADMIN_EMAIL = "ops@alteo.example"
 LICENSE_VAR = "vault_plesk_license"
 
-# What describes the host's configuration: files under /etc, installed packages,
-# accounts, enabled units (as tests/integration/test_order_apply.py), and Plesk's marks.
-FINGERPRINT = (
-    "find /etc -xdev \\( -type f -o -type l \\) -print0 | sort -z"
-    " | xargs -0 -r sha256sum 2>/dev/null | sha256sum;"
-    " dpkg -l | sha256sum;"
-    " getent passwd | sha256sum;"
-    " systemctl list-unit-files --state=enabled --no-legend | sha256sum;"
-    " ls -d /usr/local/psa /root/plesk-installer /var/lib/hostops-plesk 2>&1 | sort"
-)
+# Where Plesk's installer and the role leave their marks (a section of the fingerprint).
+PLESK_MARKS = ("/usr/local/psa", "/root/plesk-installer", "/var/lib/hostops-plesk")
 
 
 @dataclass
@@ -106,8 +99,10 @@ def ssh(host: LabHost, command: str, data: bytes | None = None, check: bool = Tr
     return proc.stdout.decode()
 
 
-def fingerprint(host: LabHost) -> str:
-    return ssh(host, FINGERPRINT)
+def fingerprint(host: LabHost) -> dict[str, list[str]]:
+    """The host's configuration (tests/integration/host_state.py) and Plesk's marks."""
+    marks = " ".join(PLESK_MARKS)
+    return host_state.fingerprint(lambda text: ssh(host, text), extra={"plesk": f"ls -d {marks}"})
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import host_state
 import pytest
 
 pytestmark = pytest.mark.lab
@@ -17,15 +18,6 @@ ORDER = ROOT / "examples" / "orders" / "none.yml"
 ORDER_ID = "BDC-2027-0101"
 LAB_HOST = "bdc-2027-0101-1"
 
-# Everything that describes the host's configuration: files under /etc and the
-# administrators' homes, installed packages, accounts, enabled units.
-FINGERPRINT = (
-    "find /etc /home -xdev \\( -type f -o -type l \\) -print0 | sort -z"
-    " | xargs -0 -r sha256sum 2>/dev/null | sha256sum;"
-    " dpkg-query -W -f '${Package} ${Version}\\n' | sha256sum;"
-    " getent passwd | sha256sum;"
-    " systemctl list-unit-files --state=enabled --no-legend | sha256sum"
-)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +30,8 @@ def fresh_host(cli, root_user):  # type: ignore[no-untyped-def]
     cli("lab", "down", "--prefix", "bdc-2027-0101-", check=True)
 
 
-def fingerprint(cli, host: str) -> str:  # type: ignore[no-untyped-def]
-    proc = cli("lab", "ssh", host, "--", FINGERPRINT, check=True)
-    return proc.stdout
+def fingerprint(cli, host: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    return host_state.of_lab_host(cli, host)
 
 
 def test_check_mode_on_a_fresh_host_changes_nothing(cli, fresh_host, state_dir):  # type: ignore[no-untyped-def]
@@ -50,7 +41,7 @@ def test_check_mode_on_a_fresh_host_changes_nothing(cli, fresh_host, state_dir):
     assert "check mode predicts" in proc.stdout
     predicted = int(proc.stdout.split("check mode predicts ")[1].split()[0])
     assert predicted > 0  # a fresh host needs work, and check mode says so
-    assert fingerprint(cli, fresh_host) == before
+    assert host_state.differences(before, fingerprint(cli, fresh_host)) == []
     assert not (state_dir / "orders" / ORDER_ID / "delivery-note.json").exists()
 
 

@@ -1,7 +1,9 @@
 """Ticket requests driven through the real CLI against a Debian 13 lab host (needs root).
 
 The host is booted with ``hostops lab up --prefix req-`` and given the web and FTP stack
-with playbooks/stack-web.yml; then, in order, as one story: hostile names are refused
+with playbooks/stack-web.yml; then, in order, as one story: the host's fingerprint
+(tests/integration/host_state.py) stays the same while the host's own timers fire and
+changes when its configuration does; hostile names are refused
 with exit 2 and touch nothing; check mode predicts and changes nothing; a vhost is
 created and served; asking again changes nothing; an FTP account is created, its
 password shown once and working over FTPS; asking again changes nothing and keeps the
@@ -20,6 +22,7 @@ import ssl
 import sys
 from pathlib import Path
 
+import host_state
 import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
@@ -35,14 +38,6 @@ VHOST_USER = "w_shop_martin_example"
 VAULT_PASSWORD = "correct horse battery staple"  # noqa: S105 - the test's own vault
 PASSWORD_LINE = re.compile(r"^password \(shown once, stored nowhere\): (\S+)$", re.MULTILINE)
 
-# What the requests could change: files under /etc and /var/www, accounts, the FTP
-# server's virtual users, running units.
-FINGERPRINT = (
-    "find /etc /var/www -xdev \\( -type f -o -type l \\) -print0 | sort -z"
-    " | xargs -0 -r sha256sum 2>/dev/null | sha256sum;"
-    " getent passwd | sha256sum;"
-    " systemctl list-units --state=running --no-legend | sha256sum"
-)
 
 # Every password the story generated, for the last checks.
 PASSWORDS: dict[str, str] = {}
@@ -63,6 +58,13 @@ def stack_host(cli, root_user, tmp_path_factory):  # type: ignore[no-untyped-def
 
 def on_host(cli, command: str) -> str:  # type: ignore[no-untyped-def]
     return cli("lab", "ssh", HOST, "--", command, check=True).stdout
+
+
+def fingerprint(cli) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """What a request could change (tests/integration/host_state.py): files under /etc
+    and /var/www, accounts (the FTP server's virtual users are under /etc), enabled
+    units, packages, databases."""
+    return host_state.fingerprint(lambda text: on_host(cli, text))
 
 
 def changes(stdout: str) -> int:
@@ -104,8 +106,45 @@ def http_get(address: str, path: str) -> tuple[int, str]:
     return response.status, response.read().decode()
 
 
+# Services that timers start on their own schedule (php-common, apt, dpkg, systemd):
+# the fingerprint must not see them run.
+TIMER_SERVICES = (
+    "phpsessionclean.service",
+    "apt-daily.service",
+    "dpkg-db-backup.service",
+    "systemd-tmpfiles-clean.service",
+)
+
+
+def test_fingerprint_ignores_timers_and_sees_changes(cli, stack_host):  # type: ignore[no-untyped-def]
+    """The fingerprint that proves "nothing changed" below: the same while the host's timers
+    fire (while their services run and after they ran), different after a change a
+    request could make (positive control), the same again once it is undone."""
+    units = " ".join(TIMER_SERVICES)
+    listed = on_host(cli, f"systemctl list-unit-files --no-legend {units}")
+    assert all(unit in listed for unit in TIMER_SERVICES), listed  # real units, not nothing
+    before = fingerprint(cli)
+    on_host(cli, f"systemctl start --no-block {units}")
+    assert host_state.differences(before, fingerprint(cli)) == []  # while they may run
+    on_host(cli, f"systemctl start {units}")  # waits until each has run to its end
+    journal = on_host(cli, "journalctl --no-pager -o cat -u phpsessionclean.service")
+    assert journal.strip(), "phpsessionclean.service did not run"
+    assert host_state.differences(before, fingerprint(cli)) == []
+
+    probe = "/etc/hostops-fingerprint-probe"
+    try:
+        on_host(cli, f"echo probe > {probe} && chmod 0600 {probe} && chmod o+w /var/www")
+        changed = host_state.differences(before, fingerprint(cli))
+        assert any(probe in line and line.startswith("files: +") for line in changed), changed
+        assert any(probe in line and line.startswith("modes: +f 600") for line in changed), changed
+        assert any(line.startswith("modes: +d 757 ") and "/var/www" in line for line in changed)
+    finally:
+        on_host(cli, f"rm -f {probe} && chmod o-w /var/www")
+    assert host_state.differences(before, fingerprint(cli)) == []
+
+
 def test_hostile_names_exit_2_and_touch_nothing(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
-    before = on_host(cli, FINGERPRINT)
+    before = fingerprint(cli)
     attempts = [
         (
             ["vhost", "--host", HOST, "--domain", "a.example;rm -rf /"],
@@ -128,16 +167,16 @@ def test_hostile_names_exit_2_and_touch_nothing(cli, stack_host, state_dir):  # 
         assert expected in proc.stderr, proc.stderr
         assert proc.stdout == ""  # nothing ran
     assert not (state_dir / "requests").exists()
-    assert on_host(cli, FINGERPRINT) == before
+    assert host_state.differences(before, fingerprint(cli)) == []
 
 
 def test_check_mode_predicts_and_changes_nothing(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
-    before = on_host(cli, FINGERPRINT)
+    before = fingerprint(cli)
     proc = cli("request", "vhost", "--host", HOST, "--domain", DOMAIN, "--lab", "--check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "would be created" in proc.stdout
     assert changes(proc.stdout) > 0
-    assert on_host(cli, FINGERPRINT) == before
+    assert host_state.differences(before, fingerprint(cli)) == []
 
 
 def test_vhost_request_creates_a_served_vhost(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
@@ -244,11 +283,11 @@ def test_a_server_recorded_as_plesk_without_plesk_is_refused_unchanged(cli, stac
     fact = "/etc/ansible/facts.d/hostops.fact"
     on_host(cli, f'mkdir -p /etc/ansible/facts.d && echo \'{{"managed_level": "plesk"}}\' > {fact}')
     try:
-        before = on_host(cli, FINGERPRINT)
+        before = fingerprint(cli)
         proc = cli("request", "vhost", "--host", HOST, "--domain", "other.example", "--lab")
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert f"Cannot serve vhost on {HOST}: it must be a Plesk server" in proc.stdout
         assert not PASSWORD_LINE.search(proc.stdout)
-        assert on_host(cli, FINGERPRINT) == before
+        assert host_state.differences(before, fingerprint(cli)) == []
     finally:
         on_host(cli, f"rm -f {fact}")
