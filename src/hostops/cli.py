@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "hostops.request_cli",
     "hostops.updates_cli",
     "hostops.monitor_cli",
+    "hostops.sla_cli",
 )
 
 
