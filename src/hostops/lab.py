@@ -834,7 +834,11 @@ def write_inventory(
         children[group] = {"hosts": {h.name: None for h in hosts}}
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "---\n# Written by 'hostops lab up'; do not edit.\n"
-    path.write_text(header + yaml.safe_dump({"all": {"children": children}}, sort_keys=False))
+    # Written aside and renamed: a command of another process reading the inventory
+    # (``--lab``) sees the old file or the new one, never a half-written one.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(header + yaml.safe_dump({"all": {"children": children}}, sort_keys=False))
+    partial.replace(path)
 
 
 def ssh_options(key: Path | None) -> list[str]:

@@ -21,6 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+# Debian's apt timers run 'apt-get update' (and unattended upgrades where installed) at
+# times of their own, soon after a fresh host's first boot too (Persistent=true): a
+# test's own apt or dpkg command on the host would then find the lists or dpkg lock
+# taken. Tests that run apt themselves stop them first on their own hosts (the stop
+# waits for a run in progress to end).
+QUIET_APT = (
+    "systemctl stop apt-daily.timer apt-daily-upgrade.timer"
+    " apt-daily.service apt-daily-upgrade.service"
+)
+
+
 @contextmanager
 def owned_prefixes(cli: Callable[..., Any], *prefixes: str) -> Iterator[None]:
     for prefix in prefixes:

@@ -59,7 +59,7 @@ def hostops(
     path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     return subprocess.run(
         [str(BIN / "hostops"), *args], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, "PATH": path, **(env or {})}, timeout=600, check=False,
+        env={**os.environ, "PATH": path, **(env or {})}, timeout=1200, check=False,
     )
 
 

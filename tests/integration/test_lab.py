@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lab_helpers import QUIET_APT
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +134,9 @@ def test_up_ping_down_leaves_nothing(cli, root_user):  # type: ignore[no-untyped
 
     # a host leaving does not cut the others off the apt cache (the bridge keeps its MAC)
     cli("lab", "down", "trixie1", check=True)
-    update = cli("lab", "ssh", "trixie2", "--", "apt-get update -o Acquire::Retries=0")
+    update = cli(
+        "lab", "ssh", "trixie2", "--", f"{QUIET_APT}; apt-get update -o Acquire::Retries=0"
+    )
     assert update.returncode == 0, update.stdout + update.stderr
 
     down = cli("lab", "down", check=True)

@@ -53,7 +53,7 @@ def test_scenario(scenario: str, root_user: None) -> None:
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            timeout=1800,
+            timeout=3600,
             check=False,
         )
     text = log.read_text()

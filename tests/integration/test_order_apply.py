@@ -83,8 +83,13 @@ def test_second_apply_changes_nothing(cli, fresh_host, state_dir):  # type: igno
 def test_bad_order_touches_no_host(cli, tmp_path):  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.yml"
     bad.write_text(ORDER.read_text().replace("managed_level: none", "managed_level: gold"))
-    before = cli("lab", "status").stdout
+    # Only this order's hosts: the other test files boot and remove theirs meanwhile.
+    def order_hosts() -> list[str]:
+        status = cli("lab", "status", check=True).stdout
+        return [line for line in status.splitlines() if line.startswith("bdc-2027-0101-")]
+
+    before = order_hosts()
     proc = cli("order", "apply", str(bad), "--lab")
     assert proc.returncode == 2
     assert "managed_level: 'gold'" in proc.stderr
-    assert cli("lab", "status").stdout == before
+    assert order_hosts() == before

@@ -42,12 +42,19 @@ def address(cli: Any, name: str) -> str:
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    """PROBE's first true answer within TIMEOUT seconds; a probe that cannot reach its
+    server (Prometheus restarting, a slow answer) is asked again until then."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
+    last: T | OSError | None = None
     while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
+        try:
+            answer = probe()
+        except OSError as err:  # URLError, a time-out, a refused connection
+            last = err
+        else:
+            if answer:
+                return answer
+            last = answer
         time.sleep(2)
     raise AssertionError(f"{what}: not seen within {timeout:.0f}s (last: {last!r})")
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_helpers import owned_prefixes
+from lab_helpers import QUIET_APT, owned_prefixes
 
 from hostops.module_utils.versions import classify_update, compare_versions
 
@@ -76,11 +76,29 @@ AFTER_INSTALL = {
     ),
     TRIXIE: "systemctl restart nginx php8.4-fpm",
 }
-# Another package manager holding dpkg's lock for 30 s (a POSIX lock, as apt's), started
-# just before a patch run: the module waits for it instead of failing.
+# Another package manager holding dpkg's lock (a POSIX lock, as apt's), started just
+# before a patch run: the module waits for it instead of failing. The holder lets go only
+# once another process has opened the lock file (inotify IN_OPEN: the module's wait polls
+# it every second), plus 3 s, so the module has really waited whatever the machine's
+# load; it gives up after 10 minutes. The shell returns once the lock is held.
+HOLD_DPKG_LOCK = """\
+import ctypes, fcntl, os, select, time
+lock = "/var/lib/dpkg/lock-frontend"
+held = open(lock, "w")
+fcntl.lockf(held, fcntl.LOCK_EX)
+libc = ctypes.CDLL(None, use_errno=True)
+watch = libc.inotify_init()
+libc.inotify_add_watch(watch, lock.encode(), 0x20)  # IN_OPEN
+open("/run/hold-dpkg-lock.ready", "w").close()
+if select.select([watch], [], [], 600)[0]:
+    time.sleep(3)
+"""
 LOCK_HOLDER = (
-    'setsid -f python3 -c \'import fcntl, time; f = open("/var/lib/dpkg/lock-frontend", "w");'
-    " fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(30)' </dev/null >/dev/null 2>&1"
+    "rm -f /run/hold-dpkg-lock.ready"
+    f" && cat > /run/hold-dpkg-lock.py <<'EOF'\n{HOLD_DPKG_LOCK}EOF\n"
+    "setsid -f python3 /run/hold-dpkg-lock.py </dev/null >/dev/null 2>&1"
+    " && for i in $(seq 100); do [ -e /run/hold-dpkg-lock.ready ] && break; sleep 0.1; done"
+    " && [ -e /run/hold-dpkg-lock.ready ]"
 )
 INSTALLED = "dpkg-query -W -f '${Package} ${Version}\\n'"
 
@@ -180,6 +198,7 @@ def lab(
                 "--inventory", str(inventory), "--group", "patch_targets", check=True,
             )  # fmt: skip
             inventories.append(inventory)
+            sh(cli, f"{prefix}1", QUIET_APT)  # the tests' own apt and dpkg runs below
         health = folder / "health.yml"
         health.write_text(HEALTH)
         inventories.append(health)
@@ -322,9 +341,10 @@ def test_an_emergency_outside_the_window_records_why_and_writes_the_email(
         cli,
         TRIXIE,
         "cd /tmp && apt-get download -q nginx-common && dpkg --unpack nginx-common_*.deb"
-        f" && rm nginx-common_*.deb && {LOCK_HOLDER}",
+        " && rm nginx-common_*.deb",
     )
     assert "nginx-common" in sh(cli, TRIXIE, "dpkg --audit")
+    sh(cli, TRIXIE, LOCK_HOLDER)
     reason = "CVE-2027-0001: remote code execution in nginx"
     proc = cli(
         "patch", "run", *lab["inventory_args"], "--at", OUTSIDE, "--limit", TRIXIE,
