@@ -80,6 +80,8 @@ AVAILABLE: Final[Mapping[str, bool]] = {
     "stack.mail": True,
     "stack.ftp": True,
     "stack.webmail": True,
+    # The host firewall on a Plesk server goes through Plesk's own firewall extension.
+    "firewall.plesk": False,
 }
 # Why an entry of AVAILABLE is still False, for the message.
 _NOT_LANDED: Final[Mapping[str, str]] = {
@@ -96,6 +98,7 @@ _NOT_LANDED: Final[Mapping[str, str]] = {
     "stack.mail": "the mail role has not landed",
     "stack.ftp": "the FTP role has not landed",
     "stack.webmail": "the webmail role has not landed",
+    "firewall.plesk": "Plesk's firewall extension is not driven by hostops yet",
 }
 
 _ORDER_ID = re.compile(r"[A-Z][A-Z0-9-]{2,39}")
@@ -213,6 +216,9 @@ class Order:
     backups: Backups = Backups()
     monitoring: Monitoring = Monitoring()
     sla: Sla | None = None
+    # The host firewall: always on at levels supervision and custom (False refused there),
+    # on request at levels none and basic; None when the order does not say.
+    firewall: bool | None = None
 
     def to_vars(self) -> dict[str, Any]:
         """The order as plain data (dicts, lists, scalars) for Ansible extra vars."""
@@ -229,6 +235,7 @@ class Order:
             "hostops_monitoring": _plain(self.monitoring),
             "hostops_sla": _plain(self.sla),
             "hostops_servers": _plain(self.servers),
+            "hostops_firewall": self.firewall,
         }
 
 
@@ -288,6 +295,11 @@ def check_available(order: Order, available: Mapping[str, bool] = AVAILABLE) -> 
     if order.backups.enabled and (why := missing("backups")):
         problems.append(
             f"backups.enabled: true is not available yet ({why}); set it to false for now"
+        )
+    if order.firewall and level == "plesk" and (why := missing("firewall.plesk")):
+        problems.append(
+            f"firewall: true is not available yet with managed_level 'plesk' ({why});"
+            " remove the field for now"
         )
     for name in ("http_checks", "tcp_checks"):
         if getattr(order.monitoring, name) and (why := missing("monitoring")):
@@ -590,7 +602,10 @@ _TOP_FIELDS = (
     "backups",
     "monitoring",
     "sla",
+    "firewall",
 )
+# Levels where the host firewall is part of the service (playbooks/vars/firewall.yml).
+FIREWALL_LEVELS: Final[tuple[str, ...]] = ("supervision", "custom")
 _CUSTOMER_FIELDS = ("name", "contact")
 _CONTACT_FIELDS = ("name", "phone", "email")
 _SERVER_FIELDS = ("hostname", "address")
@@ -803,6 +818,7 @@ class _Checker:
         backups = self.backups(raw, service)
         monitoring = self.field(raw, "", "monitoring", self.monitoring, default=Monitoring())
         sla = self.field(raw, "", "sla", self.sla)
+        firewall = self.firewall(raw, level)
         if (
             self.problems
             or order_id is None
@@ -829,6 +845,7 @@ class _Checker:
             backups=backups,
             monitoring=monitoring,
             sla=sla,
+            firewall=firewall,
         )
 
     def version(self, value: object, path: str) -> int | None:
@@ -1024,6 +1041,18 @@ class _Checker:
         if http is None or tcp is None:
             return None
         return Monitoring(http_checks=http, tcp_checks=tcp)
+
+    def firewall(self, raw: Mapping[str, object], level: str | None) -> bool | None:
+        """On request at levels none and basic; part of levels supervision and custom."""
+        wanted = self.field(raw, "", "firewall", self.boolean)
+        if wanted is False and level in FIREWALL_LEVELS:
+            self.add(
+                "firewall",
+                f"false is not allowed for managed_level '{level}': the host firewall is part "
+                "of the service at this level (remove the field)",
+            )
+            return None
+        return wanted
 
     def sla(self, value: object, path: str) -> Sla | None:
         fields_ = self.section(value, path, _SLA_FIELDS)

@@ -5,11 +5,14 @@ webmail, nightly backups and monitoring. 'hostops order apply --lab' boots the o
 server and a backup host; the monitoring server is a lab host set up beforehand with
 playbooks/monitoring-server.yml, as ops would have one. One story, in order: check mode
 on the fresh hosts changes nothing; the apply succeeds and writes the delivery note; a
-second apply changes nothing.
+second apply changes nothing. Then the host firewall, seen from the other lab hosts: a
+TCP scan from the backup host finds only the order's ports (and the FTP passive range let
+through), those ports serve, the node exporter answers the monitoring server only.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Iterator
@@ -123,3 +126,134 @@ def test_second_apply_changes_nothing(cli: Any, hosts: None, state_dir: Path) ->
     proc = apply(cli)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr
     assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout, proc.stdout[-3000:]
+
+
+# -- The host firewall, seen from other lab hosts (issue 14) ---------------------------------
+
+# A TCP connect scan run on a lab host: argv ADDRESS PORT...; prints {port: state} with
+# state open (connected), closed (refused: the firewall let the SYN through, nothing
+# listens) or filtered (no answer: dropped). 200 sockets at a time, 1.5 s each round.
+SCANNER = """
+import errno, json, selectors, socket, sys, time
+address, ports, states = sys.argv[1], [int(p) for p in sys.argv[2:]], {}
+for start in range(0, len(ports), 200):
+    selector = selectors.DefaultSelector()
+    for port in ports[start:start + 200]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.connect_ex((address, port))
+        selector.register(sock, selectors.EVENT_WRITE, port)
+    deadline = time.monotonic() + 1.5
+    while selector.get_map() and deadline > time.monotonic():
+        for key, _ in selector.select(max(deadline - time.monotonic(), 0)):
+            error = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            states[key.data] = "open" if error == 0 else (
+                "closed" if error == errno.ECONNREFUSED else errno.errorcode.get(error, "?"))
+            selector.unregister(key.fileobj)
+            key.fileobj.close()
+    for key in list(selector.get_map().values()):
+        states[key.data] = "filtered"
+        selector.unregister(key.fileobj)
+        key.fileobj.close()
+print(json.dumps(states))
+"""
+# What answers on a custom server with web, FTP, mail and webmail: SSH, FTP, SMTP, HTTP,
+# IMAP, HTTPS, submission, IMAPS (and the FTP passive range, reachable with nothing
+# listening between transfers).
+EXPECTED_OPEN = {21, 22, 25, 80, 143, 443, 587, 993}
+
+
+def lab_address(cli: Any, name: str) -> str:
+    status = cli("lab", "status", check=True).stdout
+    return str(next(line.split()[2] for line in status.splitlines() if line.startswith(f"{name} ")))
+
+
+def run_python(cli: Any, host: str, source: str, *args: str) -> str:
+    encoded = base64.b64encode(source.encode()).decode()
+    command = f"echo {encoded} | base64 -d > /tmp/hostops-probe.py && python3 /tmp/hostops-probe.py"
+    return str(cli("lab", "ssh", host, "--", " ".join([command, *args]), check=True).stdout)
+
+
+def scan(cli: Any, source: str, target: str, ports: list[int]) -> dict[int, str]:
+    output = run_python(cli, source, SCANNER, target, *map(str, ports))
+    return {int(port): state for port, state in json.loads(output.strip().splitlines()[-1]).items()}
+
+
+def test_a_scan_from_another_host_finds_only_the_orders_ports(cli: Any, hosts: None) -> None:
+    server = lab_address(cli, SERVER_HOST)
+    ftp = json.loads(cli("lab", "ssh", SERVER_HOST, "--", "cat /etc/ansible/facts.d/ftp.fact",
+                         check=True).stdout)  # fmt: skip
+    low, high = (int(port) for port in ftp["passive_ports"])
+    passive = [low, (low + high) // 2, high]
+    # every privileged port, the node exporter, the loopback-only services, the range's edges
+    ports = [*range(1, 1025), 3306, 5432, 8080, 9090, 9100, low - 1, *passive, high + 1]
+    states = scan(cli, BACKUP_HOST, server, ports)
+    print({port: state for port, state in states.items() if state != "filtered"})
+    assert len(states) == len(ports)
+    assert {port for port, state in states.items() if state == "open"} == EXPECTED_OPEN
+    assert [states[port] for port in passive] == ["closed"] * 3  # let through, nothing listens
+    others = [port for port in ports if port not in EXPECTED_OPEN and port not in passive]
+    assert {states[port] for port in others} == {"filtered"}, states
+
+
+# Positive control: what is open serves (banners, HTTP), seen from the other host. nginx
+# drops a request for no site of its own (444): ask for the webmail's.
+BANNERS = """
+import json, socket, sys
+address, site, answers = sys.argv[1], sys.argv[2], {}
+http = f"HEAD / HTTP/1.0\\r\\nHost: {site}\\r\\n\\r\\n".encode()
+for port, hello in ((21, b""), (22, b""), (25, b""), (80, http), (143, b"")):
+    with socket.create_connection((address, port), timeout=5) as sock:
+        sock.settimeout(5)
+        sock.sendall(hello)
+        answers[port] = sock.recv(64).decode("ascii", "replace")
+print(json.dumps(answers))
+"""
+
+
+def test_the_open_ports_serve_the_other_host(cli: Any, hosts: None) -> None:
+    server = lab_address(cli, SERVER_HOST)
+    webmail = json.loads(
+        cli(
+            "lab", "ssh", SERVER_HOST, "--", "cat /etc/ansible/facts.d/webmail.fact", check=True
+        ).stdout
+    )
+    output = run_python(cli, BACKUP_HOST, BANNERS, server, webmail["domain"])
+    answers = {
+        int(port): text for port, text in json.loads(output.strip().splitlines()[-1]).items()
+    }
+    assert answers[21].startswith("220"), answers
+    assert answers[22].startswith("SSH-2.0-"), answers
+    assert answers[25].startswith("220 "), answers
+    assert answers[80].startswith("HTTP/1.1 "), answers
+    assert answers[143].startswith("* OK"), answers
+
+
+NODE_EXPORTER = """
+import sys, urllib.request
+with urllib.request.urlopen(f"http://{sys.argv[1]}:9100/metrics", timeout=5) as response:
+    print(sum(line.startswith(b"node_exporter_build_info") for line in response))
+"""
+
+
+def test_the_node_exporter_answers_the_monitoring_server_only(cli: Any, hosts: None) -> None:
+    server = lab_address(cli, SERVER_HOST)
+    assert run_python(cli, MON, NODE_EXPORTER, server).split()[-1] == "1"
+    assert scan(cli, BACKUP_HOST, server, [9100]) == {9100: "filtered"}
+    assert scan(cli, MON, server, [9100]) == {9100: "open"}
+
+
+def test_the_rule_set_is_kept_for_the_next_boot(cli: Any, hosts: None) -> None:
+    probe = cli(
+        "lab",
+        "ssh",
+        SERVER_HOST,
+        "--",
+        "systemctl is-enabled nftables; cmp /var/lib/hostops-firewall/hostops.nft"
+        " /etc/nftables.d/hostops.nft && echo same; nft list table inet hostops",
+        check=True,
+    ).stdout
+    assert probe.startswith("enabled\nsame\n"), probe
+    assert "policy drop" in probe
+    mon = lab_address(cli, MON)
+    assert f'ip saddr {mon} tcp dport 9100 accept comment "node-exporter"' in probe, probe

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) Alteo hostops team <hostops@alteo.example>
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the firewall role, thin shims over ``plugins/module_utils/firewall.py``.
+
+* ``openings | alteo.hostops.firewall_problems([label])``: what is wrong, one line each
+  ([] if fine), naming ``label[i]`` (default ``firewall_openings``).
+* ``openings | alteo.hostops.firewall_rules``: the normalised rules the template writes.
+* ``openings | alteo.hostops.firewall_admits(address, port)``: whether a TCP connection
+  from *address* to *port* is let in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.alteo.hostops.plugins.module_utils.firewall import (
+    admits,
+    normalise_openings,
+    opening_problems,
+)
+
+DOCUMENTATION = r"""
+name: firewall_rules
+short_description: The firewall role's openings, checked and normalised
+description:
+  - C(firewall_problems) lists what is wrong with a list of openings.
+  - C(firewall_rules) merges each opening's ports into disjoint ranges and splits its
+    sources by address family, for the nftables template.
+  - C(firewall_admits) tells whether the openings let a TCP connection in from an address
+    to a port.
+options:
+  _input:
+    description: The openings, as the role's C(firewall_openings).
+    type: list
+    elements: dict
+    required: true
+"""
+
+RETURN = r"""
+_value:
+  description: A list of problems, a list of rules, or a boolean.
+  type: raw
+"""
+
+
+def _plain(value: Any) -> Any:
+    """Ansible's own container and string types as plain Python data."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def firewall_problems(openings: Any, label: str = "firewall_openings") -> list[str]:
+    return opening_problems(_plain(openings), str(label))
+
+
+def firewall_rules(openings: Any) -> list[dict[str, Any]]:
+    try:
+        return normalise_openings(_plain(openings))
+    except ValueError as err:
+        raise AnsibleFilterError(f"alteo.hostops.firewall_rules: {err}") from err
+
+
+def firewall_admits(openings: Any, address: str, port: Any, proto: str = "tcp") -> bool:
+    try:
+        return admits(_plain(openings), str(address), _plain(port), str(proto))
+    except ValueError as err:
+        raise AnsibleFilterError(f"alteo.hostops.firewall_admits: {err}") from err
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "firewall_problems": firewall_problems,
+            "firewall_rules": firewall_rules,
+            "firewall_admits": firewall_admits,
+        }
