@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import time
 from typing import Any
@@ -63,10 +64,25 @@ def metrics(host: Any) -> dict[tuple[str, str], float]:
     return values
 
 
-def journal_since(host: Any, unit: str, since: float) -> str:
-    return host.check_output(
-        f"journalctl --no-pager -o cat -u {unit} --since @{int(since) - 1} 2>&1 || true"
-    )
+def journal_since(
+    host: Any, unit: str, since: float, *expected: str | re.Pattern[str], timeout: float = 30
+) -> str:
+    """The unit's journal since *since*. journald may write a unit's last lines a moment
+    after the unit has exited: read again (bounded) until every *expected* text or
+    pattern shows, and return the last reading (the caller asserts on it)."""
+    command = f"journalctl --no-pager -o cat -u {unit} --since @{int(since) - 1} 2>&1 || true"
+    text = host.check_output(command)
+
+    def complete() -> bool:
+        nonlocal text
+        text = host.check_output(command)
+        return all(
+            e.search(text) if isinstance(e, re.Pattern) else e in text for e in expected
+        )
+
+    if expected:
+        wait_for(complete, timeout, step=0.5)
+    return text
 
 
 def now(host: Any) -> float:

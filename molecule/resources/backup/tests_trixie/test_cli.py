@@ -15,6 +15,9 @@ from backup_helpers import INVENTORY, MANAGED, mariadb, mariadb_checksums, snaps
 ROOT = Path(__file__).resolve().parents[4]
 HOSTOPS = Path(sys.executable).parent / "hostops"
 
+# no run started by a timer in the middle of these checks (see conftest.py)
+pytestmark = pytest.mark.usefixtures("backup_timers_stopped")
+
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory):  # type: ignore[no-untyped-def]
@@ -81,8 +84,11 @@ def test_restore_over_a_live_database_says_what_is_lost_and_needs_yes(cli, host,
 
 
 def test_restore_as_a_new_database_touches_no_live_data(cli, host, baseline):
+    # a date: the last dumps of the day (Paris time) the latest were made, not "today",
+    # which names another day once Paris midnight has passed since the last backup
+    day = snapshots(host, "dumps")[-1]["time"][:10]
     try:
-        proc = cli("restore", *where(), "--database", "crm", "--at", "today", "--as", "crm_cli")
+        proc = cli("restore", *where(), "--database", "crm", "--at", day, "--as", "crm_cli")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "which does not exist yet (no live data is touched)" in proc.stdout
         counts = host.check_output(

@@ -6,6 +6,7 @@ finding a real listener and a real process."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
@@ -20,8 +21,26 @@ def metrics(host: Any) -> list[str]:
 
 
 def run_check(host: Any) -> list[str]:
-    host.check_output("systemctl start hostops-forbidden-services.service")
-    return host.file(f"{TEXTFILE_DIR}/hostops_forbidden_services.prom").content_string.splitlines()
+    """A run of the check started now. With its timer (every 5 minutes) running, 'systemctl
+    start' of the oneshot could join a run already under way, whose result was computed
+    before the test started its listener: the timer is stopped, the run under way left to
+    end (bounded), and the timer started again after."""
+    unit = "hostops-forbidden-services.service"
+    host.check_output("systemctl stop hostops-forbidden-services.timer")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            state = host.run(f"systemctl is-active {unit}").stdout.strip()
+            jobs = host.run(f"systemctl list-jobs --no-legend {unit}").stdout.strip()
+            if state not in ("active", "activating", "deactivating") and not jobs:
+                break
+            assert time.monotonic() < deadline, f"{unit} still {state} after 60s"
+            time.sleep(1)
+        host.check_output(f"systemctl start {unit}")
+        prom = host.file(f"{TEXTFILE_DIR}/hostops_forbidden_services.prom").content_string
+    finally:
+        host.run("systemctl start hostops-forbidden-services.timer")
+    return prom.splitlines()
 
 
 def test_node_exporter_runs_with_the_raid_and_textfile_collectors(host: Any) -> None:

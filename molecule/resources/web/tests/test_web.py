@@ -144,8 +144,13 @@ def test_http_page_rendered_by_the_vhosts_own_pool(host, address, pages):
     response = http_get(address, DOMAIN, "/who.php")
     assert response.status == 200
     assert response.read().decode().strip() == f"user={USER} https=off"
-    # the pool's worker, started on demand, runs as the vhost's user
-    workers = host.check_output("ps -o user= -C php-fpm8.4").split()
+    # the pool's worker, started on demand, runs as the vhost's user. It exits after 30 s
+    # idle: the page is requested again on the host and ps looks in the same command
+    request = (
+        "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1/who.php', "
+        f"headers={{'Host': '{DOMAIN}'}}), timeout=10).read()"
+    )
+    workers = host.check_output(f'python3 -c "{request}" && ps -o user= -C php-fpm8.4').split()
     assert USER in workers
 
 
