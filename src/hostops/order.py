@@ -23,7 +23,9 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
@@ -339,16 +341,29 @@ def accept_order(path: str | Path, available: Mapping[str, bool] = AVAILABLE) ->
 # -- Reading the file safely ------------------------------------------------------------------
 
 
+def _require_regular(info: os.stat_result, source: str) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else (
+            "a FIFO" if stat.S_ISFIFO(info.st_mode) else "not a regular file"
+        )
+        raise UsageError(f"{source}: cannot read the order: {kind}; give the order's file")
+    if info.st_size > MAX_ORDER_BYTES:
+        raise UsageError(f"{source}: {_too_big(info.st_size)}")
+
+
 def _too_big(size: int) -> str:
     return f"{size} bytes is too big for an order (the limit is {MAX_ORDER_BYTES} bytes)"
 
 
 def _read_text(path: Path, source: str) -> str:
+    """The order's text. Only a regular file is opened: a FIFO or a device would block the
+    open or the read; the type is checked again on the descriptor, opened non-blocking, in
+    case the path was swapped in between."""
     try:
-        size = path.stat().st_size
-        if size > MAX_ORDER_BYTES:
-            raise UsageError(f"{source}: {_too_big(size)}")
-        with path.open("rb") as stream:
+        _require_regular(path.stat(), source)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        with os.fdopen(fd, "rb") as stream:
+            _require_regular(os.fstat(stream.fileno()), source)
             raw = stream.read(MAX_ORDER_BYTES + 1)
     except OSError as err:
         raise UsageError(f"{source}: cannot read the order: {err.strerror or err}") from err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -495,6 +496,16 @@ def test_load_order_missing_file(tmp_path: Path) -> None:
 def test_load_order_directory(tmp_path: Path) -> None:
     (problem,) = problems_of_file(tmp_path)
     assert problem.startswith(f"{tmp_path}: cannot read the order: ")
+
+
+def test_load_order_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO would block the open forever (nobody writes to it): refused before opening."""
+    fifo = tmp_path / "order.yml"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    (problem,) = problems_of_file(fifo)
+    assert problem == f"{fifo}: cannot read the order: a FIFO; give the order's file"
+    assert time.monotonic() - started < 2
 
 
 def test_load_order_not_utf8(tmp_path: Path) -> None:
