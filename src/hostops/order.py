@@ -23,9 +23,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import math
-import os
 import re
-import stat
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from hostops.errors import UsageError
+from hostops.textfile import FileTooBig, NotRegularFile, read_regular
 
 Service = Literal["dedicated_server", "private_cloud", "shared_hosting"]
 OsRelease = Literal["debian13", "debian12"]
@@ -341,34 +340,26 @@ def accept_order(path: str | Path, available: Mapping[str, bool] = AVAILABLE) ->
 # -- Reading the file safely ------------------------------------------------------------------
 
 
-def _require_regular(info: os.stat_result, source: str) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else (
-            "a FIFO" if stat.S_ISFIFO(info.st_mode) else "not a regular file"
-        )
-        raise UsageError(f"{source}: cannot read the order: {kind}; give the order's file")
-    if info.st_size > MAX_ORDER_BYTES:
-        raise UsageError(f"{source}: {_too_big(info.st_size)}")
-
-
 def _too_big(size: int) -> str:
     return f"{size} bytes is too big for an order (the limit is {MAX_ORDER_BYTES} bytes)"
 
 
 def _read_text(path: Path, source: str) -> str:
-    """The order's text. Only a regular file is opened: a FIFO or a device would block the
-    open or the read; the type is checked again on the descriptor, opened non-blocking, in
-    case the path was swapped in between."""
+    """The order's text: a regular file only (hostops/textfile.py), UTF-8."""
     try:
-        _require_regular(path.stat(), source)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        with os.fdopen(fd, "rb") as stream:
-            _require_regular(os.fstat(stream.fileno()), source)
-            raw = stream.read(MAX_ORDER_BYTES + 1)
+        raw = read_regular(path, MAX_ORDER_BYTES)
+    except NotRegularFile as err:
+        raise UsageError(
+            f"{source}: cannot read the order: {err.kind}; give the order's file"
+        ) from err
+    except FileTooBig as err:
+        if err.size is not None:
+            raise UsageError(f"{source}: {_too_big(err.size)}") from err
+        raise UsageError(
+            f"{source}: more than {MAX_ORDER_BYTES} bytes is too big for an order"
+        ) from err
     except OSError as err:
         raise UsageError(f"{source}: cannot read the order: {err.strerror or err}") from err
-    if len(raw) > MAX_ORDER_BYTES:
-        raise UsageError(f"{source}: more than {MAX_ORDER_BYTES} bytes is too big for an order")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import stat
 import sys
 from collections.abc import Hashable
 from datetime import timedelta
@@ -35,6 +33,7 @@ from hostops.module_utils.sla import (
     read_month,
     to_cent,
 )
+from hostops.textfile import FileTooBig, NotRegularFile, read_regular
 
 # A month of incidents is a few KiB; these bounds keep hostile files cheap to refuse.
 MAX_FILE_BYTES: Final = 256 * 1024
@@ -45,14 +44,6 @@ _PLAIN_TAGS = frozenset(
     _YAML_TAG + name for name in ("null", "bool", "int", "float", "str", "timestamp", "seq", "map")
 )
 _Loader: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``hostops sla compute``."""
@@ -163,19 +154,22 @@ def load_incidents(path: Path) -> MonthInput:
 
 
 def _read_text(path: Path, source: str) -> str:
-    """The file's text. Its type is checked before it is opened (a FIFO would block the
-    open), and again on the open descriptor, opened non-blocking, in case it was swapped."""
+    """The file's text: a regular file only (hostops/textfile.py), UTF-8."""
     try:
-        info = os.stat(path)
-        _require_regular(info, source)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-        with os.fdopen(fd, "rb") as stream:
-            _require_regular(os.fstat(stream.fileno()), source)
-            raw = stream.read(MAX_FILE_BYTES + 1)
+        raw = read_regular(path, MAX_FILE_BYTES)
+    except NotRegularFile as err:
+        raise UsageError(f"{source}: is {err.kind}, not a regular file") from err
+    except FileTooBig as err:
+        if err.size is not None:
+            raise UsageError(
+                f"{source}: {err.size} bytes is too big for a month of incidents "
+                f"(the limit is {MAX_FILE_BYTES})"
+            ) from err
+        raise UsageError(
+            f"{source}: more than {MAX_FILE_BYTES} bytes is too big for a month"
+        ) from err
     except OSError as err:
         raise UsageError(f"{source}: cannot read the file: {err.strerror or err}") from err
-    if len(raw) > MAX_FILE_BYTES:
-        raise UsageError(f"{source}: more than {MAX_FILE_BYTES} bytes is too big for a month")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -183,18 +177,6 @@ def _read_text(path: Path, source: str) -> str:
         raise UsageError(
             f"{source}: not UTF-8 text: byte 0x{raw[err.start]:02x} at line {line}"
         ) from err
-
-
-def _require_regular(info: os.stat_result, source: str) -> None:
-    if stat.S_ISREG(info.st_mode):
-        if info.st_size > MAX_FILE_BYTES:
-            raise UsageError(
-                f"{source}: {info.st_size} bytes is too big for a month of incidents "
-                f"(the limit is {MAX_FILE_BYTES})"
-            )
-        return
-    kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a file")
-    raise UsageError(f"{source}: is {kind}, not a regular file")
 
 
 class _Constructor(SafeConstructor):
