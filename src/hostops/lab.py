@@ -116,20 +116,25 @@ class LabPaths:
     @classmethod
     def default(cls) -> LabPaths:
         root = repo_root()  # not the working directory: molecule runs from elsewhere
+        state = Path(
+            os.environ.get(
+                "HOSTOPS_LAB_DIR",
+                "/var/lib/hostops-lab" + ("" if lab_id() == "hostops" else f"-{lab_id()}"),
+            )
+        )
         return cls(
-            state_dir=Path(
-                os.environ.get(
-                    "HOSTOPS_LAB_DIR",
-                    "/var/lib/hostops-lab" + ("" if lab_id() == "hostops" else f"-{lab_id()}"),
-                )
-            ),
+            state_dir=state,
             cache_dir=Path(os.environ.get("HOSTOPS_LAB_CACHE", "/var/cache/hostops-lab")),
             inventory=Path(
                 os.environ.get(
                     "HOSTOPS_LAB_INVENTORY",
-                    root
-                    / "inventories"
-                    / "lab"
+                    # a checkout's inventories/lab; an installed hostops keeps it in the
+                    # lab's state directory
+                    (
+                        root / "inventories" / "lab"
+                        if (root / "inventories" / "lab").is_dir()
+                        else state
+                    )
                     / ("hosts.yml" if lab_id() == "hostops" else f"hosts-{lab_id()}.yml"),
                 )
             ),

@@ -42,6 +42,19 @@ _RESULT_EVENTS = {
 }
 
 
+# Where a wheel puts the collection inside the package (setup.py's build hook).
+PACKAGED_COLLECTION = Path("collection", "ansible_collections", "alteo", "hostops")
+
+
+def collections_dir(root: Path) -> Path:
+    """The directory to give Ansible as its collections path for the collection at ROOT:
+    a checkout's collections/ (scripts/setup links the checkout in), or the
+    ansible_collections tree the collection sits in."""
+    if root.parent.parent.name == "ansible_collections":
+        return root.parents[2]
+    return root / "collections"
+
+
 def repo_root() -> Path:
     """The collection's root: where ansible.cfg, playbooks/ and roles/ are."""
     env = os.environ.get("HOSTOPS_ROOT")
@@ -50,7 +63,10 @@ def repo_root() -> Path:
     here = Path(__file__).resolve()
     for parent in here.parents:
         if (parent / "galaxy.yml").exists() and (parent / "playbooks").is_dir():
-            return parent
+            return parent  # a checkout (or an editable install of one)
+    packaged = here.parent / PACKAGED_COLLECTION
+    if (packaged / "galaxy.yml").exists():
+        return packaged  # installed from a wheel, which carries the collection (setup.py)
     cwd = Path.cwd()
     if (cwd / "galaxy.yml").exists():
         return cwd
@@ -174,6 +190,7 @@ def run_environment(root: Path) -> dict[str, str]:
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(collections_dir(root))
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
