@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import HostopsError, UsageError
 from hostops.runner import PlaybookRun, RunResult
+from hostops.settings import inventories_or_default
 
 PARIS = ZoneInfo("Europe/Paris")
 KINDS = ("all", "dumps", "files")
@@ -223,7 +224,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
                 f"--lab: no lab inventory at {inventories[0]} (boot hosts with 'hostops lab up')"
             )
     else:
-        inventories = list(args.inventory)
+        inventories = inventories_or_default(args.inventory)
         if not inventories:
             problems.append("--inventory: required unless --lab is given")
         problems += [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
@@ -244,7 +245,7 @@ def inventory_has_host(inventories: Sequence[Path], host: str) -> bool:
 
 
 def run_dir(host: str, action: str) -> Path:
-    from hostops.provision import state_dir  # noqa: PLC0415 - keeps this module light
+    from hostops.settings import state_dir  # noqa: PLC0415 - keeps this module light
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return state_dir() / "backups" / host / "runs" / f"{stamp}-{action}"

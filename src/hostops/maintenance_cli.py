@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from hostops.errors import UsageError
 from hostops.module_utils.maintenance_window import DEFAULT_CONFIG, check_window, parse_at
-from hostops.provision import state_dir
+from hostops.settings import state_dir
 
 PARIS = ZoneInfo("Europe/Paris")
 NOTICE_DAYS = 8  # §5.5: planned work is announced at least 8 calendar days before

@@ -29,6 +29,7 @@ from hostops.errors import UsageError
 from hostops.lab import Lab, LabState, process_matches
 from hostops.order import Order, load_order
 from hostops.runner import PlaybookRun
+from hostops.settings import inventories_or_default, settings
 
 MONITORING_GROUP = "monitoring_servers"
 SERVERS_GROUP = "hostops_monitor_targets"
@@ -186,6 +187,7 @@ def monitoring_group(
             raise UsageError(f"{option}: required with --lab (the lab host that runs monitoring)")
         resolved, _ = resolve_lab([server], server, option)
         return resolved
+    server = server or settings().monitoring_server
     _, monitoring, _ = resolve_inventory(inventories, None, None, server, option)
     return monitoring
 
@@ -235,6 +237,7 @@ def resolve_inventory(
 ) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """The server's and the monitoring server's entries in the generated inventory, and
     the run's limit (the chosen monitoring server only, when OPTION names one)."""
+    inventories = inventories_or_default(inventories)
     if not inventories:
         raise UsageError("--inventory: required unless --lab is given")
     problems = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
@@ -275,7 +278,7 @@ def resolve_inventory(
 
 
 def execute(plan: Plan, *, check: bool, out: TextIO = sys.stdout) -> int:
-    from hostops.provision import state_dir  # noqa: PLC0415 - provision imports this module
+    from hostops.settings import state_dir  # noqa: PLC0415 - keeps this module light
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = state_dir() / "monitor" / plan.host / "runs" / f"{stamp}-{plan.verb}"

@@ -102,7 +102,7 @@ _NOT_LANDED: Final[Mapping[str, str]] = {
     "firewall.plesk": "Plesk's firewall extension is not driven by hostops yet",
 }
 
-_ORDER_ID = re.compile(r"[A-Z][A-Z0-9-]{2,39}")
+ORDER_ID = re.compile(r"[A-Z][A-Z0-9-]{2,39}")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _VAR_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _EMAIL = re.compile(
@@ -1099,7 +1099,7 @@ _Check: TypeAlias = Callable[[str], "str | _Bad"]
 
 
 def _order_id(value: str) -> str | _Bad:
-    if _ORDER_ID.fullmatch(value):
+    if ORDER_ID.fullmatch(value):
         return value
     return _Bad("is not an order number (capitals, digits and '-', 3 to 40, e.g. BDC-2027-0103)")
 

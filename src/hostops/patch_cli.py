@@ -44,8 +44,8 @@ from hostops.module_utils.maintenance_window import (
     parse_at,
 )
 from hostops.order import load_order
-from hostops.provision import state_dir
 from hostops.runner import PlaybookRun, RunResult
+from hostops.settings import inventories_or_default, state_dir
 
 LAB_GROUP = "hostops_patch"
 CONTACT_VAR = "hostops_customer_email"
@@ -150,7 +150,7 @@ def resolve_targets(args: argparse.Namespace) -> Targets:
     if args.lab_host:
         targets = _lab_targets(args.lab_host, args.limit)
     else:
-        targets = _inventory_targets(args.inventory, args.limit)
+        targets = _inventory_targets(inventories_or_default(args.inventory), args.limit)
     if not targets.hosts:
         where = f"--limit {args.limit!r}" if args.limit else "the inventory"
         raise UsageError(f"{where}: no host to patch")

@@ -10,7 +10,6 @@ note (bon de livraison, contract §3.1.1) is written as Markdown and JSON.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import sys
@@ -23,20 +22,18 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from hostops import fleet
 from hostops.errors import UsageError
 from hostops.lab import Lab, ssh_options
 from hostops.monitor_cli import MONITORING_GROUP, monitoring_group
 from hostops.order import Order
-from hostops.runner import PlaybookRun, RunResult, repo_root
+from hostops.runner import PlaybookRun, RunResult
+from hostops.settings import inventories_or_default, state_dir
 
 PARIS = ZoneInfo("Europe/Paris")
 ORDER_GROUP = "hostops_order"
 BACKUP_GROUP = "backup_servers"
 RELEASE_OF_OS = {"debian13": "trixie", "debian12": "bookworm"}
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("HOSTOPS_STATE_DIR", repo_root() / "state"))
 
 
 @dataclass(frozen=True)
@@ -139,6 +136,8 @@ def apply_order(
 ) -> int:
     # Monitored levels need a monitoring server: found (or refused) before any host is
     # touched.
+    if not lab:
+        inventories = inventories_or_default(inventories)
     monitoring: dict[str, Any] = {}
     if order.managed_level != "none":
         monitoring = monitoring_group(lab=lab, inventories=inventories, server=monitoring_server)
@@ -160,6 +159,9 @@ def apply_order(
     generated.touch(mode=0o600)  # it may carry the lab's backup repository password
     generated.write_text(yaml.safe_dump(inventory, sort_keys=False))
     extravars = {**order.to_vars(), "hostops_targets": ORDER_GROUP}
+    if not check:
+        fleet.write_order(state_dir() / "orders" / order.id, order.to_vars())
+    started = datetime.now(PARIS).isoformat(timespec="seconds")
     mode = "check mode, nothing is changed" if check else "applying"
     print(
         f"order {order.id}: {len(targets)} server(s), level {order.managed_level} ({mode})",
@@ -176,6 +178,20 @@ def apply_order(
         out=out,
     )
     result = run.execute()
+    fleet.write_run(
+        run_dir,
+        {
+            "order": order.id,
+            "mode": "check" if check else "apply",
+            "status": "successful" if result.ok else "failed",
+            "changed": result.changed,
+            "hosts": result.hosts,
+            "limit": limit,
+            "lab": lab,
+            "started_at": started,
+            "finished_at": datetime.now(PARIS).isoformat(timespec="seconds"),
+        },
+    )
     print("", file=out)
     print(result.summary_table(), file=out)
     if not result.ok:

@@ -45,8 +45,8 @@ import yaml
 from hostops import db_requests, plesk_commands
 from hostops.errors import HostopsError, UsageError
 from hostops.lab import LabPaths
-from hostops.provision import state_dir
 from hostops.runner import PlaybookRun
+from hostops.settings import inventories_or_default, state_dir
 
 # -- Allow-lists ---------------------------------------------------------------------
 # A validator returns the problem with a value, or None when the value is good; its
@@ -301,6 +301,8 @@ def resolve_inventory(
         if not path.exists():
             raise UsageError(f"--lab: no lab inventory at {path} (run 'hostops lab up' first)")
         inventories = [path]
+    if not lab:
+        inventories = inventories_or_default(inventories)
     if not inventories:
         raise UsageError("--inventory: required unless --lab is given")
     missing = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
