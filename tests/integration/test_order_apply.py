@@ -7,6 +7,9 @@ apply succeeds and writes the delivery note; a second apply changes nothing.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import host_state
@@ -28,6 +31,48 @@ def fresh_host(cli, root_user):  # type: ignore[no-untyped-def]
     )
     yield LAB_HOST
     cli("lab", "down", "--prefix", "bdc-2027-0101-", check=True)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """``hostops`` as an operator gets it: ``pip install`` of the clone into a fresh
+    virtual environment (not editable), run from a directory outside the clone."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", ROOT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            # the same lab inventory as the checkout's hostops (one lab, one inventory)
+            "HOSTOPS_LAB_INVENTORY": str(lab_inventory()),
+        }
+        return subprocess.run(
+            [str(venv / "bin" / "hostops"), *args],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env=env,
+            check=False,
+        )
+
+    return run
+
+
+def lab_inventory() -> Path:
+    from hostops.lab import LabPaths  # noqa: PLC0415 - the checkout's own rule
+
+    return LabPaths.default().inventory
 
 
 def fingerprint(cli, host: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
@@ -70,14 +115,46 @@ def test_apply_provisions_and_writes_the_delivery_note(cli, fresh_host, state_di
     assert who.stdout.strip() == "lab1.alixans.example"
 
 
-def test_second_apply_changes_nothing(cli, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+def test_second_apply_changes_nothing(installed, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+    """The second apply, by a pip-installed hostops run from outside the clone: it finds
+    the collection it carries and changes nothing; its records are the same state's."""
     first = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
-    proc = cli("order", "apply", str(ORDER), "--lab")
+    where = installed("--version")
+    assert where.returncode == 0 and "hostops" in where.stdout, where.stdout + where.stderr
+    proc = installed("order", "apply", str(ORDER), "--lab")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout
     second = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
     assert second["entry_into_service"] == first["entry_into_service"]
     assert second["delivered_at"] == first["delivered_at"]
+    # the playbooks it ran were its own copy, not the checkout's
+    runs = sorted((state_dir / "orders" / ORDER_ID / "runs").iterdir())
+    command = json.loads((runs[-1] / "runner" / "artifacts" / "run" / "command").read_text())
+    playbook = next(a for a in command["command"] if a.endswith("provision.yml"))
+    assert "site-packages/hostops/collection/" in playbook, playbook
+    assert not playbook.startswith(str(ROOT) + "/playbooks"), playbook
+
+
+def test_order_list_and_show(installed, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+    listing = installed("order", "list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    (record,) = [o for o in json.loads(listing.stdout) if o["order"] == ORDER_ID]
+    assert record["managed_level"] == "none"
+    assert record["servers"][0]["hostname"] == "lab1.alixans.example"
+    assert record["delivered_at"] is not None
+    # three runs: the check, the first apply, the second apply
+    assert [(r["mode"], r["status"]) for r in record["runs"]] == [
+        ("check", "successful"),
+        ("apply", "successful"),
+        ("apply", "successful"),
+    ]
+    assert record["runs"][-1]["changed"] == 0 and record["runs"][1]["changed"] > 0
+    shown = installed("order", "show", ORDER_ID)
+    assert shown.returncode == 0, shown.stderr
+    assert record["servers"][0]["address"] in shown.stdout
+    unknown = installed("order", "show", "BDC-1999-0001")
+    assert unknown.returncode == 2
+    assert "ORDER: 'BDC-1999-0001' is not a known order" in unknown.stderr
 
 
 def test_bad_order_touches_no_host(cli, tmp_path):  # type: ignore[no-untyped-def]
