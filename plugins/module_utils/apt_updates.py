@@ -149,7 +149,8 @@ def transaction_problems(
     for change in simulation.upgrades:
         if change.name in planned:
             continue
-        assert change.installed is not None
+        if change.installed is None:
+            raise AssertionError(f"{change.name}: an upgrade without an installed version")
         if change.name in untouchable:
             problems.append(
                 f"{change.name} is held but would be updated "
@@ -236,8 +237,8 @@ def unit_of_cgroup(cgroup: str) -> str | None:
     service (login sessions, PID 1) give None.
     """
     for line in cgroup.splitlines():
-        hierarchy, _, path = line.partition(":")
-        controllers, _, path = path.partition(":")
+        hierarchy, _sep, path = line.partition(":")
+        controllers, _sep, path = path.partition(":")
         if hierarchy != "0" and controllers != "name=systemd":
             continue
         services = [part for part in path.split("/") if part.endswith(".service")]

@@ -27,14 +27,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Union
 
 PROTOCOLS = ("tcp", "udp")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _RANGE = re.compile(r"^([0-9]{1,5})-([0-9]{1,5})$")
 _FIELDS = ("name", "ports", "proto", "sources")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# A runtime alias, so Union: module_utils may be imported by Pythons older than 3.10.
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
 def _port_range(value: object) -> tuple[int, int] | None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hostops import fleet
 from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import UsageError
@@ -50,6 +52,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the run's result as JSON on stdout (progress goes to stderr)",
     )
     apply.set_defaults(func=cmd_apply)
+
+    extra = verbs.add_parser(
+        "vars",
+        help="a valid order as the extra variables of playbooks/provision.yml (for AWX)",
+    )
+    extra.add_argument("file", type=Path, metavar="FILE")
+    extra.add_argument("--json", action="store_true", help="as JSON (default: YAML)")
+    extra.set_defaults(func=cmd_vars)
 
     listing = verbs.add_parser("list", help="the orders this state directory knows")
     listing.add_argument("--json", action="store_true", help="as JSON")
@@ -123,6 +133,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
             }
         )
     return status
+
+
+def cmd_vars(args: argparse.Namespace) -> int:
+    order = accept_order(args.file)
+    extravars = {
+        **order.to_vars(),
+        "hostops_targets": ",".join(s.hostname for s in order.servers),
+    }
+    if args.json:
+        _dump(extravars)
+    else:
+        print("---")
+        print(yaml.safe_dump(extravars, sort_keys=False, allow_unicode=True), end="")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -104,3 +104,19 @@ def test_validate_json(state: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     verdict = json.loads(captured.out)
     assert verdict["valid"] is False
     assert any("managed_level: 'gold'" in p for p in verdict["problems"])
+
+
+def test_order_vars_are_the_playbooks_extra_vars(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["order", "vars", str(CUSTOM), "--json"]) == 0
+    extravars = json.loads(capsys.readouterr().out)
+    order = load_order(CUSTOM)
+    assert extravars == {
+        **json.loads(json.dumps(order.to_vars())),
+        "hostops_targets": ",".join(s.hostname for s in order.servers),
+    }
+    bad = tmp_path / "bad.yml"
+    bad.write_text(CUSTOM.read_text().replace("os: debian13", "os: debian9"))
+    assert main(["order", "vars", str(bad)]) == 2
+    assert "os: 'debian9'" in capsys.readouterr().err

@@ -851,7 +851,7 @@ class PostgreSQL:
         down = [c.label for c, status in found if not status.startswith("online")]
         if down:
             raise Failure(f"postgresql: cluster(s) {', '.join(down)} are not running")
-        return [c for c, _ in found]
+        return [cluster for cluster, _state in found]
 
     def env(self, cluster: Cluster) -> dict[str, str]:
         return {
@@ -1642,7 +1642,8 @@ def cmd_restic(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hostops-backup", description=__doc__.split("\n")[0])
+    summary = __doc__.split("\n", maxsplit=1)[0]
+    parser = argparse.ArgumentParser(prog="hostops-backup", description=summary)
     parser.add_argument("--config", type=Path, default=CONFIG_FILE)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     verbs = parser.add_subparsers(dest="verb", required=True)
