@@ -96,6 +96,17 @@ def check_php(value: str) -> str | None:
     return None
 
 
+_PHP_FUNCTION = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+
+
+def check_php_functions(value: str) -> str | None:
+    names = value.split(",")
+    bad = [n for n in names if not _PHP_FUNCTION.fullmatch(n)]
+    if bad or len(names) > 20:
+        return "a comma-separated list of PHP function names (at most 20), e.g. exec,popen"
+    return None
+
+
 # -- Verbs ---------------------------------------------------------------------------
 
 
@@ -152,7 +163,12 @@ HOST = Argument("--host", "the server (an inventory host name)", check_host, met
 
 
 def _vhost_variables(args: Mapping[str, str]) -> dict[str, Any]:
-    return {"web_vhost_domain": args["domain"], "web_vhost_php": args.get("php") or ""}
+    allowed = args.get("allow_php_functions") or ""
+    return {
+        "web_vhost_domain": args["domain"],
+        "web_vhost_php": args.get("php") or "",
+        "web_vhost_php_allow_functions": [n for n in allowed.split(",") if n],
+    }
 
 
 def _ftp_variables(args: Mapping[str, str]) -> dict[str, Any]:
@@ -172,6 +188,14 @@ VHOST = Verb(
             check_php,
             required=False,
             metavar="VERSION",
+        ),
+        Argument(
+            "--allow-php-functions",
+            "functions the server's PHP pools disable (exec, system, passthru, shell_exec, "
+            "proc_open, popen, pcntl_*) that this vhost may call, comma-separated",
+            check_php_functions,
+            required=False,
+            metavar="F1,F2",
         ),
     ),
     variables=_vhost_variables,

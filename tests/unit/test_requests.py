@@ -153,7 +153,22 @@ def test_required_and_optional_arguments():
         check_arguments(VHOST, {"host": "h", "domain": None, "php": None})
     checked = check_arguments(VHOST, {"host": "h", "domain": "a.example", "php": None})
     assert checked == {"host": "h", "domain": "a.example"}
-    assert VHOST.variables(checked) == {"web_vhost_domain": "a.example", "web_vhost_php": ""}
+    assert VHOST.variables(checked) == {
+        "web_vhost_domain": "a.example",
+        "web_vhost_php": "",
+        "web_vhost_php_allow_functions": [],
+    }
+
+
+def test_a_vhost_may_allow_php_functions_by_name():
+    checked = check_arguments(
+        VHOST, {"host": "h", "domain": "a.example", "allow_php_functions": "exec,popen"}
+    )
+    assert VHOST.variables(checked)["web_vhost_php_allow_functions"] == ["exec", "popen"]
+    for bad in ("exec;id", "exec,,popen", "Exec", "", ",".join(["exec"] * 21), "exec popen"):
+        with pytest.raises(UsageError) as caught:
+            check_arguments(VHOST, {"host": "h", "domain": "a.example", "allow_php_functions": bad})
+        assert caught.value.problems[0].startswith(f"--allow-php-functions: {bad!r}: ")
 
 
 def test_database_verbs_use_their_own_checks():

@@ -34,6 +34,15 @@ $other = @file_get_contents('{OTHER_DOCROOT}/index.html');
 echo $other === false ? 'denied' : 'read', "\\n";
 """
 
+RUN_PHP = """<?php
+$out = [];
+foreach (['shell_exec', 'exec', 'system', 'passthru', 'proc_open', 'popen'] as $f) {
+    $out[] = $f . '=' . (function_exists($f) ? 'yes' : 'no');
+}
+$ran = function_exists('shell_exec') ? trim(shell_exec('id -un')) : '-';
+echo implode(' ', $out), ' ran=', $ran, "\n";
+"""
+
 
 def put(host, path: str, content: str, owner: str) -> None:
     """Write a file as the vhost's user would (root writes it, then gives it away)."""
@@ -53,6 +62,8 @@ def pages(host) -> None:
     put(host, f"{DOCROOT}/who.php", WHO_PHP, USER)
     put(host, f"{DOCROOT}/peek.php", PEEK_PHP, USER)
     put(host, f"{OTHER_DOCROOT}/who.php", WHO_PHP, OTHER_USER)
+    put(host, f"{DOCROOT}/run.php", RUN_PHP, USER)
+    put(host, f"{OTHER_DOCROOT}/run.php", RUN_PHP, OTHER_USER)
 
 
 def http_get(address: str, domain: str, path: str) -> http.client.HTTPResponse:
@@ -175,6 +186,20 @@ def test_a_vhosts_php_cannot_read_another_vhost(host, address, pages):
     # and not only because of open_basedir: the file system says no as well
     check = host.run(f"runuser -u {USER} -- cat {OTHER_DOCROOT}/index.html")
     assert check.rc != 0
+
+
+def test_php_cannot_run_programs_unless_the_vhost_allows_it(address, pages):
+    """disable_functions per pool: shop's PHP has none of the functions that run programs;
+    blog's request allowed shell_exec (positive control: it runs, as blog's user) and
+    nothing else."""
+    shop = http_get(address, DOMAIN, "/run.php").read().decode().strip()
+    assert shop == (
+        "shell_exec=no exec=no system=no passthru=no proc_open=no popen=no ran=-"
+    ), shop
+    blog = http_get(address, OTHER_DOMAIN, "/run.php").read().decode().strip()
+    assert blog == (
+        f"shell_exec=yes exec=no system=no passthru=no proc_open=no popen=no ran={OTHER_USER}"
+    ), blog
 
 
 def test_security_headers_and_no_versions(address):
