@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shlex
 import smtplib
 import socket
 import ssl
@@ -425,6 +426,58 @@ def test_relay_refuses_unauthenticated_clients(relay: Server, relay_tls: ssl.SSL
         code, reply = client.rcpt("customer@client-shop.example")
     assert code == 554
     assert b"Access denied" in reply
+
+
+def test_relay_sends_only_from_the_accounts_own_domain(
+    relay: Server, relay_tls: ssl.SSLContext
+) -> None:
+    with submission(relay, relay_tls, RELAY_ACCOUNT, PASSWORD) as client:
+        # positive control: another address of the account's own domain
+        assert client.mail("noreply@relay-client.example")[0] == 250
+        assert client.rcpt("customer@client-shop.example")[0] == 250
+        client.rset()
+        client.mail("ceo@bank.example")
+        code, reply = client.rcpt("customer@client-shop.example")
+    assert code == 553, reply
+    assert b"not owned by user" in reply
+    senders = relay.host.file("/etc/postfix/hostops/senders").content_string
+    assert senders.splitlines() == [f"@relay-client.example {RELAY_ACCOUNT}"]
+
+
+# The relay's submission limit in this scenario (converge.yml): messages per client address
+# and minute; sent from the mailbox server, whose address no other test uses on the relay.
+RELAY_MESSAGE_RATE = 20
+RATE_SCRIPT = """
+import smtplib, ssl, sys
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE  # the relay's certificate is checked by other tests
+codes = []
+with smtplib.SMTP(sys.argv[1], 587, timeout=30) as client:
+    client.starttls(context=context)
+    client.login(sys.argv[2], sys.argv[3])
+    for n in range(int(sys.argv[4])):
+        code, _ = client.mail(sys.argv[2])
+        if code == 250:
+            code, _ = client.rcpt("customer@client-shop.example")
+        codes.append(code)
+        client.rset()
+print(" ".join(map(str, codes)))
+"""
+
+
+def test_relay_limits_the_messages_a_client_submits_per_minute(
+    mailbox_server: Server, relay: Server
+) -> None:
+    tries = RELAY_MESSAGE_RATE + 3
+    script, password = shlex.quote(RATE_SCRIPT), shlex.quote(PASSWORD)
+    run = mailbox_server.host.run(
+        f"python3 -c {script} {relay.address} {RELAY_ACCOUNT} {password} {tries}"
+    )
+    assert run.rc == 0, run.stderr
+    codes = [int(c) for c in run.stdout.split()]
+    # every message up to the limit accepted (control), every one after it deferred
+    assert codes == [250] * RELAY_MESSAGE_RATE + [450] * 3, codes
 
 
 # -- Webmail --------------------------------------------------------------------------
