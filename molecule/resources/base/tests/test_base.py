@@ -360,3 +360,49 @@ def test_sudo_is_logged(host):
     assert f"USER=nobody ; COMMAND=/bin/echo {marker}" in " ".join(log.content_string.split())
     assert host.run("visudo -c").rc == 0
     assert host.file("/etc/sudoers.d/hostops-logging").mode == 0o440
+
+
+SECURITY_PACKAGES = [
+    "libpam-tmpdir",
+    "apt-listchanges",
+    "needrestart",
+    "debsums",
+    "libpam-passwdqc",
+    "rkhunter",
+]
+
+
+def test_security_tools_are_installed_and_set_up(host):
+    for package in SECURITY_PACKAGES:
+        assert host.package(package).is_installed, package
+    assert host.file("/etc/needrestart/conf.d/60-hostops.conf").contains(
+        r"^\$nrconf{restart} = 'l';$"
+    )
+    rkhunter = host.file("/etc/default/rkhunter")
+    assert rkhunter.contains('^CRON_DAILY_RUN="true"$') and rkhunter.contains(
+        '^APT_AUTOGEN="true"$'
+    )
+    assert host.file("/etc/login.defs").contains("^SHA_CRYPT_MIN_ROUNDS 65536$")
+
+
+def test_login_sessions_time_out_and_get_their_own_tmp(host):
+    out = host.check_output(
+        f"su - {SSH_TEST_USER} -c 'echo tmout=$TMOUT tmpdir=$TMPDIR; (TMOUT=0) 2>&1; ulimit -Sc'"
+    )
+    uid = host.check_output(f"id -u {SSH_TEST_USER}")
+    lines = out.splitlines()
+    assert lines[0] == f"tmout=900 tmpdir=/tmp/user/{uid}", out
+    assert "TMOUT: readonly variable" in lines[1], out  # a user cannot switch it off
+    assert lines[2] == "0", out
+    # non-login shells (Ansible's, cron's) have no timeout
+    assert host.check_output("bash -c 'echo tmout=${TMOUT:-none}'") == "tmout=none"
+
+
+def test_sshd_logs_key_fingerprints_and_banners_are_legal(host):
+    settings = sshd_settings(host)
+    assert settings["loglevel"] == "VERBOSE"
+    assert settings["tcpkeepalive"] == "no"
+    for banner in ("/etc/issue", "/etc/issue.net"):
+        assert host.file(banner).contains(
+            "^Authorized access only. Unauthorized access is prohibited"
+        )
