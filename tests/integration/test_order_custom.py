@@ -260,6 +260,162 @@ def test_the_rule_set_is_kept_for_the_next_boot(cli: Any, hosts: None) -> None:
     assert f'ip saddr {mon} tcp dport 9100 accept comment "node-exporter"' in probe, probe
 
 
+# -- TLS at Mozilla's intermediate profile, seen from another lab host (issue 14) -----------
+
+# Handshakes with Debian 13's openssl s_client, run on a lab host: argv ADDRESS, then
+# LABEL,PORT,STARTTLS,SERVERNAME per service ('-' for none). Each service gets five
+# offers; prints {label: {offer: [protocol, suite] or null when refused}}. The client is
+# made willing first: at its default security level it refuses TLS 1.0 and 1.1 itself
+# ("no protocols available"), so every old offer lowers it to SECLEVEL=0. The label
+# "control" is a server started for a moment on the client's own loopback that allows
+# everything: it shows the same offers really succeed where a server accepts them.
+TLS_PROBE = r"""
+import json, os, re, socket, subprocess, sys, tempfile, time
+address, services = sys.argv[1], [arg.split(",") for arg in sys.argv[2:]]
+OFFERS = {
+    "tls1": ["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"],
+    "tls1_1": ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+    # every TLS 1.2 suite with a MAC of its own (CBC, and the like), none with AEAD
+    "tls1_2_cbc": ["-tls1_2", "-cipher", "SHA1:SHA256:SHA384:@SECLEVEL=0"],
+    "tls1_2_ecdhe_gcm": ["-tls1_2", "-cipher", "ECDHE+AESGCM"],
+    "tls1_3": ["-tls1_3"],
+}
+
+def handshake(host, port, extra, offer):
+    argv = ["openssl", "s_client", "-brief", "-connect", f"{host}:{port}", *extra]
+    proc = subprocess.run(argv + OFFERS[offer], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=30)
+    out = proc.stdout + proc.stderr
+    version = re.search(r"^Protocol version: (\S+)$", out, re.M)
+    suite = re.search(r"^Ciphersuite: (\S+)$", out, re.M)
+    return [version.group(1), suite.group(1)] if version and suite else None
+
+def probe(host, port, starttls, name):
+    extra = ["-starttls", starttls] if starttls != "-" else []
+    extra += ["-servername", name] if name != "-" else []
+    return {offer: handshake(host, port, extra, offer) for offer in OFFERS}
+
+results = {}
+with tempfile.TemporaryDirectory() as tmp:
+    key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=control", "-keyout", key,
+                    "-out", cert, "-days", "1"], check=True, capture_output=True)
+    server = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:44330", "-www",
+                               "-cert", cert, "-key", key, "-min_protocol", "TLSv1",
+                               "-cipher", "ALL:@SECLEVEL=0"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", 44330), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        results["control"] = probe("127.0.0.1", 44330, "-", "-")
+    finally:
+        server.terminate()
+        server.wait()
+for label, port, starttls, name in services:
+    results[label] = probe(address, port, starttls, name)
+print(json.dumps(results))
+"""
+VHOST = "www.martin.example"
+TLS12_SUITE = r"ECDHE-ECDSA-AES(128-GCM-SHA256|256-GCM-SHA384)"
+TLS13_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+
+
+def test_a_vhost_request_serves_https_with_hsts(cli: Any, hosts: None, state_dir: Path) -> None:
+    proc = cli("request", "vhost", "--host", SERVER_HOST, "--domain", VHOST, "--lab")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    server = lab_address(cli, SERVER_HOST)
+    webmail = json.loads(
+        cli(
+            "lab", "ssh", SERVER_HOST, "--", "cat /etc/ansible/facts.d/webmail.fact", check=True
+        ).stdout
+    )["domain"]
+    output = run_python(cli, BACKUP_HOST, HEADERS, server, VHOST, webmail)
+    headers = json.loads(output.strip().splitlines()[-1])
+    print(headers)
+    # HSTS over HTTPS, one year by default, on the vhost and the webmail; not over HTTP
+    assert headers["https " + VHOST]["status"] == 200, headers
+    assert headers["https " + VHOST]["hsts"] == "max-age=31536000", headers
+    assert headers["https " + webmail]["hsts"] == "max-age=31536000", headers
+    assert headers["http " + VHOST]["status"] == 200, headers
+    assert headers["http " + VHOST]["hsts"] is None, headers
+
+
+# The response headers of the vhost and the webmail, seen from the other host. The
+# certificates are self-signed: the header is what is checked here (the handshakes below).
+HEADERS = """
+import http.client, json, ssl, sys
+address, answers = sys.argv[1], {}
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+for scheme, name in (("https", sys.argv[2]), ("https", sys.argv[3]), ("http", sys.argv[2])):
+    if scheme == "https":
+        sock = context.wrap_socket(__import__("socket").create_connection((address, 443), 10),
+                                   server_hostname=name)
+        conn = http.client.HTTPSConnection(name, 443, context=context, timeout=10)
+        conn.sock = sock
+    else:
+        conn = http.client.HTTPConnection(address, 80, timeout=10)
+    conn.request("GET", "/", headers={"Host": name})
+    response = conn.getresponse()
+    answers[f"{scheme} {name}"] = {
+        "status": response.status, "hsts": response.getheader("Strict-Transport-Security")}
+    conn.close()
+print(json.dumps(answers))
+"""
+
+
+def test_tls_refuses_old_versions_and_cbc_and_speaks_tls12_gcm_and_tls13(
+    cli: Any, hosts: None
+) -> None:
+    server = lab_address(cli, SERVER_HOST)
+    webmail = json.loads(
+        cli(
+            "lab", "ssh", SERVER_HOST, "--", "cat /etc/ansible/facts.d/webmail.fact", check=True
+        ).stdout
+    )["domain"]
+    services = [
+        f"nginx-vhost,443,-,{VHOST}",
+        f"nginx-webmail,443,-,{webmail}",
+        "postfix-submission,587,smtp,-",
+        "postfix-smtp,25,smtp,-",
+        "dovecot-imaps,993,-,-",
+        "dovecot-imap,143,imap,-",
+        "proftpd,21,ftp,-",
+    ]
+    output = run_python(cli, BACKUP_HOST, TLS_PROBE, server, *services)
+    results = json.loads(output.strip().splitlines()[-1])
+    print(json.dumps(results, indent=1))
+    # the control: this client speaks TLS 1.0, 1.1 and a CBC suite to a server allowing them
+    control = results["control"]
+    assert control["tls1"][0] == "TLSv1", control
+    assert control["tls1_1"][0] == "TLSv1.1", control
+    assert control["tls1_2_cbc"][0] == "TLSv1.2", control
+    assert not any(aead in control["tls1_2_cbc"][1] for aead in ("GCM", "CHACHA", "CCM")), control
+    assert control["tls1_2_ecdhe_gcm"][0] == "TLSv1.2", control
+    assert control["tls1_3"][0] == "TLSv1.3", control
+    assert len(results) == len(services) + 1
+    for label, offers in results.items():
+        if label == "control":
+            continue
+        # refused: TLS 1.0, TLS 1.1, every TLS 1.2 suite without AEAD
+        assert offers["tls1"] is None, (label, offers)
+        assert offers["tls1_1"] is None, (label, offers)
+        assert offers["tls1_2_cbc"] is None, (label, offers)
+        # accepted, on the same service with the same client: TLS 1.2 ECDHE-GCM and TLS 1.3
+        assert offers["tls1_2_ecdhe_gcm"] is not None, (label, offers)
+        assert offers["tls1_2_ecdhe_gcm"][0] == "TLSv1.2", (label, offers)
+        assert re.fullmatch(TLS12_SUITE, offers["tls1_2_ecdhe_gcm"][1]), (label, offers)
+        assert offers["tls1_3"] is not None, (label, offers)
+        assert offers["tls1_3"][0] == "TLSv1.3", (label, offers)
+        assert offers["tls1_3"][1] in TLS13_SUITES, (label, offers)
+
+
 # lynis tests whose points no systemd-nspawn container can earn, left out of the adjusted
 # index (the raw one is printed beside it): sysctl values (/proc/sys is read-only in the
 # container; the values are checked as files by molecule base-*), a MAC framework (AppArmor
