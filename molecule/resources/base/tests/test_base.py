@@ -364,11 +364,9 @@ def test_sudo_is_logged(host):
 
 SECURITY_PACKAGES = [
     "libpam-tmpdir",
-    "apt-listchanges",
     "needrestart",
     "debsums",
     "libpam-passwdqc",
-    "rkhunter",
 ]
 
 
@@ -378,10 +376,7 @@ def test_security_tools_are_installed_and_set_up(host):
     assert host.file("/etc/needrestart/conf.d/60-hostops.conf").contains(
         r"^\$nrconf{restart} = 'l';$"
     )
-    rkhunter = host.file("/etc/default/rkhunter")
-    assert rkhunter.contains('^CRON_DAILY_RUN="true"$') and rkhunter.contains(
-        '^APT_AUTOGEN="true"$'
-    )
+    assert host.file("/etc/default/debsums").contains("^CRON_CHECK=weekly$")
     assert host.file("/etc/login.defs").contains("^SHA_CRYPT_MIN_ROUNDS 65536$")
 
 
