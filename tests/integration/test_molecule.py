@@ -23,7 +23,6 @@ COVERED_BY = {
     "postgresql": "databases-trixie",
     "webmail": "mail-trixie",
     "backup_server": "backup-trixie",
-    "fail2ban": "firewall-trixie",
 }
 
 
