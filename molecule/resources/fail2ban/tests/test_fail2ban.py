@@ -56,7 +56,7 @@ def test_the_sshd_jail_sees_failed_logins_of_a_never_banned_source(host: Any) ->
                 "ssh",
                 *("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"),
                 *("-o", "UserKnownHostsFile=/dev/null", "-o", "ControlPath=none"),
-                *("-o", "PubkeyAuthentication=no", "-o", "ConnectTimeout=5"),
+                *("-o", "PubkeyAuthentication=no", "-o", "ConnectTimeout=15"),
                 f"hostops-nosuchuser@{address}",
                 "true",
             ],
