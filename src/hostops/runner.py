@@ -31,6 +31,8 @@ ENV_ALLOW_LIST = (
     "SSH_AUTH_SOCK",
     "USER",
     "ANSIBLE_VAULT_PASSWORD_FILE",
+    # where the playbooks keep the monitoring's CA and passwords (playbooks/vars/monitoring.yml)
+    "HOSTOPS_STATE_DIR",
 )
 
 # Results worth a progress line (skips are counted in the summary, not printed).
