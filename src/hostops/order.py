@@ -193,6 +193,8 @@ class Backups:
 class Monitoring:
     http_checks: tuple[str, ...] = ()
     tcp_checks: tuple[str, ...] = ()
+    # HOST:PORT speaking TLS from the first byte whose certificate's expiry is watched
+    tls_checks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -302,7 +304,7 @@ def check_available(order: Order, available: Mapping[str, bool] = AVAILABLE) -> 
             f"firewall: true is not available yet with managed_level 'plesk' ({why});"
             " remove the field for now"
         )
-    for name in ("http_checks", "tcp_checks"):
+    for name in _MONITORING_FIELDS:
         if getattr(order.monitoring, name) and (why := missing("monitoring")):
             problems.append(
                 f"monitoring.{name}: not available yet ({why}); leave the list empty for now"
@@ -620,7 +622,7 @@ _FLAGS = ("mail", "ftp", "webmail")
 _WEB_FIELDS = ("php_version",)
 _PLESK_FIELDS = ("license_vault_var",)
 _BACKUP_FIELDS = ("enabled", "time", "retention_days", "paths")
-_MONITORING_FIELDS = ("http_checks", "tcp_checks")
+_MONITORING_FIELDS = ("http_checks", "tcp_checks", "tls_checks")
 _SLA_FIELDS = ("monthly_fee_eur", "gtr_hours")
 
 
@@ -1044,9 +1046,10 @@ class _Checker:
         fields_ = self.section(value, path, _MONITORING_FIELDS)
         http = self.field(fields_, path, "http_checks", self.lister(_http_url), default=_EMPTY)
         tcp = self.field(fields_, path, "tcp_checks", self.lister(_tcp_target), default=_EMPTY)
-        if http is None or tcp is None:
+        tls = self.field(fields_, path, "tls_checks", self.lister(_tcp_target), default=_EMPTY)
+        if http is None or tcp is None or tls is None:
             return None
-        return Monitoring(http_checks=http, tcp_checks=tcp)
+        return Monitoring(http_checks=http, tcp_checks=tcp, tls_checks=tls)
 
     def firewall(self, raw: Mapping[str, object], level: str | None) -> bool | None:
         """On request at levels none and basic; part of levels supervision and custom."""

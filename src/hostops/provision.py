@@ -254,6 +254,7 @@ def write_delivery_note(
         "monitoring": {
             "http_checks": list(order.monitoring.http_checks),
             "tcp_checks": list(order.monitoring.tcp_checks),
+            "tls_checks": list(order.monitoring.tls_checks),
         },
         "availability_target": "99.9% (at most 43 min 12 s of outage per month)",
         "entry_into_service": previous.get("entry_into_service", now.date().isoformat()),
@@ -297,6 +298,7 @@ def render_markdown(note: Mapping[str, Any]) -> str:
     )
     lines += ["", "## Monitoring probes", ""]
     probes = note["monitoring"]["http_checks"] + note["monitoring"]["tcp_checks"]
+    probes += [f"{p} (certificate expiry)" for p in note["monitoring"].get("tls_checks", [])]
     lines += [f"- {p}" for p in probes] or ["- none ordered"]
     lines.append("")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import ansible_runner
 
 from hostops.errors import HostopsError
+from hostops.settings import state_dir
 
 # Environment variables a run may inherit from the operator's shell; everything else
 # the run needs is set here explicitly.
@@ -31,6 +32,8 @@ ENV_ALLOW_LIST = (
     "SSH_AUTH_SOCK",
     "USER",
     "ANSIBLE_VAULT_PASSWORD_FILE",
+    # where the playbooks keep the monitoring's CA and passwords (playbooks/vars/monitoring.yml)
+    "HOSTOPS_STATE_DIR",
 )
 
 # Results worth a progress line (skips are counted in the summary, not printed).
@@ -190,6 +193,8 @@ def run_environment(root: Path) -> dict[str, str]:
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
+    # the playbooks keep controller-side secrets (monitoring CA, passwords) under it
+    env["HOSTOPS_STATE_DIR"] = str(state_dir())
     env["ANSIBLE_COLLECTIONS_PATH"] = str(collections_dir(root))
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"

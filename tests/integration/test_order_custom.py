@@ -41,7 +41,11 @@ def fingerprint(cli: Any, host: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def hosts(cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def hosts(
+    cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory, state_dir: Path
+) -> Iterator[None]:
+    # state_dir first: the monitoring's CA and scrape password live in it, for the
+    # monitoring server's set-up and the order's apply alike
     inventory = tmp_path_factory.mktemp("custom") / "monitoring.yml"
     with owned_prefixes(cli, MON_PREFIX, PREFIX):
         monitoring_server(cli, MON_PREFIX, inventory)
@@ -230,9 +234,17 @@ def test_the_open_ports_serve_the_other_host(cli: Any, hosts: None) -> None:
     assert answers[143].startswith("* OK"), answers
 
 
+# Run on the monitoring server: the node exporter asked the way Prometheus asks it, over
+# TLS trusting the monitoring CA, as the scrape user.
 NODE_EXPORTER = """
-import sys, urllib.request
-with urllib.request.urlopen(f"http://{sys.argv[1]}:9100/metrics", timeout=5) as response:
+import base64, ssl, sys, urllib.request
+tls = "/etc/prometheus/hostops-tls"
+password = open(f"{tls}/scrape-password").read()
+request = urllib.request.Request(f"https://{sys.argv[1]}:9100/metrics")
+token = base64.b64encode(f"prometheus:{password}".encode()).decode()
+request.add_header("Authorization", "Basic " + token)
+context = ssl.create_default_context(cafile=f"{tls}/ca.pem")
+with urllib.request.urlopen(request, timeout=5, context=context) as response:
     print(sum(line.startswith(b"node_exporter_build_info") for line in response))
 """
 

@@ -4,12 +4,17 @@ Two Debian 13 lab hosts: a monitoring server (playbooks/monitoring-server.yml) a
 order's server, which 'hostops order apply --lab --monitoring-server' provisions and
 registers. One story, in order: check mode changes nothing on either host; the apply
 registers the server and Prometheus's API shows its probes succeeding, with the order's
-labels; a second apply changes nothing; 'hostops monitor deregister' removes the targets.
+labels (Prometheus is asked over TLS as the ops user, and scrapes the new server's node
+exporter over TLS with the scrape password, both made on the controller in the test's
+state directory); a second apply changes nothing; 'hostops monitor deregister' removes
+the targets.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import subprocess
 import sys
 import time
@@ -61,9 +66,11 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float) -> T:
 
 @pytest.fixture(scope="module")
 def lab(
-    cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory
+    cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory, state_dir: Path
 ) -> Iterator[dict[str, Any]]:
-    """The monitoring server set up, the order's server booted fresh, and the order."""
+    """The monitoring server set up, the order's server booted fresh, and the order. The
+    state directory comes first: the monitoring's CA and passwords live in it, for the
+    monitoring server's set-up and the order's apply alike."""
     tmp = tmp_path_factory.mktemp("order-monitoring")
     with owned_prefixes(cli, MON_PREFIX, ORDER_PREFIX):
         inventory = tmp / "monitoring.yml"
@@ -71,8 +78,9 @@ def lab(
             cli, MON_PREFIX, inventory,
             "-e", "monitoring_server_scrape_interval=5s monitoring_server_evaluation_interval=5s",
         )  # fmt: skip
-        cli("lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", ORDER_PREFIX,
-            check=True)
+        cli(
+            "lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", ORDER_PREFIX, check=True
+        )
         server_address = address(cli, ORDER_HOST)
         order = tmp / "order.yml"
         order.write_text(
@@ -100,12 +108,24 @@ def lab(
                 sort_keys=False,
             )
         )
-        yield {"order": order, "mon": address(cli, MON), "server": server_address}
+        yield {
+            "order": order,
+            "mon": address(cli, MON),
+            "server": server_address,
+            "secrets": state_dir / "monitoring",
+        }
 
 
 def api(lab: dict[str, Any], path: str, **params: str) -> Any:
-    url = f"http://{lab['mon']}:9090{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=10) as response:
+    """Prometheus's API as an operator: TLS trusting the monitoring CA, the ops user."""
+    request = urllib.request.Request(
+        f"https://{lab['mon']}:9090{path}?{urllib.parse.urlencode(params)}"
+    )
+    password = (lab["secrets"] / "ops-password").read_text().strip()
+    token = base64.b64encode(f"ops:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    context = ssl.create_default_context(cafile=str(lab["secrets"] / "ca.crt"))
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
         return json.load(response)
 
 

@@ -333,6 +333,8 @@ BAD = [
     Bad({"monitoring.tcp_checks": ["[192.0.2.1]:25"]}, "monitoring.tcp_checks[0]", "IPv6"),
     Bad({"monitoring.tcp_checks": ["web01:25"]}, "monitoring.tcp_checks[0]", "'web01:25'"),
     Bad({"monitoring.tcp_checks": [25]}, "monitoring.tcp_checks[0]", "got integer 25"),
+    Bad({"monitoring.tls_checks": ["mx.martin.example"]}, "monitoring.tls_checks[0]", "HOST:"),
+    Bad({"monitoring.tls_checks": ["https://x.fr/"]}, "monitoring.tls_checks[0]", "'https://x.fr/'"),
     # sla
     Bad({"sla": 250}, "sla", "got integer 250"),
     Bad({"sla.monthly_fee_eur": DELETE}, "sla.monthly_fee_eur", "required field is missing"),
@@ -656,6 +658,7 @@ GOOD: dict[str, dict[str, object]] = {
         "monitoring": {
             "http_checks": ["http://192.0.2.10:8080/status?x=1", "https://[2001:db8::1]/"],
             "tcp_checks": ["192.0.2.10:22", "[2001:db8::1]:443", "mx.martin.example:65535"],
+            "tls_checks": ["mx.martin.example:993", "[2001:db8::1]:443"],
         }
     },
     "firewall on request, level none": {**NOT_CUSTOM, "firewall": True},
@@ -726,6 +729,7 @@ def test_defaults_of_a_minimal_order() -> None:
     assert order.stack == Stack(web=None, databases=(), mail=False, ftp=False, webmail=False)
     assert order.monitoring.http_checks == ()
     assert order.monitoring.tcp_checks == ()
+    assert order.monitoring.tls_checks == ()
     assert order.customer.contact is None
     assert order.servers[0].address is None
     assert (order.bandwidth_mbps, order.plesk, order.sla) == (None, None, None)
@@ -795,7 +799,8 @@ def test_to_vars_of_the_brief_example() -> None:
         "hostops_stack": {**BASE["stack"], "antispam": False, "mail_profile": "mailbox"},
         "hostops_plesk": None,
         "hostops_backups": BASE["backups"],
-        "hostops_monitoring": BASE["monitoring"],
+        # the certificates to watch come with their default, none
+        "hostops_monitoring": {**BASE["monitoring"], "tls_checks": []},
         "hostops_sla": BASE["sla"],
         "hostops_servers": BASE["servers"],
         "hostops_firewall": None,

@@ -5,17 +5,21 @@ The first host runs Prometheus, Alertmanager, the blackbox exporter and a local 
 The tests are one story, in order: the services and their configuration; the server's
 targets up in Prometheus's API with the order's labels; a forbidden service raising its
 alert; the server taken off the network raising HostDown within the configured delay and
-the notification reaching the contact's mailbox; deregistration with 'hostops monitor'
+the notification reaching the contact's mailbox; Prometheus, Alertmanager and the node
+exporter refusing requests without credentials from another lab host, and answering
+them with; a real certificate's expiry read and alerted on; deregistration with 'hostops monitor'
 removing the targets while the server keeps running; a basic-level registration getting
 the ping probe only.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -43,6 +47,14 @@ OPS_MAILDIR = "/home/ops/Maildir/new"
 HOST_DOWN_FOR = 30  # seconds: monitoring_server_host_down_for in converge.yml
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[4]
+# The monitoring CA and passwords converge made on the controller (playbooks/vars/monitoring.yml).
+SECRETS = (
+    Path(
+        os.environ.get("HOSTOPS_STATE_DIR")
+        or Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "state"
+    )
+    / "monitoring"
+)
 
 T = TypeVar("T")
 
@@ -60,9 +72,15 @@ def managed() -> Any:
 
 
 def api(port: int, path: str, **params: str) -> Any:
+    """Prometheus's or Alertmanager's API as an operator: TLS, trusting the monitoring CA,
+    and the ops user's password."""
     query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    url = f"http://{MON_ADDRESS}:{port}{path}{query}"
-    with urllib.request.urlopen(url, timeout=10) as response:
+    request = urllib.request.Request(f"https://{MON_ADDRESS}:{port}{path}{query}")
+    password = (SECRETS / "ops-password").read_text().strip()
+    token = base64.b64encode(f"ops:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    context = ssl.create_default_context(cafile=str(SECRETS / "ca.crt"))
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
         return json.load(response)
 
 
@@ -153,6 +171,80 @@ def test_services_run_and_listen(mon: Any) -> None:
     assert "cap_net_raw" in mon.check_output("getcap /usr/bin/prometheus-blackbox-exporter")
 
 
+# A GET from a lab host: the status and the start of the body, or the error. Arguments:
+# URL, the CA file (or "-" for none: plain HTTP), the user and password (or "-").
+GET_SCRIPT = """
+import base64, ssl, sys, urllib.error, urllib.request
+url, ca, user, password = sys.argv[1:5]
+request = urllib.request.Request(url)
+if user != "-":
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", "Basic " + token)
+context = ssl.create_default_context(cafile=ca) if ca != "-" else None
+try:
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        print(response.status, response.read().decode(errors="replace"))
+except urllib.error.HTTPError as err:
+    print(err.code, err.read().decode(errors="replace"))
+"""
+
+
+def get_from(
+    host: Any,
+    url: str,
+    ca: str = "-",
+    user: str = "-",
+    password: str = "-",  # noqa: S107
+) -> str:
+    return str(
+        host.check_output(
+            "python3 -c %s %s %s %s %s",
+            GET_SCRIPT,
+            url,
+            ca,
+            user,
+            password,
+        )
+    )
+
+
+def test_prometheus_and_alertmanager_refuse_strangers(mon: Any, managed: Any) -> None:
+    """From the customer's server, another lab host: no credentials, a wrong password or
+    plain HTTP get nothing; the ops user's password over TLS gets the API (the positive
+    control beside each refusal)."""
+    ca = "/root/hostops-monitoring-ca.pem"
+    managed.check_output(f"cat > {ca} <<'EOF'\n{(SECRETS / 'ca.crt').read_text()}EOF")
+    password = (SECRETS / "ops-password").read_text().strip()
+    for port, path in ((9090, "/api/v1/status/buildinfo"), (9093, "/api/v2/status")):
+        url = f"https://{MON_ADDRESS}:{port}{path}"
+        assert get_from(managed, url, ca).startswith("401 "), port
+        assert get_from(managed, url, ca, "ops", "not-the-password-00").startswith("401 "), port
+        plain = get_from(managed, f"http://{MON_ADDRESS}:{port}{path}")
+        assert plain.startswith("400 ") and "HTTPS server" in plain, (port, plain)
+        answer = get_from(managed, url, ca, "ops", password)
+        assert answer.startswith("200 "), (port, answer)
+        assert '"version' in answer or '"cluster' in answer, answer
+    # the web configuration keeps bcrypt hashes, never the passwords
+    web = mon.file("/etc/prometheus/hostops-web.yml")
+    assert web.mode == 0o640
+    assert password not in web.content_string
+    assert "ops: $2b$" in web.content_string
+    assert mon.file("/etc/prometheus/hostops-tls/scrape-password").mode == 0o640
+
+
+def test_node_exporter_answers_the_monitoring_server_only_with_the_password(mon: Any) -> None:
+    """The customer's node exporter, from the monitoring server: refused without the scrape
+    password, answered with it (what Prometheus does, with the same files)."""
+    url = f"https://{ADDRESS}:9100/metrics"
+    ca = "/etc/prometheus/hostops-tls/ca.pem"
+    password = mon.check_output("cat /etc/prometheus/hostops-tls/scrape-password")
+    assert get_from(mon, url, ca).startswith("401 ")
+    assert get_from(mon, url, ca, "prometheus", "not-the-password-00").startswith("401 ")
+    answer = get_from(mon, url, ca, "prometheus", password)
+    assert answer.startswith("200 "), answer
+    assert "# HELP" in answer
+
+
 def test_configuration_passes_the_checkers(mon: Any) -> None:
     assert mon.run("promtool check config /etc/prometheus/prometheus.yml").rc == 0
     assert mon.run("amtool check-config /etc/prometheus/alertmanager.yml").rc == 0
@@ -174,8 +266,9 @@ def test_targets_file_carries_the_order(mon: Any) -> None:
     by_probe = {group["labels"]["__hostops_probe"]: group for group in groups}
     assert by_probe["icmp"]["targets"] == [ADDRESS]
     assert by_probe["node"]["targets"] == [f"{ADDRESS}:9100"]
-    assert by_probe["http"]["targets"] == [f"http://{ADDRESS}:9100/metrics"]
+    assert by_probe["http"]["targets"] == [f"http://{ADDRESS}:8080/"]
     assert by_probe["tcp"]["targets"] == [f"{ADDRESS}:22"]
+    assert by_probe["tls"]["targets"] == [f"{ADDRESS}:9100"]
     for group in groups:
         assert group["labels"]["order"] == ORDER
         assert group["labels"]["level"] == "supervision"
@@ -186,19 +279,50 @@ def test_targets_file_carries_the_order(mon: Any) -> None:
 def test_prometheus_shows_the_servers_targets_up() -> None:
     def all_up() -> dict[str, str] | None:
         health = {t["labels"]["job"]: t["health"] for t in targets_of(FQDN)}
-        wanted = {"hostops-icmp", "hostops-node", "hostops-http", "hostops-tcp"}
+        wanted = {"hostops-icmp", "hostops-node", "hostops-http", "hostops-tcp", "hostops-tls"}
         return health if set(health) == wanted and set(health.values()) == {"up"} else None
 
-    wait_for("the four targets scraped", all_up, timeout=60)
+    wait_for("the five targets scraped", all_up, timeout=60)
 
     # a blackbox target is 'up' when the exporter answers: the probes themselves succeed
     def probes_succeed() -> dict[str, str] | None:
         results = query(f'probe_success{{server="{FQDN}"}}')
         values = {r["metric"]["job"]: r["value"][1] for r in results}
-        wanted = {"hostops-icmp": "1", "hostops-http": "1", "hostops-tcp": "1"}
+        wanted = {
+            "hostops-icmp": "1",
+            "hostops-http": "1",
+            "hostops-tcp": "1",
+            "hostops-tls": "1",
+        }
         return values if values == wanted else None
 
-    wait_for("the ping, HTTP and TCP probes succeeding", probes_succeed, timeout=60)
+    wait_for("the ping, HTTP, TCP and TLS probes succeeding", probes_succeed, timeout=60)
+
+
+def test_certificate_expiry_is_read_and_alerted_on() -> None:
+    """The TLS check reads the node exporter's real certificate: its expiry in Prometheus
+    is the certificate's notAfter, and with converge's 800 days (the certificate has two
+    years) TlsCertificateExpiresSoon fires; the rule's quiet cases are promtool unit tests
+    (tests/unit/monitoring/certificates.test.yml)."""
+    from cryptography import x509  # noqa: PLC0415 - ansible-core's dependency
+
+    cert = x509.load_pem_x509_certificate((SECRETS / "hosts" / f"{MANAGED}.crt").read_bytes())
+    expiry = cert.not_valid_after_utc.timestamp()
+    found = wait_for(
+        "the certificate's expiry",
+        lambda: query(f'probe_ssl_earliest_cert_expiry{{job="hostops-tls",server="{FQDN}"}}'),
+        timeout=60,
+    )
+    assert float(found[0]["value"][1]) == expiry
+    firing = wait_for(
+        "TlsCertificateExpiresSoon firing",
+        lambda: query(
+            f'ALERTS{{alertname="TlsCertificateExpiresSoon",server="{FQDN}",alertstate="firing"}}'
+        ),
+        timeout=90,
+    )
+    assert firing[0]["metric"]["instance"] == f"{ADDRESS}:9100"
+    assert firing[0]["metric"]["audience"] == "ops"
 
 
 def test_node_metrics_carry_the_orders_labels() -> None:
@@ -320,10 +444,15 @@ def test_deregistration_removes_the_targets_not_the_server(mon: Any, managed: An
     wait_for("no targets left", lambda: not targets_of(FQDN) or None, timeout=60)
     # isolation from monitoring: the server keeps running, untouched, and answers
     assert managed.service("prometheus-node-exporter").is_running
-    probe = mon.check_output(
-        "python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
-        f'"http://127.0.0.1:9115/probe?module=hostops_icmp&target={ADDRESS}").read().decode())\''
+    password = mon.check_output("cat /etc/prometheus/hostops-tls/scrape-password")
+    probe = get_from(
+        mon,
+        f"https://127.0.0.1:9115/probe?module=hostops_icmp&target={ADDRESS}",
+        "/etc/prometheus/hostops-tls/ca.pem",
+        "prometheus",
+        password,
     )
+    assert probe.startswith("200 "), probe
     assert "probe_success 1" in probe.splitlines()
 
 
