@@ -342,7 +342,9 @@ def incomplete_ids(items: Sequence[dict[str, Any]]) -> set[str]:
         tags = item.get("tags") or []
         if INCOMPLETE_TAG in tags:
             found.add(str(item.get("id")))
-            found.update(t[len(INCOMPLETE_PREFIX) :] for t in tags if t.startswith(INCOMPLETE_PREFIX))
+            found.update(
+                t[len(INCOMPLETE_PREFIX) :] for t in tags if t.startswith(INCOMPLETE_PREFIX)
+            )
     return found
 
 

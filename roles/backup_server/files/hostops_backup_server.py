@@ -284,9 +284,7 @@ def exclusive(cfg: Config, wait: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise Busy(
-                        f"another hostops-backup-server run holds {cfg.lock_file}"
-                    ) from None
+                    raise Busy(f"another hostops-backup-server run holds {cfg.lock_file}") from None
                 time.sleep(1)
         lock.seek(0)
         lock.truncate()
