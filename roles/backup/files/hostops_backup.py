@@ -48,6 +48,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -406,10 +407,26 @@ class Restic:
         match = re.search(rb"restic (\d+\.\d+\.\d+)", out)
         return match.group(1).decode() if match else "unknown"
 
+    def reach(self) -> None:
+        """Connect to the REST server once: restic itself retries an unreachable backup
+        host for 15 minutes before it fails."""
+        location = urllib.parse.urlsplit(self.cfg.repository.removeprefix("rest:"))
+        if location.scheme not in ("http", "https") or not location.hostname:
+            return
+        port = location.port or (443 if location.scheme == "https" else 80)
+        try:
+            socket.create_connection((location.hostname, port), timeout=20).close()
+        except OSError as err:
+            reason = err.strerror or str(err)
+            raise Failure(
+                f"cannot reach the backup host {location.hostname} port {port}: {reason}"
+            ) from err
+
     def unlock(self) -> None:
         """Remove stale locks (from this host's dead processes, or older than 30 min).
         This is also the first contact with the repository: it fails early when the
         backup host cannot be reached or the password is wrong."""
+        self.reach()
         self.run(["unlock"], what="restic unlock (reaching the repository)")
 
     def snapshots(self, kind: str | None = None) -> list[Snapshot]:
