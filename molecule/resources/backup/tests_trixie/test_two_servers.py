@@ -138,10 +138,9 @@ def test_server_a_cannot_list_read_delete_or_overwrite_server_bs_repository(
     # and A's nightly run still works
     assert host.run("systemctl start hostops-backup-dumps.service").rc == 0
     # the repositories' passwords differ too: one server's key would not decrypt another's
-    assert (
-        backup_host.check_output(f"cat /etc/hostops-backup-server/keys/{a_name}")
-        != backup_host.check_output(f"cat /etc/hostops-backup-server/keys/{b_name}")
-    )
+    assert backup_host.check_output(
+        f"cat /etc/hostops-backup-server/keys/{a_name}"
+    ) != backup_host.check_output(f"cat /etc/hostops-backup-server/keys/{b_name}")
 
 
 @pytest.fixture(scope="module")
@@ -179,9 +178,8 @@ def lab_netns(name: str) -> str:
     return f"{lab_id()}-{name}"
 
 
-def test_a_lost_server_is_restored_onto_another_from_the_backup_host(
-    cli, host, other, backup_host, baseline, b_has_backups
-):
+@pytest.mark.usefixtures("baseline", "b_has_backups")
+def test_a_lost_server_is_restored_onto_another_from_the_backup_host(cli, host, other, backup_host):
     a_name = config(host)["host"]
     # what A had, recorded before it is lost
     assert host.run("systemctl start hostops-backup-dumps.service").rc == 0
