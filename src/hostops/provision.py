@@ -72,7 +72,9 @@ def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any], dict[str, A
     ]
     backup_hosts: dict[str, Any] = {}
     if order.backups.enabled:
-        (backup,) = lab.up(1, release, f"{prefix}backup")
+        # the backup host runs Debian 13 whatever the order's servers run: restic's REST
+        # server is packaged from Debian 13 on
+        (backup,) = lab.up(1, "trixie", f"{prefix}backup")
         backup_hosts[backup.name] = {"ansible_host": backup.address}
     return targets, group_vars, backup_hosts
 
