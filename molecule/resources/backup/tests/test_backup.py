@@ -217,12 +217,16 @@ def test_the_server_cannot_forget_prune_or_delete_its_own_snapshots(host, backup
 @pytest.mark.usefixtures("backup_timers_stopped")
 def test_nightly_units_back_up_and_publish_their_result(host):
     """The units run as the timers start them. Meanwhile every process' arguments and
-    environment are sampled: the repository password shows in none of them."""
+    environment are sampled: neither the repository password nor the REST password (in
+    the repository's URL) shows in any of them."""
     started = now(host)
     probe = host.run(
         """
         set -u
-        secret=/etc/hostops-backup/restic-password
+        secret=/root/backup-secrets
+        ( umask 077; cat /etc/hostops-backup/restic-password; echo
+          sed -E 's#^rest:https://[^:]+:([^@]+)@.*#\\1#' /etc/hostops-backup/repository
+        ) > "$secret"
         hits=0 samples=0 restic_seen=0
         ( systemctl start hostops-backup-dumps.service &&
           systemctl start hostops-backup-files.service ) & pid=$!
@@ -236,11 +240,13 @@ def test_nightly_units_back_up_and_publish_their_result(host):
         done
         wait "$pid"; echo "run=$?"
         echo "hits=$hits samples=$samples restic_seen=$restic_seen"
+        echo "secrets=$(grep -c . "$secret")"; rm -f "$secret"
         """
     )
     assert "run=0" in probe.stdout, probe.stdout + probe.stderr
     assert "hits=0" in probe.stdout, probe.stdout
     assert "restic_seen=1" in probe.stdout  # the sampling did see restic at work
+    assert "secrets=2" in probe.stdout  # both secrets were looked for
     values = metrics(host)
     for kind in ("dumps", "files"):
         assert values[("hostops_backup_last_run_failed", kind)] == 0
