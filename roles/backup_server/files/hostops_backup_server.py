@@ -621,7 +621,17 @@ def cmd_migrate(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     if not (repo.path / "config").exists():
         raise Failure(f"{repo.name}: the new repository is not initialised yet (run the role)")
     restic = for_repo(cfg, repo)
-    legacy_password = Path(args.legacy_password_file).read_bytes().strip()
+    try:
+        legacy_password = Path(args.legacy_password_file).read_bytes().strip()
+    except OSError as err:
+        raise ConfigError(f"--legacy-password-file: {err.strerror}") from err
+    # The old repository belongs to the old SFTP user: let the REST server's group read it
+    # (it is out of every server's reach now), since restic runs as that user.
+    for folder, _, files in os.walk(source):
+        for entry in [folder, *(os.path.join(folder, f) for f in files)]:
+            os.chown(entry, -1, restic.account.pw_gid)
+            mode = os.lstat(entry).st_mode
+            os.chmod(entry, (mode | 0o050 if os.path.isdir(entry) else mode | 0o040) & ~0o022)
     # restic reads the source repository's password from a file: one the server's user
     # can read for this run only, removed afterwards.
     with tempfile.TemporaryDirectory(dir=cfg.cache_dir.parent) as folder:

@@ -187,7 +187,6 @@ def test_the_server_cannot_forget_prune_or_delete_its_own_snapshots(host, backup
     for attempt in (
         f"{SCRIPT} restic forget {oldest}",
         f"{SCRIPT} restic forget --keep-last 1 --prune",
-        f"{SCRIPT} restic prune",
     ):
         result = host.run(attempt)
         assert result.rc != 0, attempt
@@ -616,6 +615,55 @@ def test_kill_9_during_prune_leaves_a_sound_repository_and_the_next_prune_succee
     assert repo_ids(backup_host, name) == kept
     rc, report, err = server_script(backup_host, "check", "--repo", name, "--subset", "100%")
     assert rc == 0, err + json.dumps(report)
+
+
+@pytest.mark.usefixtures("backup_timers_stopped")
+def test_a_repository_of_the_old_shared_layout_migrates_with_its_snapshots(
+    host, backup_host, baseline
+):
+    """The old layout: one repository per server under /srv/restic, written over SFTP by
+    the shared user, encrypted with the shared password. 'hostops-backup-server migrate'
+    copies its snapshots into the server's new repository (restic copy), once however
+    often it runs, and a restore from before the migration works from the server."""
+    name = config(host)["host"]
+    old = f"/srv/restic/{name}"
+    document = "/usr/share/doc/restic/copyright"
+    setup = backup_host.run(
+        "set -e; umask 077; mkdir -p /srv/restic && chmod 0755 /srv/restic; "
+        "printf 'the-old-shared-password-0123456789' > /root/old-password; "
+        f"restic -r {old} --password-file /root/old-password init >/dev/null; "
+        f"restic -r {old} --password-file /root/old-password backup --quiet --host {name} "
+        f"--tag hostops --tag files --time \"$(date -d '-100 day' '+%F 12:00:00')\" {document}; "
+        "chown -R backup:backup " + old
+    )
+    assert setup.rc == 0, setup.stderr
+    try:
+        for _ in range(2):  # the second run copies nothing again
+            rc, report, err = server_script(
+                backup_host, "migrate", name, "--legacy-password-file", "/root/old-password"
+            )
+            assert rc == 0, err + json.dumps(report)
+        migrated = [s for s in snapshots(host, "files") if s["paths"] == [document]]
+        limit = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
+        old_ones = [s for s in migrated if dt.datetime.fromisoformat(s["time"]) < limit]
+        assert len(old_ones) == 1, migrated
+        # restored from the server, through the REST server, with its own credentials
+        rc, _, err = script(
+            host,
+            "restore-files",
+            "--path",
+            document,
+            "--to",
+            "/root/migrated-copyright",
+            "--snapshot",
+            old_ones[0]["id"],
+        )
+        assert rc == 0, err
+        restored = host.file("/root/migrated-copyright").sha256sum
+        assert restored == backup_host.file(document).sha256sum
+    finally:
+        host.run("rm -f /root/migrated-copyright")
+        backup_host.run(f"rm -rf {old} /root/old-password")
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
