@@ -87,6 +87,10 @@ def test_incomplete_snapshots_and_their_markers_are_found() -> None:
     ]
     marked, markers = hs.incomplete_ids(items)
     assert marked == {bad}
+    short, _ = hs.incomplete_ids(
+        [{"id": "1" * 64, "tags": ["hostops-incomplete", "incomplete:abcd1234"]}]
+    )
+    assert short == {"abcd1234"}  # restic 0.14 reports the short id
     assert markers == {"e" * 64, "f" * 64}
 
 

@@ -337,7 +337,8 @@ def parse_restic_time(text: str) -> dt.datetime:
 
 
 def incomplete_ids(items: Sequence[dict[str, Any]]) -> set[str]:
-    """Snapshots marked incomplete, and the markers themselves."""
+    """Snapshots marked incomplete (full ids, or the short ones restic 0.14 reports),
+    and the markers themselves."""
     found: set[str] = set()
     for item in items:
         tags = item.get("tags") or []
@@ -440,7 +441,9 @@ class Restic:
         found = [
             s
             for s in (snapshot_from_json(i) for i in items)
-            if s is not None and s.id not in incomplete and (kind is None or s.kind == kind)
+            if s is not None
+            and not any(s.id.startswith(i) for i in incomplete)
+            and (kind is None or s.kind == kind)
         ]
         return sorted(found, key=lambda s: s.time)
 

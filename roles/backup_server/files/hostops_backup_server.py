@@ -56,7 +56,8 @@ TAG = "hostops"
 INCOMPLETE_TAG = "hostops-incomplete"
 INCOMPLETE_PREFIX = "incomplete:"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
-SNAPSHOT_ID = re.compile(r"[0-9a-f]{64}")
+# a full snapshot id, or the short one restic 0.14's backup summary gives
+SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")
 
 
 class Failure(Exception):
@@ -512,7 +513,7 @@ def prune_repo(cfg: Config, repo: Repo) -> dict[str, Any]:
     items = restic.snapshots()
     marked, markers = incomplete_ids(items)
     present = {str(item["id"]) for item in items}
-    doomed = sorted((marked & present) | markers)
+    doomed = sorted({i for i in present if any(i.startswith(m) for m in marked)} | markers)
     removed = 0
     if doomed:
         restic.run(["forget", *doomed], what="restic forget (incomplete snapshots)")
@@ -631,7 +632,12 @@ def cmd_migrate(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         for entry in [folder, *(os.path.join(folder, f) for f in files)]:
             os.chown(entry, -1, restic.account.pw_gid)
             mode = os.lstat(entry).st_mode
-            os.chmod(entry, (mode | 0o050 if os.path.isdir(entry) else mode | 0o040) & ~0o022)
+            if os.path.isdir(entry):
+                # restic copy locks the source too: its lock directory must be writable
+                extra = 0o070 if os.path.basename(entry) == "locks" else 0o050
+            else:
+                extra = 0o040
+            os.chmod(entry, (mode | extra) & ~0o002)
     # restic reads the source repository's password from a file: one the server's user
     # can read for this run only, removed afterwards.
     with tempfile.TemporaryDirectory(dir=cfg.cache_dir.parent) as folder:
