@@ -692,6 +692,39 @@ def test_repository_check_reads_a_part_of_the_data(host, backup_host, baseline):
     assert last > 0
 
 
+@pytest.mark.usefixtures("backup_timers_stopped")
+def test_a_damaged_pack_is_found_by_the_check_and_published(host, backup_host, baseline):
+    """A pack file damaged on the backup host's disk: the check (reading all the data, as
+    the weekly one does over its four weeks) fails, says so in its metrics (the alert
+    BackupRepositoryCheckFailed fires on them), and passes again once it is repaired."""
+    name = config(host)["host"]
+    data = f"/srv/restic-rest/{name}/data"
+    pack = backup_host.check_output(
+        f"find {data} -type f -printf '%s %p\\n' | sort -n | tail -n 1 | cut -d' ' -f2"
+    )
+    assert pack.startswith(data), pack
+    backup_host.check_output(f"cp -p {pack} /root/pack.orig")
+    try:
+        # flip 16 bytes in the middle of the pack
+        damaged = backup_host.run(
+            f"size=$(stat -c %s {pack}); "
+            f"head -c 16 /dev/urandom | dd of={pack} bs=1 seek=$((size / 2)) conv=notrunc "
+            "status=none"
+        )
+        assert damaged.rc == 0, damaged.stderr
+        rc, report, err = server_script(backup_host, "check", "--repo", name, "--subset", "100%")
+        assert rc == 1, err + json.dumps(report)
+        assert f"{name}: restic check (100%) failed" in report["error"]
+        values = server_metrics(backup_host)
+        assert values[("hostops_backup_repository_check_failed", name, "")] == 1
+        assert values[("hostops_backup_server_run_failed", "", "check")] == 1
+    finally:
+        backup_host.run(f"cp -p /root/pack.orig {pack} && rm -f /root/pack.orig")
+    rc, report, err = server_script(backup_host, "check", "--repo", name, "--subset", "100%")
+    assert rc == 0, err + json.dumps(report)
+    assert server_metrics(backup_host)[("hostops_backup_repository_check_failed", name, "")] == 0
+
+
 def test_an_order_without_backups_stops_the_timers_and_keeps_the_backups(host):
     """Last: the order is changed to backups.enabled: false and applied again."""
     # the earlier checks stopped the timers (backup_timers_stopped): running again, the
