@@ -527,8 +527,8 @@ def prune_repo(cfg: Config, repo: Repo) -> dict[str, Any]:
         groups = json.loads(out or b"[]") or []
         kept[kind] = sum(len(group.get("keep") or []) for group in groups)
         removed += sum(len(group.get("remove") or []) for group in groups)
-    if removed:
-        restic.run(["prune", "--retry-lock", "30m"], what="restic prune")
+    # every time: also frees what was forgotten by hand, or by a prune that was killed
+    restic.run(["prune", "--retry-lock", "30m"], what="restic prune")
     log(f"{repo.name}: kept {kept}, forgot {removed} snapshot(s)")
     return {"kept": kept, "removed": removed}
 
