@@ -6,6 +6,11 @@ Each verb runs one playbook (``playbooks/backup-<verb>.yml``) through
 ``set_stats``; this module checks the arguments before any host is touched and turns the
 result into lines for people.
 
+``restore --from-host LOST --host NEW`` restores a lost server's backups onto another
+server: the playbook opens LOST's repository with LOST's credentials escrowed in the
+controller's key store (``<state dir>/backup-keys/LOST``), written root-only on NEW for
+that run only; nothing is asked of LOST itself.
+
 A restore goes back to a backup point: what was written after it is lost. So ``restore``
 always plans first (read-only: which snapshot, what would be replaced), prints what will
 be lost, and replaces live data only with ``--yes``. Restoring under a new name
@@ -37,6 +42,8 @@ _DB_NAME = re.compile(r"[A-Za-z0-9_$-]{1,64}")
 _SCRATCH_PREFIX = "hostops_verify_"
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(Z|[+-]\d{2}:\d{2})?")
+# What the key store must hold for a server's backups to be restored without it.
+ESCROW_FILES = ("restic-password", "rest-password", "repository.json", "ca.pem")
 # Restoring over these would break the server itself: refused outright.
 _PROTECTED = frozenset(
     [
@@ -141,9 +148,12 @@ class RestoreRequest:
     as_name: str | None = None
     path: str | None = None
     to: str | None = None
+    from_host: str | None = None
 
     def extravars(self, *, snapshot: str | None, confirm: bool, replace: bool) -> dict[str, Any]:
         request: dict[str, Any] = {"confirm": confirm, "replace": replace}
+        if self.from_host:
+            request["from_host"] = self.from_host
         if snapshot:
             request["snapshot"] = snapshot
         else:
@@ -156,7 +166,35 @@ class RestoreRequest:
                 request["as"] = self.as_name
         else:
             request.update(path=self.path, to=self.to)
-        return {"hostops_backup_restore": request}
+        variables: dict[str, Any] = {"hostops_backup_restore": request}
+        if self.from_host:
+            variables["backup_key_store"] = str(key_store())
+        return variables
+
+
+def key_store() -> Path:
+    from hostops.provision import backup_key_store  # noqa: PLC0415 - keeps this module light
+
+    return backup_key_store()
+
+
+def check_from_host(value: str | None, host: str) -> list[str]:
+    """Problems with ``--from-host``: a host name, another server than --host, and its
+    escrowed credentials in the key store."""
+    if value is None:
+        return []
+    if not _HOST.fullmatch(value):
+        return [f"--from-host: {value!r} is not a host name"]
+    if value == host:
+        return [f"--from-host: {value!r} is the --host itself; leave --from-host out"]
+    folder = key_store() / value
+    missing = [name for name in ESCROW_FILES if not (folder / name).is_file()]
+    if missing:
+        return [
+            f"--from-host: no escrowed credentials for {value!r} in {folder} "
+            f"(missing: {', '.join(missing)}); the backup role writes them there"
+        ]
+    return []
 
 
 def restore_request(args: argparse.Namespace, now: dt.datetime | None = None) -> RestoreRequest:
@@ -191,14 +229,20 @@ def restore_request(args: argparse.Namespace, now: dt.datetime | None = None) ->
                 problems.append(problem)
         if args.to and not check_absolute(args.to, "--to") and _normal(args.to) in _PROTECTED:
             problems.append(f"--to: {args.to!r} is a system directory; restore elsewhere")
+    from_host = getattr(args, "from_host", None)
+    problems += check_from_host(from_host, args.host)
     if problems:
         raise UsageError(problems)
     assert at is not None
     if args.database:
         return RestoreRequest(
-            at=at, database=args.database, engine=args.engine, as_name=args.as_name
+            at=at,
+            database=args.database,
+            engine=args.engine,
+            as_name=args.as_name,
+            from_host=from_host,
         )
-    return RestoreRequest(at=at, path=_normal(args.path), to=_normal(args.to))
+    return RestoreRequest(at=at, path=_normal(args.path), to=_normal(args.to), from_host=from_host)
 
 
 # --- where the server is ----------------------------------------------------------------
@@ -323,7 +367,11 @@ def describe_plan(host: str, plan: Mapping[str, Any]) -> list[str]:
     else:
         what = f"{plan['path']}"
         target = f"{plan['to']}"
-    lines = [f"{host}: restore {what} from the backup of {point} (snapshot {snapshot['short_id']})"]
+    source = f" of {plan['from_host']}" if plan.get("from_host") else ""
+    lines = [
+        f"{host}: restore {what} from the backup{source} of {point} "
+        f"(snapshot {snapshot['short_id']})"
+    ]
     if plan["replaces_live_data"]:
         lines.append(
             f"  This REPLACES the live {target}: everything written to it after {point} is lost."
@@ -409,6 +457,8 @@ def cmd_restore(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if not result.ok:
         raise _failed(result, report, f"{target.host}: cannot plan the restore")
     plan = report["plan"]
+    if request.from_host:
+        plan["from_host"] = request.from_host
     for line in describe_plan(target.host, plan):
         print(line, file=out)
     if plan["replaces_live_data"] and not args.yes:
@@ -541,6 +591,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     restore.add_argument("--path", metavar="P", help="a backed-up file or directory")
     restore.add_argument("--to", metavar="DIR", help="where P is restored (DIR becomes P)")
     restore.add_argument("--yes", action="store_true", help="confirm replacing live data")
+    restore.add_argument(
+        "--from-host",
+        metavar="LOST",
+        help="restore the backups of LOST (a lost server) onto --host, with LOST's "
+        "credentials escrowed in the key store",
+    )
     restore.set_defaults(func=cmd_restore)
 
     verify = verbs.add_parser(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +33,11 @@ PARIS = ZoneInfo("Europe/Paris")
 ORDER_GROUP = "hostops_order"
 BACKUP_GROUP = "backup_servers"
 RELEASE_OF_OS = {"debian13": "trixie", "debian12": "bookworm"}
+
+
+def backup_key_store() -> Path:
+    """The controller's escrow of every server's backup passwords (docs/backups.md)."""
+    return state_dir().resolve() / "backup-keys"
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,10 @@ def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any], dict[str, A
     ]
     backup_hosts: dict[str, Any] = {}
     if order.backups.enabled:
-        (backup,) = lab.up(1, release, f"{prefix}backup")
+        # the backup host runs Debian 13 whatever the order's servers run: restic's REST
+        # server is packaged from Debian 13 on
+        (backup,) = lab.up(1, "trixie", f"{prefix}backup")
         backup_hosts[backup.name] = {"ansible_host": backup.address}
-        # The lab's repository password: made once, kept root-only in the lab's state.
-        # In production it comes from Ansible Vault (backup_restic_password).
-        secret = lab.paths.state_dir / "backup-restic-password"
-        if not secret.exists():
-            secret.touch(mode=0o600)
-            secret.write_text(secrets.token_urlsafe(32))
-        group_vars["backup_restic_password"] = secret.read_text().strip()
     return targets, group_vars, backup_hosts
 
 
@@ -156,9 +155,15 @@ def apply_order(
     run_dir.mkdir(parents=True, mode=0o700)
     generated = run_dir / "order-inventory.yml"
     inventory = run_inventory(targets, group_vars, monitoring, backup_hosts)
-    generated.touch(mode=0o600)  # it may carry the lab's backup repository password
+    generated.touch(mode=0o600)
     generated.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    extravars = {**order.to_vars(), "hostops_targets": ORDER_GROUP}
+    # Each server's backup passwords are made by the backup role into this key store
+    # (escrow, root only), where 'hostops backup restore --from-host' finds them.
+    extravars = {
+        **order.to_vars(),
+        "hostops_targets": ORDER_GROUP,
+        "backup_key_store": str(backup_key_store()),
+    }
     if not check:
         fleet.write_order(state_dir() / "orders" / order.id, order.to_vars())
     started = datetime.now(PARIS).isoformat(timespec="seconds")

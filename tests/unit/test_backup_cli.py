@@ -242,3 +242,60 @@ def test_a_restore_under_a_new_name_touches_nothing_live() -> None:
     lines = backup_cli.describe_plan("web01", files)
     assert "backup of Wed 2026-07-01 23:00:00 CEST" in lines[0]
     assert "REPLACES the live /srv/www" in lines[1]
+
+
+# --- restore --from-host: a lost server's backups, with its escrowed credentials ----------------
+
+
+def escrow(state: Path, host: str, files: tuple[str, ...] = backup_cli.ESCROW_FILES) -> Path:
+    folder = state / "backup-keys" / host
+    folder.mkdir(parents=True, mode=0o700)
+    for name in files:
+        (folder / name).write_text("x\n")
+    return folder
+
+
+def test_restore_from_a_lost_host_passes_it_and_the_key_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path))
+    escrow(tmp_path, "lost.example")
+    args = parse(
+        "restore", "--host", "new.example", "--lab", "--database", "shop", "--at", "latest",
+        "--from-host", "lost.example",
+    )  # fmt: skip
+    request = backup_cli.restore_request(args, NOW)
+    assert request.from_host == "lost.example"
+    variables = request.extravars(snapshot=None, confirm=False, replace=False)
+    assert variables["hostops_backup_restore"]["from_host"] == "lost.example"
+    assert variables["backup_key_store"] == str(tmp_path.resolve() / "backup-keys")
+    # no secret travels in the run's variables: the playbook reads the key store itself
+    assert "password" not in repr(variables)
+
+
+@pytest.mark.parametrize(
+    ("from_host", "files", "expected"),
+    [
+        ("nowhere.example", None, "--from-host: no escrowed credentials for 'nowhere.example'"),
+        ("lost.example", ("restic-password",), "(missing: rest-password, repository.json, ca.pem)"),
+        ("new.example", backup_cli.ESCROW_FILES, "is the --host itself"),
+        ("bad;name", None, "--from-host: 'bad;name' is not a host name"),
+    ],
+)
+def test_restore_from_host_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    from_host: str,
+    files: tuple[str, ...] | None,
+    expected: str,
+) -> None:
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path))
+    if files is not None:
+        escrow(tmp_path, from_host, files)
+    args = parse(
+        "restore", "--host", "new.example", "--lab", "--database", "shop", "--at", "latest",
+        "--from-host", from_host,
+    )  # fmt: skip
+    with pytest.raises(UsageError) as caught:
+        backup_cli.restore_request(args, NOW)
+    assert any(expected in line for line in caught.value.problems), caught.value.problems

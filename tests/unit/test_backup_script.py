@@ -104,11 +104,37 @@ def test_retention_refused(days: object, message: str) -> None:
     assert caught.value.status == 2
 
 
-def test_forget_refuses_a_retention_below_one_day_before_calling_restic() -> None:
-    restic = hb.Restic(hb.parse_config(config(repository="/nonexistent")))
-    for days in (0, -3, False):
-        with pytest.raises(hb.ConfigError, match="refusing --keep-daily"):
-            restic.forget("files", days)
+def test_snapshots_marked_incomplete_and_their_markers_are_ignored() -> None:
+    """The repository is append-only from the server: an incomplete snapshot (restic's
+    exit status 3) is named by a marker snapshot instead of being forgotten."""
+    bad = "a" * 64
+    items = [
+        {"id": bad, "tags": ["hostops", "files"]},
+        {"id": "b" * 64, "tags": ["hostops-incomplete", f"incomplete:{bad}"]},
+        {"id": "c" * 64, "tags": ["hostops", "files"]},
+    ]
+    assert hb.incomplete_ids(items) == {bad, "b" * 64}
+    assert hb.incomplete_ids(items[2:]) == set()
+
+
+def test_only_the_missing_postgresql_roles_are_created_from_the_globals() -> None:
+    globals_sql = "\n".join(
+        [
+            "CREATE ROLE crm_owner;",
+            "ALTER ROLE crm_owner WITH NOSUPERUSER INHERIT LOGIN PASSWORD 'SCRAM-SHA-256$x';",
+            "CREATE ROLE postgres;",
+            "ALTER ROLE postgres WITH SUPERUSER INHERIT LOGIN;",
+            'CREATE ROLE "Odd ""name""";',
+            "GRANT crm_owner TO reporting GRANTED BY postgres;",
+        ]
+    )
+    lines = hb.roles_to_create(globals_sql, {"postgres"})
+    assert lines == [
+        "CREATE ROLE crm_owner;",
+        "ALTER ROLE crm_owner WITH NOSUPERUSER INHERIT LOGIN PASSWORD 'SCRAM-SHA-256$x';",
+        'CREATE ROLE "Odd ""name""";',
+    ]
+    assert hb.roles_to_create(globals_sql, {"postgres", "crm_owner", 'Odd "name"'}) == []
 
 
 @pytest.mark.parametrize(
@@ -366,7 +392,7 @@ def test_finish_after_a_success_changes_nothing(tmp_path: Path, monkeypatch: Any
 def test_bad_configuration_exits_2(tmp_path: Path, capsys: Any) -> None:
     cfg_path = tmp_path / "backup.json"
     cfg_path.write_text(json.dumps(config(tmp_path, retention_days=0)))
-    assert hb.main(["--config", str(cfg_path), "--json", "forget"]) == 2
+    assert hb.main(["--config", str(cfg_path), "--json", "snapshots"]) == 2
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     assert report["error"].startswith("retention_days: 0 is below 1")

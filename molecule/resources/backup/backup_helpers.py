@@ -14,12 +14,16 @@ from typing import Any
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "backup-trixie")
 INVENTORY = os.environ.get("HOSTOPS_LAB_INVENTORY_FILE", "")
-MANAGED = f"{SCENARIO}-1"
-BACKUP_HOST = f"{SCENARIO}-2"
+MANAGED = f"{SCENARIO}-1"  # server A
+OTHER = f"{SCENARIO}-2"  # server B (Debian 13 scenario only)
+BACKUP_HOST = f"{SCENARIO}-bh1"
 SERVICE = os.environ.get("HOSTOPS_TEST_SERVICE", "dedicated_server")
 # What the order gives (contract §4.6): 28 days, 7 for shared hosting.
 EXPECTED_RETENTION = 7 if SERVICE == "shared_hosting" else 28
 SCRIPT = "/usr/local/sbin/hostops-backup"
+SERVER_SCRIPT = "/usr/local/sbin/hostops-backup-server"
+SERVER_PROM = "/var/lib/prometheus/node-exporter/hostops_backup_server.prom"
+REPOSITORY_FILE = "/etc/hostops-backup/repository"
 CONFIG = "/etc/hostops-backup/backup.json"
 PROM = "/var/lib/prometheus/node-exporter/hostops_backup.prom"
 DUMP_DIR = "/var/backups/hostops/dumps"
@@ -34,6 +38,41 @@ def script(host: Any, *args: str, config: str | None = None) -> tuple[int, dict[
     except ValueError:
         report = {"unparsed": result.stdout}
     return result.rc, report, result.stderr
+
+
+def server_script(host: Any, *args: str) -> tuple[int, dict[str, Any], str]:
+    """Run the backup host's script with --json: (exit status, its report, stderr)."""
+    result = host.run(shlex.join([SERVER_SCRIPT, "--json", *args]))
+    try:
+        report = json.loads(result.stdout) if result.stdout.strip() else {}
+    except ValueError:
+        report = {"unparsed": result.stdout}
+    return result.rc, report, result.stderr
+
+
+def repo_snapshots(backup_host: Any, name: str) -> list[dict[str, Any]]:
+    """Every snapshot of a repository, read with restic on the backup host itself."""
+    out = backup_host.check_output(
+        f"{SERVER_SCRIPT} restic {shlex.quote(name)} snapshots --json --no-lock"
+    )
+    return json.loads(out) or []
+
+
+def repo_ids(backup_host: Any, name: str) -> list[str]:
+    return sorted(s["id"] for s in repo_snapshots(backup_host, name))
+
+
+def server_metrics(backup_host: Any) -> dict[tuple[str, str, str], float]:
+    """The backup host's textfile metrics: {(metric, repository, kind): value}."""
+    values = {}
+    for line in backup_host.check_output(f"cat {SERVER_PROM}").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, value = line.rsplit(" ", 1)
+        name, _, labels = name_labels.partition("{")
+        found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        values[(name, found.get("repository", ""), found.get("kind", ""))] = float(value)
+    return values
 
 
 def config(host: Any) -> dict[str, Any]:
@@ -76,9 +115,7 @@ def journal_since(
     def complete() -> bool:
         nonlocal text
         text = host.check_output(command)
-        return all(
-            e.search(text) if isinstance(e, re.Pattern) else e in text for e in expected
-        )
+        return all(e.search(text) if isinstance(e, re.Pattern) else e in text for e in expected)
 
     if expected:
         wait_for(complete, timeout, step=0.5)

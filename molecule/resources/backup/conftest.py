@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from backup_helpers import BACKUP_HOST, INVENTORY, MANAGED
+from backup_helpers import BACKUP_HOST, INVENTORY, MANAGED, OTHER
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +28,16 @@ def host(managed):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def other():  # type: ignore[no-untyped-def]
+    """Server B (Debian 13 scenario): another customer's server, and where A is restored."""
+    import testinfra  # noqa: PLC0415
+
+    return testinfra.get_host(f"ansible://{OTHER}", ansible_inventory=INVENTORY)
+
+
+@pytest.fixture(scope="session")
 def backup_host():  # type: ignore[no-untyped-def]
-    """The backup host (the SFTP repositories)."""
+    """The backup host (restic's REST server and the repositories)."""
     import testinfra  # noqa: PLC0415
 
     return testinfra.get_host(f"ansible://{BACKUP_HOST}", ansible_inventory=INVENTORY)
@@ -48,35 +56,47 @@ def baseline(managed):  # type: ignore[no-untyped-def]
     return snapshots(managed)
 
 
-BACKUP_KINDS = ("dumps", "files", "check")
+BACKUP_KINDS = ("dumps", "files")
 BUSY_STATES = {"active", "activating", "deactivating", "reloading", "refreshing"}
 
 
-@pytest.fixture(scope="module")
-def backup_timers_stopped(managed):  # type: ignore[no-untyped-def]
-    """The backup timers stopped for the rest of the module, their runs finished.
+SERVER_KINDS = ("prune", "check", "metrics")
 
-    The timers fire at 22:00 (dumps) and 23:00 (files) Paris time and on Sundays at 05:00
-    (check): a run started by one in the middle of a check adds a snapshot the check does
-    not expect, holds the script's lock (exit status 75) or is joined by the check's own
-    ``systemctl start``. The checks of the timers' schedule run before this fixture, on
-    the real timers. At the end of the module the timers still enabled start again."""
+
+@pytest.fixture(scope="module")
+def backup_timers_stopped(managed, backup_host):  # type: ignore[no-untyped-def]
+    """The backup timers stopped for the rest of the module, their runs finished: the
+    managed server's (dumps at 22:00, files at 23:00 Paris time) and the backup host's
+    (retention at 06:00, check on Sundays at 05:00, metrics every 15 minutes).
+
+    A run started by one in the middle of a check adds a snapshot the check does not
+    expect, removes snapshots, or holds a script's lock. The checks of the timers' schedule
+    run before this fixture, on the real timers. At the end of the module the timers
+    still enabled start again."""
     from backup_helpers import wait_for  # noqa: PLC0415
 
-    timers = [f"hostops-backup-{kind}.timer" for kind in BACKUP_KINDS]
-    services = " ".join(f"hostops-backup-{kind}.service" for kind in BACKUP_KINDS)
-    running = [t for t in timers if managed.run(f"systemctl is-active --quiet {t}").rc == 0]
-    if running:
-        stopped = managed.run(f"systemctl stop {' '.join(running)}")
-        assert stopped.rc == 0, stopped.stderr
+    sides = (
+        (managed, "hostops-backup", BACKUP_KINDS),
+        (backup_host, "hostops-backup-server", SERVER_KINDS),
+    )
+    restart = []
+    for machine, prefix, kinds in sides:
+        timers = [f"{prefix}-{kind}.timer" for kind in kinds]
+        running = [t for t in timers if machine.run(f"systemctl is-active --quiet {t}").rc == 0]
+        if running:
+            stopped = machine.run(f"systemctl stop {' '.join(running)}")
+            assert stopped.rc == 0, stopped.stderr
+        restart.append((machine, running))
+        services = " ".join(f"{prefix}-{kind}.service" for kind in kinds)
 
-    def idle() -> bool:
-        states = managed.run(f"systemctl is-active {services}").stdout.split()
-        return not BUSY_STATES & set(states)
+        def idle(machine=machine, services=services) -> bool:  # type: ignore[no-untyped-def]
+            states = machine.run(f"systemctl is-active {services}").stdout.split()
+            return not BUSY_STATES & set(states)
 
-    # a run the timers started is left to finish (a files backup or a check: minutes)
-    assert wait_for(idle, timeout=900, step=2), "a backup run started by a timer never ended"
+        # a run the timers started is left to finish (a files backup or a check: minutes)
+        assert wait_for(idle, timeout=900, step=2), "a backup run started by a timer never ended"
     yield
-    for timer in running:
-        if managed.run(f"systemctl is-enabled --quiet {timer}").rc == 0:
-            managed.run(f"systemctl start {timer}")
+    for machine, running in restart:
+        for timer in running:
+            if machine.run(f"systemctl is-enabled --quiet {timer}").rc == 0:
+                machine.run(f"systemctl start {timer}")

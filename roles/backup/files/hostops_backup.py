@@ -8,19 +8,24 @@ on Debian 12 (Python 3.11, restic 0.14) and Debian 13 (Python 3.13, restic 0.18)
 
 What a run guarantees, whatever restic's version does on its own:
 
-* a snapshot is complete or absent: a configured path that does not exist fails the run
+* a snapshot is complete or ignored: a configured path that does not exist fails the run
   before restic starts (restic 0.14 skips it with exit status 0), restic's exit status 3
   ("some source data could not be read") fails the run and the incomplete snapshot is
-  forgotten, and a database dump that fails uploads nothing;
-* a retention below one day is refused (restic treats ``--keep-daily 0`` as "no policy"
-  and keeps everything with exit status 0);
+  marked as such (a marker snapshot tagged ``hostops-incomplete``: the repository is
+  append-only from here, so the backup host forgets it), and a database dump that fails
+  uploads nothing;
+* the repository is reached through restic's REST server in append-only mode: this
+  server adds snapshots and can never remove any; retention (forget, prune) and the
+  repository's checks run on the backup host (hostops-backup-server);
 * one run at a time on the host (flock), and stale restic locks left by a killed run on
   this host are removed before the next one (``restic unlock`` removes only stale locks);
 * every run publishes its result for node_exporter's textfile collector, written
   atomically; a run killed outright is recorded by the unit's ExecStopPost (``finish``).
 
-The repository password is read by restic from a root-only file (RESTIC_PASSWORD_FILE):
-it never appears in arguments, the environment of other processes or logs.
+The repository password is read by restic from a root-only file (RESTIC_PASSWORD_FILE),
+and so is the repository's URL, which carries this server's REST credentials
+(RESTIC_REPOSITORY_FILE): neither appears in arguments, the environment of other
+processes or logs. The backup host's certificate is checked against its CA (--cacert).
 
 Exit status: 0 success, 1 failure, 2 bad configuration or arguments, 4 refused (the
 restore would replace live data and --replace was not given), 75 busy (another run
@@ -43,6 +48,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -62,6 +68,8 @@ EXIT_BUSY = 75
 KINDS = ("dumps", "files")
 ENGINES = ("mariadb", "postgresql", "mongodb")
 TAG = "hostops"
+INCOMPLETE_TAG = "hostops-incomplete"
+INCOMPLETE_PREFIX = "incomplete:"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 SCRATCH_PREFIX = "hostops_verify_"
@@ -153,7 +161,10 @@ class Config:
     timezone: str
     paths: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
-    sftp_command: str = ""
+    # the repository's URL with its credentials, root only; *repository* is then only
+    # what people are shown
+    repository_file: Path | None = None
+    cacert: Path | None = None
     cache_dir: Path = Path("/var/cache/hostops-backup/restic")
     dump_dir: Path = Path("/var/backups/hostops/dumps")
     work_dir: Path = Path("/var/backups/hostops/work")
@@ -225,8 +236,12 @@ def parse_config(data: Any) -> Config:
         "check_subset_parts": _positive_int(data, "check_subset_parts", 4),
         "verify_max_age_hours": _positive_int(data, "verify_max_age_hours", 36),
         "keep_local_dumps": bool(data.get("keep_local_dumps", False)),
-        "sftp_command": str(data.get("sftp_command", "")),
     }
+    for key in ("repository_file", "cacert"):
+        if data.get(key) is not None:
+            if not isinstance(data[key], str) or not data[key].startswith("/"):
+                raise ConfigError(f"{key}: expected an absolute path, got {data[key]!r}")
+            values[key] = Path(data[key])
     for key in ("cache_dir", "dump_dir", "work_dir", "state_file", "metrics_file", "lock_file"):
         if key in data:
             values[key] = Path(data[key])
@@ -321,6 +336,20 @@ def parse_restic_time(text: str) -> dt.datetime:
     return value
 
 
+def incomplete_ids(items: Sequence[dict[str, Any]]) -> set[str]:
+    """Snapshots marked incomplete (full ids, or the short ones restic 0.14 reports),
+    and the markers themselves."""
+    found: set[str] = set()
+    for item in items:
+        tags = item.get("tags") or []
+        if INCOMPLETE_TAG in tags:
+            found.add(str(item.get("id")))
+            found.update(
+                t[len(INCOMPLETE_PREFIX) :] for t in tags if t.startswith(INCOMPLETE_PREFIX)
+            )
+    return found
+
+
 def snapshot_from_json(item: dict[str, Any]) -> Snapshot | None:
     tags = item.get("tags") or []
     kinds = [kind for kind in KINDS if kind in tags]
@@ -348,9 +377,13 @@ class Restic:
             "TZ": cfg.timezone,
             "RESTIC_PASSWORD_FILE": str(cfg.password_file),
         }
-        self.base = ["restic", "--repo", cfg.repository, "--cache-dir", str(cfg.cache_dir)]
-        if cfg.sftp_command:
-            self.base += ["--option", f"sftp.command={cfg.sftp_command}"]
+        self.base = ["restic", "--cache-dir", str(cfg.cache_dir)]
+        if cfg.repository_file is not None:
+            self.env["RESTIC_REPOSITORY_FILE"] = str(cfg.repository_file)
+        else:
+            self.base += ["--repo", cfg.repository]
+        if cfg.cacert is not None:
+            self.base += ["--cacert", str(cfg.cacert)]
 
     def command(self, args: Sequence[str]) -> list[str]:
         return [*self.base, *args]
@@ -375,21 +408,65 @@ class Restic:
         match = re.search(rb"restic (\d+\.\d+\.\d+)", out)
         return match.group(1).decode() if match else "unknown"
 
+    def reach(self) -> None:
+        """Connect to the REST server once: restic itself retries an unreachable backup
+        host for 15 minutes before it fails."""
+        location = urllib.parse.urlsplit(self.cfg.repository.removeprefix("rest:"))
+        if location.scheme not in ("http", "https") or not location.hostname:
+            return
+        port = location.port or (443 if location.scheme == "https" else 80)
+        try:
+            socket.create_connection((location.hostname, port), timeout=20).close()
+        except OSError as err:
+            reason = err.strerror or str(err)
+            raise Failure(
+                f"cannot reach the backup host {location.hostname} port {port}: {reason}"
+            ) from err
+
     def unlock(self) -> None:
         """Remove stale locks (from this host's dead processes, or older than 30 min).
         This is also the first contact with the repository: it fails early when the
         backup host cannot be reached or the password is wrong."""
+        self.reach()
         self.run(["unlock"], what="restic unlock (reaching the repository)")
 
     def snapshots(self, kind: str | None = None) -> list[Snapshot]:
-        tags = f"{TAG},{kind}" if kind else TAG
+        """This host's snapshots (of *kind*), oldest first, without those marked incomplete."""
         out = self.run(
-            ["snapshots", "--json", "--no-lock", "--host", self.cfg.host, "--tag", tags],
+            ["snapshots", "--json", "--no-lock", "--host", self.cfg.host],
             what="restic snapshots",
         ).stdout
         items = json.loads(out or b"[]") or []
-        found = [s for s in (snapshot_from_json(i) for i in items) if s is not None]
+        incomplete = incomplete_ids(items)
+        found = [
+            s
+            for s in (snapshot_from_json(i) for i in items)
+            if s is not None
+            and not any(s.id.startswith(i) for i in incomplete)
+            and (kind is None or s.kind == kind)
+        ]
         return sorted(found, key=lambda s: s.time)
+
+    def mark_incomplete(self, snapshot: str) -> None:
+        """The repository is append-only from here: an incomplete snapshot cannot be
+        forgotten, so a marker snapshot names it; the backup host's retention run
+        forgets both, and listings and restores skip it meanwhile."""
+        args = ["backup", "--quiet", "--host", self.cfg.host, "--tag", INCOMPLETE_TAG]
+        args += ["--tag", INCOMPLETE_PREFIX + snapshot, "--stdin", "--stdin-filename"]
+        args += ["hostops-incomplete"]
+        proc = subprocess.run(
+            self.command(args),
+            input=f"{snapshot}\n".encode(),
+            capture_output=True,
+            env=self.env,
+            cwd="/",
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise Failure(
+                f"could not mark snapshot {snapshot[:8]} as incomplete (exit status "
+                f"{proc.returncode}): {_tail(proc.stderr)}"
+            )
 
     def backup(self, paths: Sequence[str], kind: str, extra: Sequence[str] = ()) -> dict[str, Any]:
         """Back up *paths*; return restic's summary. Exit status 3 is a failure here."""
@@ -420,11 +497,12 @@ class Restic:
         if proc.returncode == 3:
             snapshot = summary.get("snapshot_id")
             if snapshot:
-                # Incomplete: never let it count as a day's backup in the retention.
-                self.run(["forget", str(snapshot)], what="restic forget (incomplete snapshot)")
+                # Incomplete: never let it count as a day's backup nor be restored.
+                self.mark_incomplete(str(snapshot))
             raise Failure(
                 f"restic backup of {', '.join(paths)}: some files could not be read "
-                f"(exit status 3; the incomplete snapshot was removed): {'; '.join(errors[:5])}"
+                f"(exit status 3; the incomplete snapshot is marked and ignored): "
+                f"{'; '.join(errors[:5])}"
             )
         if proc.returncode != 0 or not summary.get("snapshot_id"):
             code = proc.returncode
@@ -434,20 +512,6 @@ class Restic:
                 f"{'; ' + reason if reason else ''}): {_tail(proc.stderr)}"
             )
         return summary
-
-    def forget(self, kind: str, days: int) -> int:
-        """Keep the newest snapshot of each of the last *days* days that have one; prune
-        what that frees. Returns how many snapshots of *kind* are kept."""
-        if isinstance(days, bool) or days < 1:
-            raise ConfigError(f"retention: refusing --keep-daily {days} (must be 1 or more)")
-        args = ["forget", "--json", "--host", self.cfg.host, "--tag", f"{TAG},{kind}"]
-        args += ["--group-by", "host,tags", "--keep-daily", str(days)]
-        out = self.run(args, what=f"restic forget --keep-daily {days} ({kind})").stdout
-        groups = json.loads(out or b"[]") or []
-        kept = sum(len(group.get("keep") or []) for group in groups)
-        if any(group.get("remove") for group in groups):
-            self.run(["prune"], what=f"restic prune ({kind})")
-        return kept
 
     def dump(self, snapshot: str, path: str, out: IO[bytes]) -> None:
         self.run(["dump", snapshot, path], what=f"restic dump {path}", stdout=out)
@@ -1147,7 +1211,8 @@ def run_kind(cfg: Config, restic: Restic, kind: str) -> dict[str, Any]:
             summary = restic.backup(list(cfg.paths), "files", _exclude_args(cfg))
             size = int(summary.get("total_bytes_processed", 0))
             databases = []
-        count = restic.forget(kind, cfg.retention_days)
+        # the retention is the backup host's: this host cannot remove snapshots
+        count = len(restic.snapshots(kind))
         if kind == "dumps" and not cfg.keep_local_dumps:
             prepare_dump_dir(cfg)  # the dumps are in the repository now
         result.update(size=size, added=int(summary.get("data_added", 0)), snapshots=count)
@@ -1163,7 +1228,7 @@ def run_kind(cfg: Config, restic: Restic, kind: str) -> dict[str, Any]:
         }
         log(
             f"{kind}: snapshot {summary.get('snapshot_id')} ({size} bytes, "
-            f"{report['added_bytes']} added); {count} kept"
+            f"{report['added_bytes']} added); {count} in the repository"
         )
         return report
 
@@ -1243,17 +1308,6 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         restic.run(["check", f"--read-data-subset={subset}"], what=f"restic check ({subset})")
         log(f"check: repository OK (data subset {subset})")
         return {"ok": True, "subset": subset}
-
-
-def cmd_forget(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
-    kinds = KINDS if args.kind == "all" else (args.kind,)
-    with exclusive(cfg, args.lock_wait):
-        restic = Restic(cfg)
-        restic.unlock()
-        kept = {}
-        for kind in kinds:
-            kept[kind] = restic.forget(kind, cfg.retention_days)
-        return {"ok": True, "retention_days": cfg.retention_days, "kept": kept}
 
 
 def _manifest_databases(manifest: dict[str, Any]) -> list[str]:
@@ -1345,6 +1399,7 @@ class Located:
     engine: str
     cluster: Cluster | None
     entry: dict[str, Any]
+    globals_file: str | None = None
 
 
 def locate_database(manifest: dict[str, Any], name: str, engine: str | None) -> Located:
@@ -1360,7 +1415,7 @@ def locate_database(manifest: dict[str, Any], name: str, engine: str | None) -> 
             if entry:
                 version, cname = label.split("/", 1)
                 where = Cluster(version, cname, str(cluster.get("port", "")))
-                found.append(Located("postgresql", where, entry))
+                found.append(Located("postgresql", where, entry, cluster.get("globals_file")))
     if not found:
         known = ", ".join(_manifest_databases(manifest)) or "none"
         raise Failure(f"database {name!r} is not in this snapshot (it has: {known})")
@@ -1368,6 +1423,60 @@ def locate_database(manifest: dict[str, Any], name: str, engine: str | None) -> 
         engines_found = ", ".join(f.engine for f in found)
         raise Failure(f"database {name!r} exists in {engines_found}; choose one with --engine")
     return found[0]
+
+
+def target_cluster(located: Located) -> Located:
+    """The cluster of this host to restore a PostgreSQL database into: the one of the
+    dump's version and name, or this host's only cluster (a restore onto another server,
+    of another PostgreSQL version: pg_restore reads older dumps)."""
+    if located.engine != "postgresql" or located.cluster is None:
+        return located
+    clusters = PostgreSQL().clusters()
+    for cluster in clusters:
+        if cluster.label == located.cluster.label:
+            return Located(located.engine, cluster, located.entry, located.globals_file)
+    if len(clusters) == 1:
+        return Located(located.engine, clusters[0], located.entry, located.globals_file)
+    labels = ", ".join(c.label for c in clusters) or "none"
+    raise Failure(
+        f"the dump is from PostgreSQL cluster {located.cluster.label}; this host has {labels}"
+    )
+
+
+_ROLE_LINE = re.compile(r'(?:CREATE|ALTER) ROLE ("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)[ ;]')
+
+
+def roles_to_create(globals_sql: str, existing: set[str]) -> list[str]:
+    """The CREATE ROLE and ALTER ROLE lines of pg_dumpall --globals-only for the roles
+    that *existing* lacks (memberships and grants are left out)."""
+    lines = []
+    for line in globals_sql.splitlines():
+        match = _ROLE_LINE.match(line)
+        if not match:
+            continue
+        name = match.group(1)
+        if name.startswith('"'):
+            name = name[1:-1].replace('""', '"')
+        if name not in existing:
+            lines.append(line)
+    return lines
+
+
+def ensure_roles(cfg: Config, restic: Restic, snapshot: Snapshot, located: Located) -> None:
+    """Create the dumped server's PostgreSQL roles missing here (a restore onto another
+    server): the database's owner and privileges refer to them. Existing roles are left
+    as they are."""
+    if located.cluster is None or not located.globals_file:
+        return
+    pg = PostgreSQL()
+    existing = {row[0] for row in pg.query(located.cluster, "SELECT rolname FROM pg_roles")}
+    if located.entry.get("owner") in existing:
+        return
+    dumped = restic.read(snapshot.id, str(cfg.dump_dir / located.globals_file))
+    lines = roles_to_create(dumped.decode("utf-8", "replace"), existing)
+    if lines:
+        pg.query(located.cluster, "\n".join(lines))
+        log(f"postgresql {located.cluster.label}: created {len(lines)} role statement(s)")
 
 
 def _exists(located: Located, name: str) -> bool:
@@ -1387,7 +1496,7 @@ def cmd_restore_db(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         restic = Restic(cfg)
         snapshot = _resolve(cfg, restic, args, "dumps")
         manifest = read_manifest(cfg, restic, snapshot)
-        located = locate_database(manifest, args.database, args.engine)
+        located = target_cluster(locate_database(manifest, args.database, args.engine))
         target = args.as_name or args.database
         exists = _exists(located, target)
         plan = {
@@ -1410,6 +1519,7 @@ def cmd_restore_db(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
                 "confirm with --replace"
             )
         restic.unlock()
+        ensure_roles(cfg, restic, snapshot, located)
         _restore_database(cfg, restic, snapshot, located, target=target, replace=exists)
         log(
             f"restored {located.engine} database {args.database} from snapshot "
@@ -1670,11 +1780,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", help="read this data subset instead (n/t, x%%, or a size)")
     lock_wait(p)
     p.set_defaults(func=cmd_check)
-
-    p = verbs.add_parser("forget", help="apply the retention now (keep N daily, prune)")
-    p.add_argument("--kind", choices=("all", *KINDS), default="all")
-    lock_wait(p)
-    p.set_defaults(func=cmd_forget)
 
     p = verbs.add_parser("snapshots", help="list the snapshots and the last dumps' databases")
     p.set_defaults(func=cmd_snapshots)

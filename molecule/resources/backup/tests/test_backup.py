@@ -1,10 +1,12 @@
-"""The backup role on a managed server and its backup host (Debian 13 and Debian 12).
+"""The backup role on a managed server (Debian 13 and Debian 12) and its backup host (Debian 13).
 
-What the issue's "Must show" asks, on real hosts: the 22:00 Paris timer; restores that
-give the source's per-table checksums and byte-identical files; retention that keeps
-exactly the newest N days (28; 7 for shared hosting); failures restic 0.14 would hide
-(a missing path, an unreadable file, a failing dump) made visible, with the earlier
-backups intact. Idempotence and check mode are molecule's own steps.
+What the issues' "Must show" asks, on real hosts: the 22:00 Paris timer; restores that
+give the source's per-table checksums and byte-identical files; a repository the server
+can add to but never prune or rewrite (restic's REST server, append-only, its own user);
+retention run by the backup host that keeps exactly the newest N days (28; 7 for shared
+hosting); kill -9 during prune; failures restic 0.14 would hide (a missing path, an
+unreadable file, a failing dump) made visible, with the earlier backups intact.
+Idempotence and check mode are molecule's own steps.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from backup_helpers import (
     INVENTORY,
     MANAGED,
     PROM,
+    REPOSITORY_FILE,
     SCRIPT,
+    SERVER_SCRIPT,
     config,
     fingerprint,
     journal_since,
@@ -34,9 +38,14 @@ from backup_helpers import (
     now,
     pg_checksums,
     psql,
+    repo_ids,
+    repo_snapshots,
     script,
+    server_metrics,
+    server_script,
     snapshot_ids,
     snapshots,
+    wait_for,
 )
 
 
@@ -63,17 +72,27 @@ def test_dumps_timer_fires_at_22_paris_time(host):
     assert host.service("hostops-backup-dumps.timer").is_running
 
 
-def test_files_and_check_timers(host):
+def test_files_timer_and_the_backup_hosts_retention_and_check_timers(host, backup_host):
     listed = host.check_output(
-        "TZ=Europe/Paris systemctl list-timers --all --no-pager "
-        "hostops-backup-files.timer hostops-backup-check.timer"
+        "TZ=Europe/Paris systemctl list-timers --all --no-pager hostops-backup-files.timer"
     )
     assert re.search(r"\d{4}-\d{2}-\d{2} 23:00:00 CES?T .* hostops-backup-files.timer", listed)
-    assert re.search(r"Sun \d{4}-\d{2}-\d{2} 05:00:00 CES?T .* hostops-backup-check.timer", listed)
-    for unit in ("files", "check"):
-        assert host.service(f"hostops-backup-{unit}.timer").is_enabled
-        timeout = host.check_output(
-            f"systemctl show hostops-backup-{unit}.service -p TimeoutStartUSec --value"
+    assert host.service("hostops-backup-files.timer").is_enabled
+    timeout = host.check_output(
+        "systemctl show hostops-backup-files.service -p TimeoutStartUSec --value"
+    )
+    assert timeout != "infinity"
+    # the server no longer checks nor prunes: the backup host does, on its own timers
+    assert not host.file("/etc/systemd/system/hostops-backup-check.timer").exists
+    listed = backup_host.check_output(
+        "TZ=Europe/Paris systemctl list-timers --all --no-pager 'hostops-backup-server-*'"
+    )
+    assert re.search(r"06:00:00 CES?T .* hostops-backup-server-prune.timer", listed), listed
+    assert re.search(r"Sun \d{4}-\d{2}-\d{2} 05:00:00 CES?T .* hostops-backup-server-check", listed)
+    for unit in ("prune", "check", "metrics"):
+        assert backup_host.service(f"hostops-backup-server-{unit}.timer").is_enabled
+        timeout = backup_host.check_output(
+            f"systemctl show hostops-backup-server-{unit}.service -p TimeoutStartUSec --value"
         )
         assert timeout != "infinity"
 
@@ -85,7 +104,7 @@ def test_secret_files_are_root_only(host):
     for path in (
         "/etc/hostops-backup/restic-password",
         "/etc/hostops-backup/backup.json",
-        "/etc/hostops-backup/id_ed25519",
+        REPOSITORY_FILE,
     ):
         secret = host.file(path)
         assert secret.user == "root"
@@ -99,67 +118,118 @@ def test_secret_files_are_root_only(host):
 def test_repository_password_is_in_no_file_log_or_journal(host, baseline):
     password = host.check_output("cat /etc/hostops-backup/restic-password")
     assert len(password) >= 16
-    found = host.run(
-        "secret=/etc/hostops-backup/restic-password; "
-        'grep -rlF -f "$secret" /etc/systemd/system /etc/hostops-backup/backup.json '
-        "/etc/ansible /var/lib/hostops-backup /var/lib/prometheus /var/log /root 2>/dev/null; "
-        'journalctl --no-pager -o cat | grep -cF -f "$secret"'
-    )
-    assert found.stdout.strip() == "0", found.stdout
+    # the REST password: the user info of the repository's URL
+    url = host.check_output(f"cat {REPOSITORY_FILE}")
+    rest_password = re.fullmatch(r"rest:https://[^:]+:([^@]+)@.+", url).group(1)
+    assert len(rest_password) >= 16
+    host.run(f"umask 077; printf '%s\\n' {shlex.quote(rest_password)} > /root/rest-secret")
+    for secret in ("/etc/hostops-backup/restic-password", "/root/rest-secret"):
+        found = host.run(
+            f"secret={secret}; "
+            'grep -rlF -f "$secret" /etc/systemd/system /etc/hostops-backup/backup.json '
+            "/etc/ansible /var/lib/hostops-backup /var/lib/prometheus /var/log 2>/dev/null; "
+            'journalctl --no-pager -o cat | grep -cF -f "$secret"'
+        )
+        assert found.stdout.strip() == "0", (secret, found.stdout)
+    host.run("rm -f /root/rest-secret")
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_backup_host_allows_only_sftp_in_its_chroot(host, backup_host):
+def test_backup_host_serves_rest_append_only_private_over_tls(host, backup_host, baseline):
     cfg = config(host)
-    match = re.fullmatch(r"sftp:backup@([^:]+):/(.+)", cfg["repository"])
+    match = re.fullmatch(r"rest:https://([^:/]+):(\d+)/(.+)/", cfg["repository"])
     assert match, cfg["repository"]
-    address, name = match.groups()
-    ssh = (
-        "-i /etc/hostops-backup/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes "
-        "-o UserKnownHostsFile=/etc/hostops-backup/known_hosts -o StrictHostKeyChecking=yes"
+    address, port, name = match.groups()
+    assert name == cfg["host"]
+    # the REST server: Debian's package and unit, append-only, private repositories, TLS
+    assert backup_host.service("restic-rest-server").is_running
+    assert backup_host.service("restic-rest-server").is_enabled
+    args = backup_host.check_output("ps -o args= -C restic-rest-server")
+    for flag in ("--append-only", "--private-repos", "--tls", "--htpasswd-file"):
+        assert flag in args, args
+    # one bcrypt user per server in the users file
+    users = backup_host.check_output("grep -v '^#' /etc/restic-rest-server/users.htpasswd")
+    assert re.search(rf"^{re.escape(name)}:\$2y\$", users, re.M), users
+    # the server checks the backup host's certificate against its CA, and only it
+    tls = host.run(
+        "python3 -c 'import socket, ssl; "
+        'c = ssl.create_default_context(cafile="/etc/hostops-backup/backup-ca.pem"); '
+        f's = c.wrap_socket(socket.create_connection(("{address}", {port})), '
+        f'server_hostname="{address}"); print(s.version())\''
     )
-    shell = host.run(f"ssh {ssh} backup@{address} id")
-    assert shell.rc != 0
-    assert "sftp connections only" in shell.stdout + shell.stderr
-    listing = host.run(f"printf 'ls -1 /\\n' | sftp -b - {ssh} backup@{address}")
-    assert listing.rc == 0, listing.stderr
-    entries = [line for line in listing.stdout.splitlines() if not line.startswith("sftp>")]
-    assert f"/{name}" in entries
-    assert "/etc" not in entries  # chrooted: the backup host's system is out of sight
-    stolen = host.run(
-        f"printf 'get /etc/passwd /root/stolen\\n' | sftp -b - {ssh} backup@{address}"
+    assert tls.rc == 0 and tls.stdout.startswith("TLS"), tls.stderr
+    # without the pinned CA (the system's trust store) the certificate is refused
+    untrusted = host.run(
+        "python3 -c 'import socket, ssl; c = ssl.create_default_context(); "
+        f's = c.wrap_socket(socket.create_connection(("{address}", {port})), '
+        f'server_hostname="{address}")\''
     )
-    assert stolen.rc != 0
-    assert not host.file("/root/stolen").exists
-    # on the backup host: the chroot and forced SFTP apply to the backup user only
-    as_backup = backup_host.check_output("sshd -T -C user=backup,host=x,addr=192.0.2.1")
-    assert "chrootdirectory /srv/restic" in as_backup
-    assert "forcecommand internal-sftp" in as_backup
-    as_root = backup_host.check_output("sshd -T -C user=root,host=x,addr=192.0.2.1")
-    assert "chrootdirectory none" in as_root
-    keys = backup_host.file("/etc/ssh/hostops-backup/authorized_keys").content_string
-    managed_address = host.ansible.get_variables()["ansible_host"]
-    assert f'restrict,from="{managed_address}" ssh-ed25519 ' in keys
-    assert backup_host.file(f"/srv/restic/{name}/config").user == "backup"
-    chroot = backup_host.file("/srv/restic")
-    assert (chroot.user, chroot.group, chroot.mode) == ("root", "root", 0o755)
+    assert untrusted.rc != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr, untrusted.stderr
+    # the old shared SFTP access is gone
+    assert not backup_host.file("/etc/ssh/sshd_config.d/50-hostops-backup.conf").exists
+    assert not backup_host.file("/etc/ssh/hostops-backup").exists
+    # on disk: the REST server's user owns the repository; its password is root's only
+    repo = backup_host.file(f"/srv/restic-rest/{name}/config")
+    assert repo.user == "restic-rest-server"
+    key = backup_host.file(f"/etc/hostops-backup-server/keys/{name}")
+    assert (key.user, key.mode) == ("root", 0o600)
+    own = host.file("/etc/hostops-backup/restic-password").content_string.strip()
+    assert key.content_string.strip() == own
     fact = json.loads(backup_host.file("/etc/ansible/facts.d/backup_server.fact").content_string)
-    assert fact == {
-        "authorized_keys": "/etc/ssh/hostops-backup/authorized_keys",
-        "root": "/srv/restic",
-        "user": "backup",
-    }
+    assert fact["port"] == int(port)
+
+
+@pytest.mark.usefixtures("backup_timers_stopped")
+def test_the_server_cannot_forget_prune_or_delete_its_own_snapshots(host, backup_host, baseline):
+    """Append-only: root on the server adds snapshots, never removes any."""
+    name = config(host)["host"]
+    before = repo_ids(backup_host, name)
+    assert len(before) >= 2
+    oldest = snapshots(host)[0]["id"]
+    for attempt in (
+        f"{SCRIPT} restic forget {oldest}",
+        f"{SCRIPT} restic forget --keep-last 1 --group-by host --prune",
+    ):
+        result = host.run(attempt)
+        # restic 0.18 reports the refused removal and still exits 0; 0.14 exits 1
+        refused = ("403", "Forbidden", "unable to remove")
+        assert any(text in result.stderr for text in refused), (attempt, result.stderr)
+    # deleting a snapshot file straight over HTTP with the server's own credentials
+    deleted = host.run(
+        "python3 - <<'EOF'\n"
+        "import base64, ssl, urllib.error, urllib.request, urllib.parse\n"
+        f"url = urllib.parse.urlsplit(open('{REPOSITORY_FILE}').read().strip()[5:])\n"
+        "auth = base64.b64encode(f'{url.username}:{url.password}'.encode()).decode()\n"
+        f"req = urllib.request.Request(f'https://{{url.hostname}}:{{url.port}}{{url.path}}"
+        f"snapshots/{oldest}', method='DELETE', headers={{'Authorization': 'Basic ' + auth}})\n"
+        "ctx = ssl.create_default_context(cafile='/etc/hostops-backup/backup-ca.pem')\n"
+        "try:\n    print(urllib.request.urlopen(req, context=ctx).status)\n"
+        "except urllib.error.HTTPError as err:\n    print(err.code)\n"
+        "EOF"
+    )
+    assert deleted.stdout.strip() == "403", deleted.stdout + deleted.stderr
+    # checked with restic on the backup host: every snapshot is still there
+    assert repo_ids(backup_host, name) == before
+    # positive control: the server's nightly run still adds a snapshot
+    assert host.run("systemctl start hostops-backup-dumps.service").rc == 0
+    after = repo_ids(backup_host, name)
+    assert set(before) < set(after)
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
 def test_nightly_units_back_up_and_publish_their_result(host):
     """The units run as the timers start them. Meanwhile every process' arguments and
-    environment are sampled: the repository password shows in none of them."""
+    environment are sampled: neither the repository password nor the REST password (in
+    the repository's URL) shows in any of them."""
     started = now(host)
     probe = host.run(
         """
         set -u
-        secret=/etc/hostops-backup/restic-password
+        secret=/root/backup-secrets
+        ( umask 077; cat /etc/hostops-backup/restic-password; echo
+          sed -E 's#^rest:https://[^:]+:([^@]+)@.*#\\1#' /etc/hostops-backup/repository
+        ) > "$secret"
         hits=0 samples=0 restic_seen=0
         ( systemctl start hostops-backup-dumps.service &&
           systemctl start hostops-backup-files.service ) & pid=$!
@@ -173,11 +243,13 @@ def test_nightly_units_back_up_and_publish_their_result(host):
         done
         wait "$pid"; echo "run=$?"
         echo "hits=$hits samples=$samples restic_seen=$restic_seen"
+        echo "secrets=$(grep -c . "$secret")"; rm -f "$secret"
         """
     )
     assert "run=0" in probe.stdout, probe.stdout + probe.stderr
     assert "hits=0" in probe.stdout, probe.stdout
     assert "restic_seen=1" in probe.stdout  # the sampling did see restic at work
+    assert "secrets=2" in probe.stdout  # both secrets were looked for
     values = metrics(host)
     for kind in ("dumps", "files"):
         assert values[("hostops_backup_last_run_failed", kind)] == 0
@@ -424,33 +496,48 @@ def test_a_failing_dump_fails_the_run_visibly_and_the_next_run_succeeds(host, ba
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_retention_below_one_day_is_refused(host, baseline):
+def test_retention_below_one_day_is_refused(host, backup_host, baseline):
     """restic reads --keep-daily 0 as "no policy" and keeps everything, exit status 0."""
-    cfg = config(host)
-    before_ids = snapshot_ids(host, "files")
-    for bad in (0, -1, True, "28"):
-        cfg["retention_days"] = bad
-        host.run(f"umask 077; echo {shlex.quote(json.dumps(cfg))} > /root/retention.json")
-        rc, report, _ = script(host, "forget", config="/root/retention.json")
-        assert rc == 2, bad
-        assert "retention_days" in report["error"]
-    host.run("rm -f /root/retention.json")
-    assert snapshot_ids(host, "files") == before_ids
+    name = config(host)["host"]
+    before = repo_ids(backup_host, name)
+    server_cfg = json.loads(backup_host.check_output("cat /etc/hostops-backup-server/server.json"))
+    server_cfg["repos_dir"] = "/root/bad-repos"
+    backup_host.run(
+        "umask 077; mkdir -p /root/bad-repos && "
+        f"echo {shlex.quote(json.dumps(server_cfg))} > /root/bad-server.json"
+    )
+    try:
+        for bad in (0, -1, True, "28"):
+            backup_host.run(
+                f"echo {shlex.quote(json.dumps({'retention_days': bad}))} "
+                f"> /root/bad-repos/{name}.json"
+            )
+            result = backup_host.run(f"{SERVER_SCRIPT} --config /root/bad-server.json prune")
+            assert result.rc == 2, bad
+            assert "retention_days must be 1 to 3650" in result.stderr
+    finally:
+        backup_host.run("rm -rf /root/bad-repos /root/bad-server.json")
+    assert repo_ids(backup_host, name) == before
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_retention_keeps_exactly_the_newest_days(host, baseline):
-    """40 daily snapshots dated in the past: the retention keeps the newest N days."""
+def test_retention_on_the_backup_host_keeps_exactly_the_newest_days(host, backup_host, baseline):
+    """40 daily snapshots dated in the past, made on the backup host: its retention run
+    keeps the newest N days of the order (28; 7 for shared hosting)."""
     cfg = config(host)
-    assert cfg["retention_days"] == EXPECTED_RETENTION
-    # the days are counted in the zone restic reads --time in (the script sets TZ): in
-    # the host's UTC they would shift by one between midnight and 01:00/02:00 Paris time
+    name = cfg["host"]
+    retention = json.loads(
+        backup_host.check_output(f"cat /etc/hostops-backup-server/repos/{name}.json")
+    )
+    assert retention["retention_days"] == EXPECTED_RETENTION
+    # the days are counted in the zone restic reads --time in (the script sets TZ)
     zone = shlex.quote(cfg["timezone"])
-    made = host.run(
-        "seq 1 40 | xargs -P 6 -I{} sh -c "
+    made = backup_host.run(
+        "seq 1 40 | xargs -P 4 -I{} sh -c "
         + shlex.quote(
-            f"{SCRIPT} restic backup --quiet --host {cfg['host']} --tag hostops --tag files "
-            f'--time "$(TZ={zone} date -d "-{{}} day" "+%F 12:00:00")" /srv/www/site/index.html'
+            f"{SERVER_SCRIPT} restic {name} backup --quiet --host {name} --tag hostops "
+            f'--tag files --time "$(TZ={zone} date -d "-{{}} day" "+%F 12:00:00")" '
+            "/usr/share/doc/restic/copyright"
         )
     )
     assert made.rc == 0, made.stderr
@@ -462,9 +549,8 @@ def test_retention_keeps_exactly_the_newest_days(host, baseline):
     days = sorted(newest_by_day)
     expected = {newest_by_day[day] for day in days[-EXPECTED_RETENTION:]}
 
-    rc, report, err = script(host, "forget", "--kind", "files")
-    assert rc == 0, err
-    assert report["kept"] == {"files": EXPECTED_RETENTION}
+    result = backup_host.run("systemctl start hostops-backup-server-prune.service")
+    assert result.rc == 0, result.stderr
     kept = snapshots(host, "files")
     assert len(kept) == EXPECTED_RETENTION
     assert {s["id"] for s in kept} == expected
@@ -472,23 +558,178 @@ def test_retention_keeps_exactly_the_newest_days(host, baseline):
     assert kept_days == days[-EXPECTED_RETENTION:]
     first = dt.date.fromisoformat(kept_days[0])
     assert (dt.date.fromisoformat(kept_days[-1]) - first).days == EXPECTED_RETENTION - 1
+    values = server_metrics(backup_host)
+    assert values[("hostops_backup_repository_snapshots", name, "files")] == EXPECTED_RETENTION
+    assert values[("hostops_backup_repository_prune_failed", name, "")] == 0
+    assert values[("hostops_backup_repository_retention_days", name, "")] == EXPECTED_RETENTION
+
+
+PRUNE = "^restic .* prune"
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_repository_check_reads_a_part_of_the_data(host, baseline):
-    started = now(host)
-    assert host.run("systemctl start hostops-backup-check.service").rc == 0
-    checked = re.compile(r"repository OK \(data subset [1-4]/4\)")
-    journal = journal_since(host, "hostops-backup-check.service", started, checked)
+def test_kill_9_during_prune_leaves_a_sound_repository_and_the_next_prune_succeeds(
+    host, backup_host, baseline
+):
+    name = config(host)["host"]
+    # something for prune to remove: a snapshot of random data, forgotten on the backup host
+    host.run("head -c 64M /dev/urandom > /root/prune-me.bin")
+    made = host.run(
+        f"{SCRIPT} restic backup --quiet --host {name} --tag prune-me /root/prune-me.bin"
+    )
+    host.run("rm -f /root/prune-me.bin")
+    assert made.rc == 0, made.stderr
+    doomed = [
+        snap["id"]
+        for snap in repo_snapshots(backup_host, name)
+        if "prune-me" in (snap.get("tags") or [])
+    ]
+    assert len(doomed) == 1
+    backup_host.check_output(f"{SERVER_SCRIPT} restic {name} forget {doomed[0]}")
+    kept = repo_ids(backup_host, name)
+    try:
+        backup_host.run("systemctl start --no-block hostops-backup-server-prune.service")
+        frozen = backup_host.run(
+            f"for i in $(seq 900); do pkill -STOP -f '{PRUNE}' && exit 0; sleep 0.1; done; exit 1"
+        )
+        assert frozen.rc == 0, "the retention run never reached restic prune"
+        locks = f"find /srv/restic-rest/{name}/locks -type f | wc -l"
+
+        def holds_its_lock() -> bool:
+            if backup_host.check_output(locks) != "0":
+                return True
+            backup_host.run(f"pkill -CONT -f '{PRUNE}'; sleep 0.2; pkill -STOP -f '{PRUNE}'")
+            return False
+
+        assert wait_for(holds_its_lock, timeout=60), "prune never locked the repository"
+        backup_host.run("systemctl kill --signal=SIGKILL hostops-backup-server-prune.service")
+        assert wait_for(
+            lambda: (
+                backup_host.run(
+                    "systemctl is-active hostops-backup-server-prune.service"
+                ).stdout.strip()
+                in ("failed", "inactive")
+            ),
+            timeout=30,
+        )
+        assert backup_host.check_output(locks) != "0"  # a stale lock, as after a crash
+        values = server_metrics(backup_host)
+        assert values[("hostops_backup_server_run_failed", "", "prune")] == 1  # ExecStopPost
+    finally:
+        backup_host.run(f"pkill -CONT -f '{PRUNE}'")
+    rc, report, err = server_script(backup_host, "check", "--repo", name, "--subset", "100%")
+    assert rc == 0, err + json.dumps(report)
+    result = backup_host.run("systemctl start hostops-backup-server-prune.service")
+    assert result.rc == 0, result.stderr
+    assert server_metrics(backup_host)[("hostops_backup_server_run_failed", "", "prune")] == 0
+    assert repo_ids(backup_host, name) == kept
+    rc, report, err = server_script(backup_host, "check", "--repo", name, "--subset", "100%")
+    assert rc == 0, err + json.dumps(report)
+
+
+@pytest.mark.usefixtures("backup_timers_stopped")
+def test_a_repository_of_the_old_shared_layout_migrates_with_its_snapshots(
+    host, backup_host, baseline
+):
+    """The old layout: one repository per server under /srv/restic, written over SFTP by
+    the shared user, encrypted with the shared password. 'hostops-backup-server migrate'
+    copies its snapshots into the server's new repository (restic copy), once however
+    often it runs, and a restore from before the migration works from the server."""
+    name = config(host)["host"]
+    old = f"/srv/restic/{name}"
+    document = "/usr/share/doc/restic/copyright"
+    setup = backup_host.run(
+        "set -e; umask 077; mkdir -p /srv/restic && chmod 0755 /srv/restic; "
+        "printf 'the-old-shared-password-0123456789' > /root/old-password; "
+        f"restic -r {old} --password-file /root/old-password init >/dev/null; "
+        f"restic -r {old} --password-file /root/old-password backup --quiet --host {name} "
+        f"--tag hostops --tag files --time \"$(date -d '-100 day' '+%F 12:00:00')\" {document}; "
+        "chown -R backup:backup " + old
+    )
+    assert setup.rc == 0, setup.stderr
+    try:
+        for _ in range(2):  # the second run copies nothing again
+            rc, report, err = server_script(
+                backup_host, "migrate", name, "--legacy-password-file", "/root/old-password"
+            )
+            assert rc == 0, err + json.dumps(report)
+        migrated = [s for s in snapshots(host, "files") if s["paths"] == [document]]
+        limit = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
+        old_ones = [s for s in migrated if dt.datetime.fromisoformat(s["time"]) < limit]
+        assert len(old_ones) == 1, migrated
+        # restored from the server, through the REST server, with its own credentials
+        rc, _, err = script(
+            host,
+            "restore-files",
+            "--path",
+            document,
+            "--to",
+            "/root/migrated-copyright",
+            "--snapshot",
+            old_ones[0]["id"],
+        )
+        assert rc == 0, err
+        restored = host.file("/root/migrated-copyright").sha256sum
+        assert restored == backup_host.file(document).sha256sum
+    finally:
+        host.run("rm -f /root/migrated-copyright")
+        backup_host.run(f"rm -rf {old} /root/old-password")
+
+
+@pytest.mark.usefixtures("backup_timers_stopped")
+def test_repository_check_reads_a_part_of_the_data(host, backup_host, baseline):
+    name = config(host)["host"]
+    started = now(backup_host)
+    assert backup_host.run("systemctl start hostops-backup-server-check.service").rc == 0
+    checked = re.compile(rf"{re.escape(name)}: repository OK \(data subset [1-4]/4\)")
+    journal = journal_since(backup_host, "hostops-backup-server-check.service", started, checked)
     assert checked.search(journal), journal
-    assert metrics(host)[("hostops_backup_last_run_failed", "check")] == 0
+    values = server_metrics(backup_host)
+    assert values[("hostops_backup_repository_check_failed", name, "")] == 0
+    assert values[("hostops_backup_repository_last_check_timestamp_seconds", name, "")] >= started
+    assert values[("hostops_backup_repository_size_bytes", name, "")] > 0
+    last = values[("hostops_backup_repository_last_snapshot_timestamp_seconds", name, "dumps")]
+    assert last > 0
+
+
+@pytest.mark.usefixtures("backup_timers_stopped")
+def test_a_damaged_pack_is_found_by_the_check_and_published(host, backup_host, baseline):
+    """A pack file damaged on the backup host's disk: the check (reading all the data, as
+    the weekly one does over its four weeks) fails, says so in its metrics (the alert
+    BackupRepositoryCheckFailed fires on them), and passes again once it is repaired."""
+    name = config(host)["host"]
+    data = f"/srv/restic-rest/{name}/data"
+    pack = backup_host.check_output(
+        f"find {data} -type f -printf '%s %p\\n' | sort -n | tail -n 1 | cut -d' ' -f2"
+    )
+    assert pack.startswith(data), pack
+    backup_host.check_output(f"cp -p {pack} /root/pack.orig")
+    try:
+        # flip 16 bytes in the middle of the pack
+        damaged = backup_host.run(
+            f"size=$(stat -c %s {pack}); "
+            f"head -c 16 /dev/urandom | dd of={pack} bs=1 seek=$((size / 2)) conv=notrunc "
+            "status=none"
+        )
+        assert damaged.rc == 0, damaged.stderr
+        rc, report, err = server_script(backup_host, "check", "--repo", name, "--subset", "100%")
+        assert rc == 1, err + json.dumps(report)
+        assert f"{name}: restic check (100%) failed" in report["error"]
+        values = server_metrics(backup_host)
+        assert values[("hostops_backup_repository_check_failed", name, "")] == 1
+        assert values[("hostops_backup_server_run_failed", "", "check")] == 1
+    finally:
+        backup_host.run(f"cp -p /root/pack.orig {pack} && rm -f /root/pack.orig")
+    rc, report, err = server_script(backup_host, "check", "--repo", name, "--subset", "100%")
+    assert rc == 0, err + json.dumps(report)
+    assert server_metrics(backup_host)[("hostops_backup_repository_check_failed", name, "")] == 0
 
 
 def test_an_order_without_backups_stops_the_timers_and_keeps_the_backups(host):
     """Last: the order is changed to backups.enabled: false and applied again."""
     # the earlier checks stopped the timers (backup_timers_stopped): running again, the
     # playbook has something to stop
-    for kind in ("dumps", "files", "check"):
+    for kind in ("dumps", "files"):
         assert host.run(f"systemctl start hostops-backup-{kind}.timer").rc == 0
         assert host.service(f"hostops-backup-{kind}.timer").is_running
     before = snapshot_ids(host, "dumps")
@@ -510,7 +751,7 @@ def test_an_order_without_backups_stops_the_timers_and_keeps_the_backups(host):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    for kind in ("dumps", "files", "check"):
+    for kind in ("dumps", "files"):
         timer = host.service(f"hostops-backup-{kind}.timer")
         assert not timer.is_enabled and not timer.is_running
     fact = json.loads(host.file("/etc/ansible/facts.d/backup.fact").content_string)

@@ -27,7 +27,7 @@ UPLOAD = "^restic .* backup --json"
 
 
 def test_an_unreachable_backup_host_fails_the_run_visibly(host, baseline):
-    address = config(host)["repository"].split("@", 1)[1].split(":", 1)[0]
+    address = config(host)["repository"].split("//", 1)[1].split(":", 1)[0]
     before = {kind: snapshot_ids(host, kind) for kind in ("dumps", "files")}
     success = metrics(host)[("hostops_backup_last_success_timestamp_seconds", "dumps")]
     started = now(host)
@@ -58,11 +58,10 @@ def test_kill_9_mid_run_leaves_a_sound_repository_and_the_next_run_succeeds(
         # the upload is frozen (SIGSTOP) the moment it shows, so that it cannot end before
         # the kill however long the checks in between take
         frozen = host.run(
-            f"for i in $(seq 600); do pkill -STOP -f '{UPLOAD}' && exit 0; sleep 0.1; done; "
-            "exit 1"
+            f"for i in $(seq 600); do pkill -STOP -f '{UPLOAD}' && exit 0; sleep 0.1; done; exit 1"
         )
         assert frozen.rc == 0, "the run never reached restic's upload"
-        locks = f"find /srv/restic/{name}/locks -type f | wc -l"
+        locks = f"find /srv/restic-rest/{name}/locks -type f | wc -l"
 
         def holds_its_lock() -> bool:
             if backup_host.check_output(locks) != "0":
