@@ -16,7 +16,7 @@ description:
     O(path) already holds a hash for O(user) that matches O(password), that hash is
     returned unchanged, so that a template writing it back changes nothing; otherwise a
     new hash is made (cost O(cost)).
-  - Changes nothing on the host: the playbook writes the file.
+  - Changes nothing on the host; the playbook writes the file.
 options:
   password:
     description: The password (from Ansible Vault or the controller's secrets; never logged).
@@ -39,9 +39,12 @@ attributes:
     description: Computes the same hash; changes nothing in any mode.
     support: full
   diff_mode:
+    description: Nothing to show; the module changes nothing.
     support: none
 requirements:
   - python3-bcrypt (Debian package) on the host.
+author:
+  - Alteo hostops team (@alteo)
 """
 
 EXAMPLES = r"""

@@ -449,7 +449,7 @@ def update_repo(cfg: Config, name: str, **values: Any) -> None:
 
 def disk_usage(path: Path) -> int:
     total = 0
-    for folder, _, files in os.walk(path):
+    for folder, _subdirs, files in os.walk(path):
         for file in files:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(folder, file)).st_size
@@ -462,7 +462,7 @@ def disk_usage(path: Path) -> int:
 def observe(cfg: Config, repo: Repo, restic: Restic) -> dict[str, Any]:
     """What the metrics say about one repository: last snapshot and count per kind, size."""
     items = restic.snapshots()
-    marked, _ = incomplete_ids(items)
+    marked, _rest = incomplete_ids(items)
     last: dict[str, float] = {}
     counts: dict[str, int] = dict.fromkeys(KINDS, 0)
     for item in items:
@@ -628,7 +628,7 @@ def cmd_migrate(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--legacy-password-file: {err.strerror}") from err
     # The old repository belongs to the old SFTP user: let the REST server's group read it
     # (it is out of every server's reach now), since restic runs as that user.
-    for folder, _, files in os.walk(source):
+    for folder, _subdirs, files in os.walk(source):
         for entry in [folder, *(os.path.join(folder, f) for f in files)]:
             os.chown(entry, -1, restic.account.pw_gid)
             mode = os.lstat(entry).st_mode
@@ -666,7 +666,7 @@ def cmd_migrate(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hostops-backup-server", description=(__doc__ or "").split("\n")[0]
+        prog="hostops-backup-server", description=(__doc__ or "").split("\n", maxsplit=1)[0]
     )
     parser.add_argument("--config", type=Path, default=CONFIG_FILE)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
