@@ -232,6 +232,16 @@ def test_a_lost_server_is_restored_onto_another_from_the_backup_host(cli, host, 
         assert owners == [["crm_owner"]]
         # the files: byte-identical, owners and links included
         assert fingerprint(other, "/srv/restored-www") == a_files
+        # the run's artifacts on the controller hold neither of A's passwords
+        escrow = Path(os.environ["HOSTOPS_STATE_DIR"]) / "backup-keys" / a_name
+        runs = Path(os.environ["HOSTOPS_STATE_DIR"]) / "backups" / OTHER / "runs"
+        artifacts = [p for p in runs.rglob("*") if p.is_file()]
+        assert artifacts
+        for secret_file in ("restic-password", "rest-password"):
+            secret = (escrow / secret_file).read_text().strip()
+            assert len(secret) >= 16
+            leaked = [p for p in artifacts if secret in p.read_text(errors="replace")]
+            assert leaked == [], (secret_file, leaked)
         # B keeps none of A's credentials, and its own are unchanged
         assert not other.file("/root/.hostops-restore-from").exists
         assert other.check_output(f"cat {REPOSITORY_FILE}") == b_own
