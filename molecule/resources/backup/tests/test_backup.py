@@ -212,7 +212,9 @@ def test_the_server_cannot_forget_prune_or_delete_its_own_snapshots(host, backup
     # checked with restic on the backup host: every snapshot is still there
     assert repo_ids(backup_host, name) == before
     # positive control: the server's nightly run still adds a snapshot
-    assert host.run("systemctl start hostops-backup-dumps.service").rc == 0
+    run = host.run("systemctl start hostops-backup-dumps.service")
+    journal = host.run("journalctl --no-pager -o cat -n 20 -u hostops-backup-dumps.service")
+    assert run.rc == 0, journal.stdout
     after = repo_ids(backup_host, name)
     assert set(before) < set(after)
 
