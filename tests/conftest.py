@@ -60,16 +60,3 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         del os.environ["HOSTOPS_STATE_DIR"]
     else:
         os.environ["HOSTOPS_STATE_DIR"] = saved
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """How scripts/test spreads the tests over its workers (pytest-xdist, --dist
-    loadgroup): the tests of one file share hosts and run in order on one worker (a group
-    per file), but each molecule scenario is a group of its own (a scenario boots and
-    removes its own hosts), so that the scenarios, the longest part of the suite, run side
-    by side instead of one after the other."""
-    for item in items:
-        group = item.path.name
-        if item.path.name == "test_molecule.py" and "[" in item.name:
-            group = f"molecule-{item.name.split('[', 1)[1].rstrip(']')}"
-        item.add_marker(pytest.mark.xdist_group(group))
