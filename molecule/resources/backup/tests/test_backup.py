@@ -590,21 +590,19 @@ def test_kill_9_during_prune_leaves_a_sound_repository_and_the_next_prune_succee
     backup_host.check_output(f"{SERVER_SCRIPT} restic {name} forget {doomed[0]}")
     kept = repo_ids(backup_host, name)
     try:
-        backup_host.run("systemctl start --no-block hostops-backup-server-prune.service")
+        locks = f"/srv/restic-rest/{name}/locks"
+        # On the backup host itself (no round trips): start the retention run, and freeze
+        # restic prune the moment its lock is in the repository, so kill -9 lands while
+        # prune holds it (a slice-by-slice freeze could miss a quick prune altogether).
         frozen = backup_host.run(
-            f"for i in $(seq 900); do pkill -STOP -f '{PRUNE}' && exit 0; sleep 0.1; done; exit 1"
+            "systemctl start --no-block hostops-backup-server-prune.service; "
+            f"for i in $(seq 12000); do "
+            f"if [ -n \"$(ls -A {locks} 2>/dev/null)\" ] && pkill -STOP -f '{PRUNE}'; "
+            "then exit 0; fi; sleep 0.01; done; exit 1"
         )
-        assert frozen.rc == 0, "the retention run never reached restic prune"
-        locks = f"find /srv/restic-rest/{name}/locks -type f | wc -l"
-
-        def holds_its_lock() -> bool:
-            if backup_host.check_output(locks) != "0":
-                return True
-            # let it run a little; on a loaded machine restic gets little of each slice
-            backup_host.run(f"pkill -CONT -f '{PRUNE}'; sleep 0.5; pkill -STOP -f '{PRUNE}'")
-            return False
-
-        assert wait_for(holds_its_lock, timeout=240), "prune never locked the repository"
+        assert frozen.rc == 0, "the retention run never reached restic prune holding its lock"
+        locks = f"find {locks} -type f | wc -l"
+        assert backup_host.check_output(locks) != "0", "prune never locked the repository"
         backup_host.run("systemctl kill --signal=SIGKILL hostops-backup-server-prune.service")
         assert wait_for(
             lambda: (
