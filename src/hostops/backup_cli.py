@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -259,9 +260,12 @@ def resolve_target(args: argparse.Namespace) -> Target:
     problems: list[str] = []
     if not _HOST.fullmatch(args.host):
         problems.append(f"--host: {args.host!r} is not a host name")
+    host = args.host
     if args.lab:
-        from hostops.lab import LabPaths  # noqa: PLC0415 - only the lab needs it
+        from hostops.lab import LabPaths, lab_host_name  # noqa: PLC0415 - only the lab needs it
 
+        # the order's FQDN names the lab host its server was mapped onto, too
+        host = lab_host_name(host)
         inventories = [LabPaths.default().inventory]
         if not inventories[0].exists():
             problems.append(
@@ -274,10 +278,10 @@ def resolve_target(args: argparse.Namespace) -> Target:
         problems += [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
     if problems:
         raise UsageError(problems)
-    if not inventory_has_host(inventories, args.host):
+    if not inventory_has_host(inventories, host):
         where = "the lab" if args.lab else ", ".join(str(p) for p in inventories)
         raise UsageError(f"--host: {args.host!r} is not in {where}")
-    return Target(args.host, inventories)
+    return Target(host, inventories)
 
 
 def inventory_has_host(inventories: Sequence[Path], host: str) -> bool:
@@ -312,9 +316,8 @@ def run_playbook(
     published = result.artifacts.get("hostops_backup", {}).get(target.host)
     if not result.ok and not published:
         lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
-        raise HostopsError(
-            "\n".join(lines or [f"the {playbook} run failed (artifacts: {result.artifact_dir})"])
-        )
+        lines = lines or result.failure_lines
+        raise HostopsError("\n".join([*lines, f"(artifacts: {result.artifact_dir})"]))
     return result, dict(published or {})
 
 
@@ -386,10 +389,25 @@ def describe_plan(host: str, plan: Mapping[str, Any]) -> list[str]:
 
 def cmd_list(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     target = resolve_target(args)
-    result, report = run_playbook(target, "backup-list.yml", "list", {}, out)
+    as_json = getattr(args, "json", False)
+    # with --json, stdout carries the JSON document only; progress goes to stderr
+    result, report = run_playbook(
+        target, "backup-list.yml", "list", {}, sys.stderr if as_json else out
+    )
     if not result.ok:
         raise _failed(result, report, f"{target.host}: cannot list the backups")
     snapshots = report.get("snapshots", [])
+    if as_json:
+        document = {
+            "host": target.host,
+            "repository": report.get("repository"),
+            "retention_days": report.get("retention_days"),
+            "snapshots": snapshots,
+            "latest_dumps_databases": report.get("latest_dumps_databases", []),
+            "runs": report.get("state", {}),
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False, default=str), file=out)
+        return 0
     print(
         f"{target.host}: {len(snapshots)} snapshot(s) in {report.get('repository')}, "
         f"{report.get('retention_days')} daily kept of each kind",
@@ -561,6 +579,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     listing = verbs.add_parser("list", help="the snapshots, the databases, the last runs")
     _where(listing)
+    listing.add_argument("--json", action="store_true", help="as JSON on stdout")
     listing.set_defaults(func=cmd_list)
 
     run = verbs.add_parser("run", help="back up now, as the nightly timers do")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from hostops import __version__
 from hostops.errors import HostopsError
+from hostops.runner import set_verbosity
 
 COMMAND_MODULES = (
     "hostops.lab_cli",
@@ -33,16 +34,39 @@ def build_parser() -> argparse.ArgumentParser:
         description="Alteo hosting automation: lab, orders, requests, patching, backups.",
     )
     parser.add_argument("--version", action="version", version=f"hostops {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         module = __import__(name, fromlist=["register"])
         module.register(subparsers)
+    _add_verbose(subparsers)
     return parser
+
+
+VERBOSE_HELP = (
+    "more detail: -v prints Ansible's own output of every task; -vv and more are also "
+    "passed to ansible-playbook (before or after the command)"
+)
+
+
+def _add_verbose(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """-v on every command too (``hostops order apply -v ...``), counted with the global
+    one; SUPPRESS keeps a command's default from resetting the global count."""
+    for sub in subparsers.choices.values():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for action in nested:
+                _add_verbose(action)
+        else:
+            sub.add_argument(
+                "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=VERBOSE_HELP
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_verbosity(args.verbose)
     try:
         status: int = args.func(args)
     except HostopsError as err:

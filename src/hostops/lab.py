@@ -170,10 +170,13 @@ class LabHost:
     root: str
     pid: int = 0
     log: str = ""
+    # other names of this host: the FQDN of the order's server it stands for ('hostops
+    # order apply --lab'), by which '--lab --host' finds it too
+    aliases: list[str] = field(default_factory=list)
 
     @property
     def fqdn(self) -> str:
-        return f"{self.name}.{DOMAIN}"
+        return self.aliases[0] if self.aliases else f"{self.name}.{DOMAIN}"
 
 
 @dataclass
@@ -198,12 +201,28 @@ class LabState:
                 f"{path}: unreadable lab state ({err}); inspect it, then remove it to start afresh"
             ) from err
 
+    def host_name(self, name: str) -> str:
+        """The lab host NAME names: itself, or the host that has NAME as an alias (an
+        order's FQDN); NAME unchanged when no host has it."""
+        if name in self.hosts:
+            return name
+        for host in self.hosts.values():
+            if name in host.aliases:
+                return host.name
+        return name
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         data = asdict(self)
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         tmp.replace(path)
+
+
+def lab_host_name(name: str) -> str:
+    """The lab host NAME stands for: itself, or the lab host an order's server FQDN was
+    mapped to by 'hostops order apply --lab'."""
+    return LabState.load(LabPaths.default().state_file).host_name(name)
 
 
 def process_matches(pid: int, needle: str) -> bool:
@@ -381,22 +400,29 @@ class Lab:
         release: str,
         prefix: str | None = None,
         inventory: Path | None = None,
+        *,
         group: str = "lab_selected",
+        names: list[str] | None = None,
     ) -> list[LabHost]:
-        """Boot PREFIX1..PREFIXN (idempotent); optionally write an inventory of just them."""
+        """Boot PREFIX1..PREFIXN, or the hosts NAMES (idempotent); optionally write an
+        inventory of just them."""
         require_root()
         if release not in RELEASES:
             raise UsageError(f"--release: {release!r} is not one of {', '.join(RELEASES)}")
-        if not 1 <= count <= 50:
-            raise UsageError(f"--hosts: {count} is out of range 1..50")
-        prefix = prefix or release
-        if not HOST_NAME_RE.match(prefix):
-            raise UsageError(f"--prefix: {prefix!r} must match {HOST_NAME_RE.pattern}")
+        if names is None:
+            if not 1 <= count <= 50:
+                raise UsageError(f"--hosts: {count} is out of range 1..50")
+            prefix = prefix or release
+            if not HOST_NAME_RE.match(prefix):
+                raise UsageError(f"--prefix: {prefix!r} must match {HOST_NAME_RE.pattern}")
+            names = [f"{prefix}{i}" for i in range(1, count + 1)]
+        for name in names:
+            if not HOST_NAME_RE.match(name):
+                raise UsageError(f"{name!r}: not a lab host name ({HOST_NAME_RE.pattern})")
         ensure_system_packages()
         with self.locked():
             self._forget_dead()
             subnet = self._subnet()
-            names = [f"{prefix}{i}" for i in range(1, count + 1)]
             for name in names:
                 host = self.state.hosts.get(name)
                 if host and host.release != release:
@@ -448,6 +474,20 @@ class Lab:
             self._write_inventory()
             return targets
 
+    def alias(self, name: str, alias: str) -> None:
+        """Let ALIAS (an order's server FQDN) name the lab host NAME too; an alias names one
+        host: another host that had it loses it."""
+        with self.locked():
+            if name not in self.state.hosts:
+                raise UsageError(f"{name!r}: no such lab host (see 'hostops lab status')")
+            for host in self.state.hosts.values():
+                if alias in host.aliases and host.name != name:
+                    host.aliases.remove(alias)
+            host = self.state.hosts[name]
+            if alias not in host.aliases:
+                host.aliases.insert(0, alias)
+            self._write_inventory()
+
     def status(self) -> list[dict[str, str]]:
         state = LabState.load(self.paths.state_file)
         rows = []
@@ -460,6 +500,7 @@ class Lab:
                     "address": host.address,
                     "pid": str(host.pid),
                     "state": "running" if alive else "dead (stale: 'hostops lab up' restarts it)",
+                    "aliases": ",".join(host.aliases) or "-",
                 }
             )
         acng = "running" if process_matches(state.acng_pid, "apt-cacher-ng") else "stopped"
@@ -472,13 +513,14 @@ class Lab:
                 else "-",
                 "pid": str(state.acng_pid),
                 "state": acng,
+                "aliases": "-",
             }
         )
         return rows
 
     def ssh_command(self, name: str, command: list[str]) -> list[str]:
         state = LabState.load(self.paths.state_file)
-        host = state.hosts.get(name)
+        host = state.hosts.get(state.host_name(name))
         if host is None:
             raise UsageError(f"HOST: {name!r} is not a lab host (see 'hostops lab status')")
         return [

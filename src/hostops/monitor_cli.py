@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reg = verbs.add_parser(
         "register", help="watch a server of an order (probes by its managed level)"
     )
-    reg.add_argument("host", metavar="HOST", help="the server's host name on the order")
+    _add_host(reg, "the server's host name on the order")
     reg.add_argument("--order", type=Path, required=True, metavar="FILE", help="the order file")
     _add_common(reg)
     reg.set_defaults(func=cmd_register)
@@ -55,9 +55,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "deregister",
         help="stop watching a server; it keeps running (isolation from monitoring)",
     )
-    dereg.add_argument("host", metavar="HOST", help="the server's name, as registered")
+    _add_host(dereg, "the server's name, as registered")
     _add_common(dereg)
     dereg.set_defaults(func=cmd_deregister)
+
+
+def _add_host(parser: argparse.ArgumentParser, what: str) -> None:
+    """The server as HOST or --host HOST (the name other commands use)."""
+    parser.add_argument("host", nargs="?", metavar="HOST", help=what)
+    parser.add_argument("--host", dest="host_option", metavar="HOST", help="the same as HOST")
+
+
+def _host(args: argparse.Namespace) -> str:
+    given: set[str] = {
+        str(h) for h in (args.host, getattr(args, "host_option", None)) if h is not None
+    }
+    if not given:
+        raise UsageError("HOST: required (or --host HOST)")
+    if len(given) > 1:
+        raise UsageError(f"--host: {args.host_option!r} differs from HOST {args.host!r}")
+    return given.pop()
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +84,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         lab_help="the hosts are lab hosts",
     )
     parser.add_argument(
+        "--monitoring-server",
         "--server",
+        dest="server",
         metavar="NAME",
         help=f"the monitoring server (default: the inventory's group {MONITORING_GROUP})",
     )
@@ -75,15 +94,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    host = _host(args)
     order = load_order(args.order)
-    plan = plan_register(
-        order, args.host, inventories=args.inventory, lab=args.lab, server=args.server
-    )
+    plan = plan_register(order, host, inventories=args.inventory, lab=args.lab, server=args.server)
     return execute(plan, check=args.check)
 
 
 def cmd_deregister(args: argparse.Namespace) -> int:
-    plan = plan_deregister(args.host, inventories=args.inventory, lab=args.lab, server=args.server)
+    host = _host(args)
+    plan = plan_deregister(host, inventories=args.inventory, lab=args.lab, server=args.server)
     return execute(plan, check=args.check)
 
 
@@ -145,7 +164,12 @@ def plan_register(
         inventories=[] if lab else inventories,
         hosts={SERVERS_GROUP: {host: target}, MONITORING_GROUP: monitoring},
         group_vars=group_vars,
-        extravars={**order.to_vars(), "hostops_targets": SERVERS_GROUP},
+        # an explicit registration: a server deregistered earlier is watched again
+        extravars={
+            **order.to_vars(),
+            "hostops_targets": SERVERS_GROUP,
+            "hostops_monitor_register_deregistered": True,
+        },
         limit=limit,
     )
 
@@ -300,8 +324,8 @@ def execute(plan: Plan, *, check: bool, out: TextIO = sys.stdout) -> int:
     print("", file=out)
     print(result.summary_table(), file=out)
     if not result.ok:
-        for failure in result.failures:
-            print(failure.line, file=out)
+        for line in result.failure_lines:
+            print(line, file=out)
         print(
             f"monitor {plan.verb} {plan.host}: the run failed; re-run the same command once "
             f"the cause is fixed (artifacts: {run_dir})",

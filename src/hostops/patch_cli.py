@@ -65,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "applied, major ones that would be held. Allowed at any time.",
     )
     _add_target_arguments(plan)
+    plan.add_argument(
+        "--json", action="store_true", help="the plan as JSON on stdout (progress to stderr)"
+    )
     plan.set_defaults(func=cmd_plan)
 
     run = verbs.add_parser(
@@ -100,14 +103,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
     where = add_inventory_or_lab(
-        parser, inventory_help="inventory of the servers to patch (repeatable)", required=True
+        parser,
+        inventory_help="inventory of the servers to patch (repeatable)",
+        lab_help="the servers are lab hosts, named by --host",
+        required=True,
     )
-    where.add_argument(
-        "--lab-host",
+    # the older spelling of '--lab --host NAME', kept for scripts that use it
+    where.add_argument("--lab-host", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--host",
         action="append",
         default=[],
         metavar="NAME",
-        help="a lab host to patch (repeatable)",
+        help="with --lab: a lab host, or the FQDN of an order's server 'order apply --lab' "
+        "mapped onto one (repeatable)",
     )
     parser.add_argument("--limit", metavar="PATTERN", help="only these hosts of the inventory")
     parser.add_argument(
@@ -147,8 +156,15 @@ class Targets:
 
 def resolve_targets(args: argparse.Namespace) -> Targets:
     """Find the hosts and their contacts before anything runs; UsageError on any problem."""
-    if args.lab_host:
-        targets = _lab_targets(args.lab_host, args.limit)
+    lab, hosts = getattr(args, "lab", False), getattr(args, "host", [])
+    if hosts and not lab:
+        raise UsageError("--host: only with --lab (in an inventory, choose with --limit)")
+    if lab and not hosts:
+        raise UsageError("--host: required with --lab (the lab hosts to patch)")
+    if lab:
+        targets = _lab_targets(hosts, args.limit, "--host")
+    elif args.lab_host:
+        targets = _lab_targets(args.lab_host, args.limit, "--lab-host")
     else:
         targets = _inventory_targets(inventories_or_default(args.inventory), args.limit)
     if not targets.hosts:
@@ -185,13 +201,14 @@ def _inventory_targets(inventories: list[Path], limit: str | None) -> Targets:
     return Targets(list(inventories), [host.name for host in chosen], contacts)
 
 
-def _lab_targets(names: list[str], limit: str | None) -> Targets:
+def _lab_targets(names: list[str], limit: str | None, option: str) -> Targets:
     from hostops.lab import Lab, LabState, write_inventory  # noqa: PLC0415 - lab only
 
     lab = Lab()
     state = LabState.load(lab.paths.state_file)
+    names = [state.host_name(name) for name in names]
     problems = [
-        f"--lab-host: {name!r} is not a lab host (see 'hostops lab status')"
+        f"{option}: {name!r} is not a lab host (see 'hostops lab status')"
         for name in names
         if name not in state.hosts
     ]
@@ -240,14 +257,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     serial = parse_serial(args.serial)
     _check_max_fail(args.max_fail_percentage)
     targets = resolve_targets(args)
+    as_json = getattr(args, "json", False)
+    # with --json, stdout carries the JSON document only; the progress goes to stderr
+    out = sys.stderr if as_json else sys.stdout
     moment = datetime.now(UTC)
     status = check_window(moment, DEFAULT_CONFIG)
-    print(f"patch plan for {len(targets.hosts)} host(s): check mode, nothing is changed")
-    print(f"window now: {describe_window(status)}")
+    print(f"patch plan for {len(targets.hosts)} host(s): check mode, nothing is changed", file=out)
+    print(f"window now: {describe_window(status)}", file=out)
     run_dir = new_run_dir("plan")
     record = run_record(targets, moment, status, emergency=False, reason=None, plan=True)
-    result, reports = execute(targets, run_dir, record, serial, args, check=True)
-    return finish(result, reports, targets, run_dir, record, plan=True)
+    result, reports = execute(targets, run_dir, record, serial, args, check=True, out=out)
+    code = finish(result, reports, targets, run_dir, record, plan=True, out=out)
+    if as_json:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary["exit_status"] = code
+        summary["run_dir"] = str(run_dir)
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -556,6 +582,8 @@ def finish(
         for failure in result.failures:
             if failure.host not in reports:  # the others are in the details above
                 print(failure.line, file=out)
+        if not result.failures:
+            print("\n".join(result.failure_lines), file=out)
         print(f"patch {what} failed; reports and artifacts: {run_dir}", file=out)
         return 1
     changes = "predicted change(s)" if plan else "change(s)"

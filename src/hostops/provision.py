@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from hostops import fleet
-from hostops.errors import UsageError
-from hostops.lab import Lab, ssh_options
+from hostops.errors import HostopsError, UsageError
+from hostops.lab import HOST_NAME_RE, Lab, LabState, process_matches, ssh_options
 from hostops.monitor_cli import MONITORING_GROUP, monitoring_group
 from hostops.order import Order
 from hostops.runner import PlaybookRun, RunResult
@@ -33,6 +33,9 @@ PARIS = ZoneInfo("Europe/Paris")
 ORDER_GROUP = "hostops_order"
 BACKUP_GROUP = "backup_servers"
 RELEASE_OF_OS = {"debian13": "trixie", "debian12": "bookworm"}
+# The lab's monitoring server when 'order apply --lab' is given none: one for every lab
+# order, as ops have one for the fleet.
+LAB_MONITORING_SERVER = "monitoring1"
 
 
 def backup_key_store() -> Path:
@@ -56,17 +59,14 @@ def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any], dict[str, A
     prefix = re.sub(r"[^a-z0-9-]", "-", order.id.lower()).strip("-") + "-"
     lab = Lab()
     hosts = lab.up(len(order.servers), release, prefix)
-    state = lab.state
-    group_vars: dict[str, Any] = {
-        "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(lab.paths.ssh_key),
-        "ansible_ssh_common_args": " ".join(ssh_options(None)),
-        "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
-    }
+    group_vars = lab_group_vars(lab)
     targets = [
         Target(server.hostname, host.address, {"ansible_host": host.address})
         for server, host in zip(order.servers, hosts, strict=True)
     ]
+    # '--lab --host web01.martin.example' finds the lab host by the order's name
+    for server, host in zip(order.servers, hosts, strict=True):
+        lab.alias(host.name, server.hostname)
     backup_hosts: dict[str, Any] = {}
     if order.backups.enabled:
         # the backup host runs Debian 13 whatever the order's servers run: restic's REST
@@ -74,6 +74,74 @@ def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any], dict[str, A
         (backup,) = lab.up(1, "trixie", f"{prefix}backup")
         backup_hosts[backup.name] = {"ansible_host": backup.address}
     return targets, group_vars, backup_hosts
+
+
+def lab_group_vars(lab: Lab) -> dict[str, Any]:
+    state = LabState.load(lab.paths.state_file)
+    return {
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(lab.paths.ssh_key),
+        "ansible_ssh_common_args": " ".join(ssh_options(None)),
+        "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
+    }
+
+
+def lab_monitoring_server(name: str, out: TextIO) -> dict[str, Any]:
+    """The lab host NAME as the order's monitoring server. When it does not run yet it
+    is booted (Debian 13) and set up with playbooks/monitoring-server.yml, as ops have a
+    monitoring server before any order; a running one is used as it is, unless its
+    set-up by an earlier apply did not finish (then it is set up again)."""
+    lab = Lab()
+    pending = lab.paths.state_dir / "monitoring-set-up-pending" / name
+    host = LabState.load(lab.paths.state_file).hosts.get(name)
+    if host is not None and process_matches(host.pid, host.netns) and not pending.exists():
+        return {name: {"ansible_host": host.address}}
+    print(
+        f"lab: setting up {name} as the lab's monitoring server (lab infrastructure, "
+        "not part of the order; also in check mode)",
+        file=out,
+    )
+    (booted,) = lab.up(1, "trixie", names=[name])
+    pending.parent.mkdir(parents=True, exist_ok=True)
+    pending.touch()
+    run_dir = state_dir() / "lab-monitoring" / name / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir.mkdir(parents=True, mode=0o700)
+    inventory = run_dir / "inventory.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        MONITORING_GROUP: {
+                            "hosts": {name: {"ansible_host": booted.address}},
+                            "vars": lab_group_vars(lab),
+                        }
+                    }
+                }
+            },
+            sort_keys=False,
+        )
+    )
+    result = PlaybookRun(
+        playbook="monitoring-server.yml",
+        inventory=[inventory],
+        run_dir=run_dir / "runner",
+        quiet=True,
+        out=out,
+    ).execute()
+    if not result.ok:
+        raise HostopsError(
+            "\n".join(
+                [
+                    *result.failure_lines,
+                    f"lab: setting up the monitoring server {name} failed; the order's "
+                    f"servers were not touched; re-run the same command (artifacts: {run_dir})",
+                ]
+            )
+        )
+    pending.unlink()
+    print(f"lab: {name} runs Prometheus, Alertmanager and the blackbox exporter", file=out)
+    return {name: {"ansible_host": booted.address}}
 
 
 def inventory_targets(order: Order, inventories: list[Path]) -> list[Target]:
@@ -137,9 +205,21 @@ def apply_order(
     # touched.
     if not lab:
         inventories = inventories_or_default(inventories)
+    if limit and limit not in {s.hostname for s in order.servers}:
+        raise UsageError(f"--limit: {limit!r} is not one of the order's servers")
+    if lab and monitoring_server is not None and not HOST_NAME_RE.match(monitoring_server):
+        raise UsageError(
+            f"--monitoring-server: {monitoring_server!r} is not a lab host name "
+            f"({HOST_NAME_RE.pattern})"
+        )
     monitoring: dict[str, Any] = {}
     if order.managed_level != "none":
-        monitoring = monitoring_group(lab=lab, inventories=inventories, server=monitoring_server)
+        if lab:
+            monitoring = lab_monitoring_server(monitoring_server or LAB_MONITORING_SERVER, out)
+        else:
+            monitoring = monitoring_group(
+                lab=lab, inventories=inventories, server=monitoring_server
+            )
     backup_hosts: dict[str, Any] = {}
     if lab:
         targets, group_vars, backup_hosts = lab_targets(order)
@@ -149,8 +229,6 @@ def apply_order(
             raise UsageError("--inventory: required unless --lab is given")
         targets, group_vars = inventory_targets(order, inventories), {}
         inventory_paths = inventories
-    if limit and limit not in {t.hostname for t in targets}:
-        raise UsageError(f"--limit: {limit!r} is not one of the order's servers")
     run_dir = new_run_dir(order)
     run_dir.mkdir(parents=True, mode=0o700)
     generated = run_dir / "order-inventory.yml"
@@ -200,14 +278,20 @@ def apply_order(
     print("", file=out)
     print(result.summary_table(), file=out)
     if not result.ok:
-        for failure in result.failures:
-            print(failure.line, file=out)
+        for line in result.failure_lines:
+            print(line, file=out)
         print(
             f"order {order.id}: the run failed; re-run the same command once the cause is "
             f"fixed (artifacts: {run_dir})",
             file=out,
         )
         return 1
+    for name in result.artifacts.get("hostops_monitor_left_out") or []:
+        print(
+            f"order {order.id}: {name} was deregistered from monitoring and stays out "
+            "('hostops monitor register' watches it again)",
+            file=out,
+        )
     if check:
         print(f"order {order.id}: check mode predicts {result.changed} change(s)", file=out)
         return 0

@@ -44,7 +44,7 @@ import yaml
 
 from hostops import db_requests, plesk_commands
 from hostops.errors import HostopsError, UsageError
-from hostops.lab import LabPaths
+from hostops.lab import LabPaths, lab_host_name
 from hostops.runner import PlaybookRun
 from hostops.settings import inventories_or_default, state_dir
 
@@ -474,7 +474,8 @@ def run_request(
     out: TextIO = sys.stdout,
 ) -> int:
     args = check_arguments(verb, raw)
-    host = args["host"]
+    # in the lab, the order's FQDN names the lab host its server was mapped onto
+    host = lab_host_name(args["host"]) if lab else args["host"]
     password_file = vault_password_file(vault_password)
     vault: VaultFile | None = None
     if vault_file is not None:
@@ -530,8 +531,8 @@ def run_request(
             [f"request {what} on {host}: {refused[0].message}", f"(artifacts: {run_dir})"]
         )
     if not result.ok:
-        for failure in result.failures:
-            print(failure.line, file=out)
+        for line in result.failure_lines:
+            print(line, file=out)
         print(
             f"request {what} on {host}: failed; nothing more was done (artifacts: {run_dir})",
             file=out,

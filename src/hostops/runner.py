@@ -45,6 +45,16 @@ _RESULT_EVENTS = {
 }
 
 
+# 'hostops -v ...': each run prints Ansible's own output of its tasks; -vv and more are
+# also passed on to ansible-playbook. Set once by the command line (hostops.cli).
+VERBOSITY = 0
+
+
+def set_verbosity(level: int) -> None:
+    global VERBOSITY  # noqa: PLW0603 - one setting for the whole command
+    VERBOSITY = max(0, level)
+
+
 # Where a wheel puts the collection inside the package (setup.py's build hook).
 PACKAGED_COLLECTION = Path("collection", "ansible_collections", "alteo", "hostops")
 
@@ -97,6 +107,20 @@ class RunResult:
     failures: list[TaskFailure] = field(default_factory=list)
     # what the playbook published with ansible.builtin.set_stats
     artifacts: dict[str, Any] = field(default_factory=dict)
+    # Ansible's own words when the run failed before any task (a playbook that does not
+    # load, a role not found, a bad inventory): the end of its output
+    error: str = ""
+
+    @property
+    def failure_lines(self) -> list[str]:
+        """What to print after a failed run: each failed task, or Ansible's own error."""
+        lines = [failure.line for failure in self.failures]
+        if not lines and not self.ok:
+            lines = [f"ansible-playbook: {line}" for line in self.error.splitlines()] or [
+                f"ansible-playbook failed (status {self.status}, exit status {self.rc}); "
+                f"its output: {self.artifact_dir / 'stdout'}"
+            ]
+        return lines
 
     @property
     def ok(self) -> bool:
@@ -148,7 +172,8 @@ class PlaybookRun:
             cmdline.append("--check")
         if self.diff:
             cmdline.append("--diff")
-        progress = _Progress(self.out, self.quiet)
+        verbosity = self.verbosity or VERBOSITY
+        progress = _Progress(self.out, self.quiet, verbose=verbosity > 0)
         runner = ansible_runner.run(
             private_data_dir=str(self.run_dir),
             project_dir=str(root),
@@ -159,7 +184,8 @@ class PlaybookRun:
             tags=self.tags,
             cmdline=" ".join(cmdline) or None,
             envvars=run_environment(root),
-            verbosity=self.verbosity or None,
+            # -v itself prints Ansible's output (below); -vv and more reach Ansible
+            verbosity=max(verbosity - 1, 0) or None,
             ident="run",
             quiet=True,
             event_handler=progress,
@@ -177,7 +203,7 @@ class PlaybookRun:
         for key, label in keys.items():
             for host, count in (stats.get(key) or {}).items():
                 hosts.setdefault(host, {})[label] = int(count)
-        return RunResult(
+        result = RunResult(
             status=str(runner.status),
             rc=int(runner.rc if runner.rc is not None else 1),
             artifact_dir=Path(runner.config.artifact_dir),
@@ -185,6 +211,23 @@ class PlaybookRun:
             failures=progress.failures,
             artifacts=progress.artifacts,
         )
+        if not result.ok and not result.failures:
+            result.error = ansible_error(result.artifact_dir / "stdout")
+        return result
+
+
+def ansible_error(stdout: Path, lines: int = 15) -> str:
+    """The end of a run's output, where ansible-playbook says why it stopped before any
+    task; from its first line starting ERROR when there is one."""
+    try:
+        text = stdout.read_text(errors="replace")
+    except OSError:
+        return ""
+    tail = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+    for index, line in enumerate(tail):
+        if line.startswith(("ERROR", "[ERROR]")):
+            return "\n".join(tail[index:])
+    return "\n".join(tail)
 
 
 def run_environment(root: Path) -> dict[str, str]:
@@ -205,9 +248,10 @@ def run_environment(root: Path) -> dict[str, str]:
 class _Progress:
     """Event handler: a line per host and task as results arrive."""
 
-    def __init__(self, out: TextIO, quiet: bool) -> None:
+    def __init__(self, out: TextIO, quiet: bool, verbose: bool = False) -> None:
         self.out = out
         self.quiet = quiet
+        self.verbose = verbose
         self.failures: list[TaskFailure] = []
         self.artifacts: dict[str, Any] = {}
 
@@ -215,6 +259,9 @@ class _Progress:
         kind = event.get("event", "")
         if kind == "playbook_on_stats":
             self.artifacts.update(event.get("event_data", {}).get("artifact_data") or {})
+        if self.verbose and event.get("stdout"):
+            # Ansible's own text of the event (secrets are censored by no_log as in its log)
+            print(event["stdout"], file=self.out, flush=True)
         if kind not in _RESULT_EVENTS:
             return True
         data = event.get("event_data", {})
@@ -236,6 +283,8 @@ class _Progress:
             line = f"  {host:<16} {label:<11} {task}: {shown}"
         else:
             line = f"  {host:<16} {label:<11} {task}"
+        if self.verbose:
+            return True  # Ansible's own output said it
         if not self.quiet or label not in ("ok",):
             stamp = datetime.now(UTC).astimezone().strftime("%H:%M:%S")
             print(f"{stamp}{line}", file=self.out, flush=True)

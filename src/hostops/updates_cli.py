@@ -9,6 +9,7 @@ maintenance may run now (or at ``--at``): exit 0 when open, 1 when closed.
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, datetime
 
 from hostops.errors import UsageError
@@ -48,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument(
         "--at", metavar="ISO8601", help="the moment to check, with a UTC offset or Z (default: now)"
     )
+    check.add_argument(
+        "--json", action="store_true", help="the answer as JSON (the exit status is the same)"
+    )
     check.set_defaults(func=run_window_check)
 
 
@@ -76,6 +80,25 @@ def run_window_check(args: argparse.Namespace) -> int:
             raise UsageError(f"--at: {err}") from err
     status = check_window(at, DEFAULT_CONFIG)
     zone = DEFAULT_CONFIG.timezone
+    if getattr(args, "json", False):
+        print(
+            json.dumps(
+                {
+                    "open": status.open,
+                    "reason": status.reason,
+                    "timezone": str(zone),
+                    "local_time": status.local_time.isoformat(timespec="minutes"),
+                    "closes_at": status.closes_at.isoformat(timespec="minutes")
+                    if status.closes_at
+                    else None,
+                    "next_open": status.next_open.isoformat(timespec="minutes")
+                    if status.next_open
+                    else None,
+                },
+                indent=2,
+            )
+        )
+        return 0 if status.open else 1
     if status.open:
         assert status.closes_at is not None
         print(

@@ -7,7 +7,7 @@ registers the server and Prometheus's API shows its probes succeeding, with the 
 labels (Prometheus is asked over TLS as the ops user, and scrapes the new server's node
 exporter over TLS with the scrape password, both made on the controller in the test's
 state directory); a second apply changes nothing; 'hostops monitor deregister' removes
-the targets.
+the targets, and the order applied again leaves it out until 'monitor register'.
 """
 
 from __future__ import annotations
@@ -155,10 +155,15 @@ def apply(cli: Any, lab: dict[str, Any], *extra: str) -> subprocess.CompletedPro
     return cli("order", "apply", str(lab["order"]), "--lab", "--monitoring-server", MON, *extra)
 
 
-def test_a_monitored_level_needs_a_monitoring_server(cli: Any, lab: dict[str, Any]) -> None:
-    proc = cli("order", "apply", str(lab["order"]), "--lab")
-    assert proc.returncode == 2
-    assert "--monitoring-server: required with --lab" in proc.stderr
+def test_a_bad_monitoring_server_name_is_refused_before_any_host_is_touched(
+    cli: Any, lab: dict[str, Any]
+) -> None:
+    before = cli("lab", "status", check=True).stdout
+    proc = cli("order", "apply", str(lab["order"]), "--lab", "--monitoring-server", "Mon_1;rm")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--monitoring-server: 'Mon_1;rm' is not a lab host name" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert cli("lab", "status", check=True).stdout == before  # nothing booted
 
 
 def test_check_mode_changes_nothing(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
@@ -190,6 +195,9 @@ def test_apply_registers_the_server(cli: Any, lab: dict[str, Any], state_dir: Pa
         timeout=60,
     )
     labels = scraped[0]["metric"]
+    # the lab host answers to the order's name too ('--lab --host app1.vidal.example')
+    assert cli("lab", "ssh", SERVER, "--", "true").returncode == 0
+    assert SERVER in cli("lab", "status", check=True).stdout
     assert labels["order"] == ORDER_ID
     assert labels["level"] == "supervision"
     assert labels["contact_email"] == "luc@vidal.example"
@@ -204,7 +212,14 @@ def test_second_apply_changes_nothing(cli: Any, lab: dict[str, Any], state_dir: 
     assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout
 
 
+def registered(cli: Any) -> bool:
+    """Whether the monitoring server's registry holds the server's targets file."""
+    path = f"/etc/prometheus/hostops-targets/{SERVER}.yml"
+    return cli("lab", "ssh", MON, "--", f"test -e {path}").returncode == 0
+
+
 def test_deregister_removes_the_targets(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
+    assert registered(cli)  # control: the apply registered it
     proc = cli("monitor", "deregister", SERVER, "--lab", "--server", MON)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     wait_for("no targets left", lambda: not targets(lab) or None, timeout=60)
@@ -215,3 +230,25 @@ def test_deregister_removes_the_targets(cli: Any, lab: dict[str, Any], state_dir
         ).stdout.strip()
         == "active"
     )
+
+
+def test_a_deregistered_server_stays_out_until_registered_again(
+    cli: Any, lab: dict[str, Any], state_dir: Path
+) -> None:
+    # its order applied again (a re-run, AWX's schedule): it stays out, and says so
+    proc = apply(cli, lab)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{SERVER} was deregistered from monitoring and stays out" in proc.stdout
+    assert not registered(cli)
+    # an explicit registration (with the flag names the other commands use) lifts it
+    proc = cli(
+        "monitor", "register", "--host", SERVER, "--order", str(lab["order"]),
+        "--lab", "--monitoring-server", MON,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert registered(cli)
+    wait_for("the targets back", lambda: targets(lab) or None, timeout=90)
+    proc = apply(cli, lab)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "stays out" not in proc.stdout
+    assert registered(cli)

@@ -55,3 +55,37 @@ def test_unknown_argument_exits_2() -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["order", "frobnicate"])
     assert exit_.value.code == 2
+
+
+def test_a_lab_monitoring_server_name_is_checked_before_any_host_is_touched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("HOSTOPS_LAB_DIR", str(tmp_path / "lab"))
+    order = str(EXAMPLES / "supervision.yml")
+    assert main(["order", "apply", order, "--lab", "--monitoring-server", "Mon 1"]) == 2
+    assert "--monitoring-server: 'Mon 1' is not a lab host name" in capsys.readouterr().err
+    assert not (tmp_path / "lab").exists()
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_limit_that_is_not_a_server_of_the_order_is_refused_before_the_lab_boots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("HOSTOPS_LAB_DIR", str(tmp_path / "lab"))
+    order = str(EXAMPLES / "custom.yml")
+    assert main(["order", "apply", order, "--lab", "--limit", "db9.martin.example"]) == 2
+    assert "--limit: 'db9.martin.example' is not one of the order's servers" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "lab").exists()
+
+
+def test_verbose_is_counted_before_or_after_the_command() -> None:
+    from hostops.cli import build_parser  # noqa: PLC0415
+
+    parser = build_parser()
+    assert parser.parse_args(["-v", "order", "list"]).verbose == 1
+    assert parser.parse_args(["order", "apply", "o.yml", "-vv"]).verbose == 2
+    assert parser.parse_args(["order", "list"]).verbose == 0

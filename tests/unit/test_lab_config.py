@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -135,3 +136,35 @@ def test_bridge_mac_is_stable_and_local(monkeypatch: pytest.MonkeyPatch) -> None
     assert first & 0x02 and not first & 0x01  # locally administered, unicast
     monkeypatch.setenv("HOSTOPS_LAB_ID", "hostops")
     assert lab.bridge_mac() != mac
+
+
+def test_an_orders_fqdn_names_the_lab_host_it_was_mapped_onto() -> None:
+    state = lab.LabState(
+        hosts={
+            name: lab.LabHost(name, "trixie", address, f"ns-{name}", f"ve-{name}", "/r")
+            for name, address in (("bdc-1", "172.29.77.100"), ("bdc-backup1", "172.29.77.101"))
+        }
+    )
+    state.hosts["bdc-1"].aliases = ["web01.martin.example"]
+    assert state.host_name("web01.martin.example") == "bdc-1"
+    assert state.host_name("bdc-1") == "bdc-1"  # its own name still works
+    assert state.host_name("bdc-backup1") == "bdc-backup1"
+    assert state.host_name("mail.martin.example") == "mail.martin.example"  # unknown: as given
+    # the alias is the host's FQDN in the lab inventory (hostops_fqdn), the rest keep theirs
+    assert state.hosts["bdc-1"].fqdn == "web01.martin.example"
+    assert state.hosts["bdc-backup1"].fqdn == f"bdc-backup1.{lab.DOMAIN}"
+
+
+def test_aliases_survive_the_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state = lab.LabState(
+        hosts={"bdc-1": lab.LabHost("bdc-1", "trixie", "172.29.77.100", "n", "v", "/r")}
+    )
+    state.hosts["bdc-1"].aliases = ["web01.martin.example"]
+    state.save(path)
+    assert lab.LabState.load(path).host_name("web01.martin.example") == "bdc-1"
+    # a state file written before aliases existed still loads
+    data = json.loads(path.read_text())
+    del data["hosts"]["bdc-1"]["aliases"]
+    path.write_text(json.dumps(data))
+    assert lab.LabState.load(path).hosts["bdc-1"].aliases == []

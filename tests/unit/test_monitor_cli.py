@@ -193,3 +193,38 @@ def test_the_command_exits_2_before_touching_anything(
         "hostops: --server: required with --lab (the lab host that runs monitoring)",
     ]
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "hostops: HOST: required (or --host HOST)"),
+        (
+            ["app1.lemoine.example", "--host", "app2.lemoine.example"],
+            "hostops: --host: 'app2.lemoine.example' differs from HOST 'app1.lemoine.example'",
+        ),
+    ],
+)
+def test_the_host_is_given_once_as_host_or_dash_dash_host(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["monitor", "deregister", *args, "--inventory", str(tmp_path / "none.yml")])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == message
+
+
+def test_dash_dash_host_and_dash_dash_monitoring_server_as_other_commands_name_them(
+    inventory: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the same plan as 'deregister HOST --server NAME' (the control: that spelling works)
+    from hostops import monitor_cli  # noqa: PLC0415
+
+    plans: list[monitor_cli.Plan] = []
+    monkeypatch.setattr(monitor_cli, "execute", lambda plan, check: plans.append(plan) or 0)
+    for spelling in (
+        ["app1.lemoine.example", "--server", "mon1.alteo.example"],
+        ["--host", "app1.lemoine.example", "--monitoring-server", "mon1.alteo.example"],
+    ):
+        assert main(["monitor", "deregister", *spelling, "--inventory", str(inventory)]) == 0
+    assert plans[0] == plans[1]
+    assert plans[1].hosts["monitoring_servers"] == {"mon1.alteo.example": {}}

@@ -151,6 +151,23 @@ def test_an_unknown_lab_host_is_a_usage_error(
     ]
 
 
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ({"lab": True, "host": ["ghost-1"]}, "--host: 'ghost-1' is not a lab host"),
+        ({"lab": True, "host": []}, "--host: required with --lab (the lab hosts to patch)"),
+        ({"host": ["web01.martin.example"]}, "--host: only with --lab"),
+    ],
+)
+def test_lab_hosts_are_named_with_lab_and_host(
+    given: dict[str, Any], problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOSTOPS_LAB_DIR", str(tmp_path / "lab"))  # an empty lab
+    with pytest.raises(UsageError) as error:
+        patch_cli.resolve_targets(targets_args(**given))
+    assert error.value.problems[0].startswith(problem)
+
+
 def test_contacts_come_from_the_inventory_per_customer(inventory: Path) -> None:
     targets = patch_cli.resolve_targets(targets_args(inventory=[inventory]))
     assert targets.hosts == [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from hostops import updates_cli
+from hostops.cli import main
 from hostops.errors import UsageError
 from hostops.module_utils.maintenance_window import (
     WindowConfig,
@@ -403,3 +405,21 @@ def test_window_check_rejects_bad_at(at: str, message: str) -> None:
         run(["window", "check", "--at", at])
     assert caught.value.exit_status == 2
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("at", "status", "is_open", "next_open"),
+    [
+        ("2026-12-04T10:00:00+01:00", 0, True, None),
+        ("2026-12-05T10:00:00+01:00", 1, False, "2026-12-07T09:00+01:00"),
+    ],
+)
+def test_window_check_as_json(
+    at: str, status: int, is_open: bool, next_open: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["window", "check", "--at", at, "--json"]) == status
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["open"] is is_open
+    assert answer["next_open"] == next_open
+    assert answer["timezone"] == "Europe/Paris"
+    assert (answer["closes_at"] is not None) is is_open

@@ -1,0 +1,104 @@
+"""hostops.runner on real ansible-playbook runs against localhost (no lab host): what an
+operator reads when a playbook does not even load, and what -v prints."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+
+import pytest
+
+from hostops import runner
+from hostops.runner import PlaybookRun
+
+GOOD = """---
+- name: A play that runs
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Say hello
+      ansible.builtin.debug:
+        msg: hello from the task
+"""
+
+# A role that no collection has: ansible-playbook stops before any task.
+BROKEN = """---
+- name: A play that cannot load
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: alteo.hostops.no_such_role
+"""
+
+
+COUNTER = itertools.count()
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A collection root of its own (HOSTOPS_ROOT) with two playbooks."""
+    root = tmp_path / "collection"
+    (root / "playbooks").mkdir(parents=True)
+    (root / "galaxy.yml").write_text("namespace: alteo\nname: hostops\nversion: 0.0.1\n")
+    (root / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
+    (root / "playbooks" / "good.yml").write_text(GOOD)
+    (root / "playbooks" / "broken.yml").write_text(BROKEN)
+    (root / "inventory.yml").write_text(
+        "all:\n  hosts:\n    localhost:\n      ansible_python_interpreter: auto_silent\n"
+    )
+    monkeypatch.setenv("HOSTOPS_ROOT", str(root))
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
+    return root
+
+
+def run(root: Path, playbook: str, verbosity: int = 0) -> tuple[runner.RunResult, str]:
+    out = io.StringIO()
+    result = PlaybookRun(
+        playbook=playbook,
+        inventory=[root / "inventory.yml"],
+        run_dir=root.parent / "runs" / f"{playbook}-{next(COUNTER)}",
+        verbosity=verbosity,
+        out=out,
+    ).execute()
+    return result, out.getvalue()
+
+
+def test_a_playbook_that_does_not_load_reports_ansibles_own_error(root: Path) -> None:
+    result, _ = run(root, "broken.yml")
+    assert not result.ok
+    assert result.failures == []  # no task ran
+    lines = "\n".join(result.failure_lines)
+    assert "ansible-playbook: " in lines
+    assert "no_such_role" in lines and "was not found" in lines
+
+
+def test_a_good_run_has_no_error_lines(root: Path) -> None:
+    # the control: the same machinery, a playbook that loads
+    result, out = run(root, "good.yml")
+    assert result.ok, result.failure_lines
+    assert result.failure_lines == []
+    assert result.error == ""
+    assert "Say hello" in out
+    assert "hello from the task" not in out  # the short progress line only
+
+
+def test_verbose_prints_ansibles_own_output(root: Path) -> None:
+    result, out = run(root, "good.yml", verbosity=1)
+    assert result.ok
+    assert "TASK [Say hello]" in out
+    assert "hello from the task" in out
+
+
+def test_the_command_line_verbosity_reaches_every_run(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "VERBOSITY", 0)
+    runner.set_verbosity(1)
+    _, out = run(root, "good.yml")
+    assert "hello from the task" in out
+    runner.set_verbosity(0)
+    _, quiet = run(root, "good.yml")
+    assert "hello from the task" not in quiet
