@@ -66,3 +66,44 @@ def monitoring_server(cli: Callable[..., Any], prefix: str, inventory: Path, *ar
         "--inventory", str(inventory), "--group", "monitoring_servers", check=True,
     )  # fmt: skip
     ansible_playbook(inventory, "monitoring-server.yml", *args)
+
+
+def pip_installed_hostops(
+    tmp_path_factory: Any,
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``hostops`` as an operator gets it: ``pip install`` of the clone into a fresh
+    virtual environment (not editable), run from a directory outside the clone. It shares
+    the test's lab and state directory (HOSTOPS_STATE_DIR, read when it runs)."""
+    from hostops.lab import LabPaths  # noqa: PLC0415 - the checkout's own rule
+
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", ROOT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    lab_inventory = LabPaths.default().inventory
+
+    def run(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            # the same lab inventory as the checkout's hostops (one lab, one inventory)
+            "HOSTOPS_LAB_INVENTORY": str(lab_inventory),
+        }
+        return subprocess.run(
+            [str(venv / "bin" / "hostops"), *args],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+
+    return run

@@ -7,20 +7,17 @@ apply succeeds and writes the delivery note; a second apply changes nothing.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import host_state
 import pytest
+from lab_helpers import pip_installed_hostops
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = ROOT / "examples" / "orders" / "none.yml"
 ORDER_ID = "BDC-2027-0101"
 LAB_HOST = "bdc-2027-0101-1"
-
 
 
 @pytest.fixture(scope="module")
@@ -35,44 +32,7 @@ def fresh_host(cli, root_user):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):  # type: ignore[no-untyped-def]
-    """``hostops`` as an operator gets it: ``pip install`` of the clone into a fresh
-    virtual environment (not editable), run from a directory outside the clone."""
-    venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", ROOT],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert pip.returncode == 0, pip.stdout + pip.stderr
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-            # the same lab inventory as the checkout's hostops (one lab, one inventory)
-            "HOSTOPS_LAB_INVENTORY": str(lab_inventory()),
-        }
-        return subprocess.run(
-            [str(venv / "bin" / "hostops"), *args],
-            cwd=elsewhere,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            env=env,
-            check=False,
-        )
-
-    return run
-
-
-def lab_inventory() -> Path:
-    from hostops.lab import LabPaths  # noqa: PLC0415 - the checkout's own rule
-
-    return LabPaths.default().inventory
+    return pip_installed_hostops(tmp_path_factory)
 
 
 def fingerprint(cli, host: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
@@ -160,6 +120,7 @@ def test_order_list_and_show(installed, fresh_host, state_dir):  # type: ignore[
 def test_bad_order_touches_no_host(cli, tmp_path):  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.yml"
     bad.write_text(ORDER.read_text().replace("managed_level: none", "managed_level: gold"))
+
     # Only this order's hosts: the other test files boot and remove theirs meanwhile.
     def order_hosts() -> list[str]:
         status = cli("lab", "status", check=True).stdout

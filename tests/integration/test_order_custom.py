@@ -1,13 +1,16 @@
 """The custom managed example order provisioned end to end on fresh lab hosts (needs root).
 
 examples/orders/custom.yml as it is: web, FTP, MariaDB and PostgreSQL, mail with
-webmail, nightly backups and monitoring. 'hostops order apply --lab' boots the order's
-server and a backup host; the monitoring server is a lab host set up beforehand with
-playbooks/monitoring-server.yml, as ops would have one. One story, in order: check mode
-on the fresh hosts changes nothing; the apply succeeds and writes the delivery note; a
-second apply changes nothing. Then the host firewall, seen from the other lab hosts: a
-TCP scan from the backup host finds only the order's ports (and the FTP passive range let
-through), those ports serve, the node exporter answers the monitoring server only.
+webmail, nightly backups and monitoring, applied by a pip-installed hostops run from
+outside the clone, the way the README's operator runs it: 'hostops order apply
+examples/orders/custom.yml --lab' boots the order's server and a backup host, and boots
+and sets up the lab's monitoring server itself (none runs yet). One story, in order:
+check mode on the fresh hosts changes nothing; the apply succeeds and writes the delivery
+note, and 'order list --json' lists the order; a second apply changes nothing; requests
+and backups find the server by the order's FQDN. Then the host firewall, seen from the
+other lab hosts: a TCP scan from the backup host finds only the order's ports (and the
+FTP passive range let through), those ports serve, the node exporter answers the
+monitoring server only.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 import host_state
 import pytest
-from lab_helpers import monitoring_server, owned_prefixes
+from lab_helpers import owned_prefixes, pip_installed_hostops
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +35,8 @@ ORDER_ID = "BDC-2027-0103"
 PREFIX = "bdc-2027-0103-"
 SERVER_HOST = f"{PREFIX}1"
 BACKUP_HOST = f"{PREFIX}backup1"
-MON_PREFIX = "custmon-"
-MON = f"{MON_PREFIX}1"
+FQDN = "web01.martin.example"
+MON = "monitoring1"  # the lab's monitoring server, booted by 'order apply --lab'
 
 
 def fingerprint(cli: Any, host: str) -> dict[str, list[str]]:
@@ -41,15 +44,12 @@ def fingerprint(cli: Any, host: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def hosts(
-    cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory, state_dir: Path
-) -> Iterator[None]:
+def hosts(cli: Any, root_user: None, state_dir: Path) -> Iterator[None]:
     # state_dir first: the monitoring's CA and scrape password live in it, for the
     # monitoring server's set-up and the order's apply alike
-    inventory = tmp_path_factory.mktemp("custom") / "monitoring.yml"
-    with owned_prefixes(cli, MON_PREFIX, PREFIX):
-        monitoring_server(cli, MON_PREFIX, inventory)
-        # the order's hosts, booted fresh the way 'order apply --lab' boots them
+    with owned_prefixes(cli, MON, PREFIX):
+        # the order's hosts, booted fresh the way 'order apply --lab' boots them; no
+        # monitoring server: the apply boots and sets it up
         cli("lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", PREFIX, check=True)
         cli(
             "lab",
@@ -65,15 +65,21 @@ def hosts(
         yield
 
 
-def apply(cli: Any, *extra: str) -> Any:
-    return cli(
-        "order", "apply", str(ORDER), "--lab", "--monitoring-server", MON, *extra, timeout=2400
-    )
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return pip_installed_hostops(tmp_path_factory)
 
 
-def test_check_mode_on_fresh_hosts_changes_nothing(cli: Any, hosts: None, state_dir: Path) -> None:
+def apply(installed: Any, *extra: str) -> Any:
+    """The README's command, from outside the clone, no monitoring server named."""
+    return installed("order", "apply", str(ORDER), "--lab", *extra, timeout=2400)
+
+
+def test_check_mode_on_fresh_hosts_changes_nothing(
+    cli: Any, installed: Any, hosts: None, state_dir: Path
+) -> None:
     before = {h: fingerprint(cli, h) for h in (SERVER_HOST, BACKUP_HOST)}
-    proc = apply(cli, "--check")
+    proc = apply(installed, "--check")
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr
     predicted = int(proc.stdout.split("check mode predicts ")[1].split()[0])
     assert predicted > 0
@@ -81,8 +87,10 @@ def test_check_mode_on_fresh_hosts_changes_nothing(cli: Any, hosts: None, state_
         assert host_state.differences(before[h], fingerprint(cli, h)) == [], h
 
 
-def test_apply_provisions_the_whole_order(cli: Any, hosts: None, state_dir: Path) -> None:
-    proc = apply(cli)
+def test_apply_provisions_the_whole_order(
+    cli: Any, installed: Any, hosts: None, state_dir: Path
+) -> None:
+    proc = apply(installed)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr
     note = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
     server = note["servers"][0]
@@ -127,10 +135,37 @@ def test_apply_provisions_the_whole_order(cli: Any, hosts: None, state_dir: Path
     assert int(states[9]) >= 2, probe.stdout
 
 
-def test_second_apply_changes_nothing(cli: Any, hosts: None, state_dir: Path) -> None:
-    proc = apply(cli)
+def test_second_apply_changes_nothing(installed: Any, hosts: None, state_dir: Path) -> None:
+    proc = apply(installed)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr
     assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout, proc.stdout[-3000:]
+    assert "lab: setting up" not in proc.stdout  # the monitoring server is set up once
+
+
+def test_order_list_shows_the_delivered_order(installed: Any, hosts: None) -> None:
+    listing = installed("order", "list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    (record,) = [r for r in json.loads(listing.stdout) if r["order"] == ORDER_ID]
+    assert record["managed_level"] == "custom"
+    assert [s["hostname"] for s in record["servers"]] == [FQDN]
+    assert record["delivered_at"]
+    assert [run["status"] for run in record["runs"]][-1] == "successful"
+
+
+def test_the_orders_fqdn_names_the_lab_host(cli: Any, hosts: None) -> None:
+    """'--lab --host web01.martin.example' (the name on the order) finds the lab host
+    the server runs on, for backups as for requests (test_a_vhost_request... below)."""
+    assert FQDN in cli("lab", "status", check=True).stdout
+    proc = cli("backup", "list", "--lab", "--host", FQDN, "--json", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    listing = json.loads(proc.stdout)  # stdout is the JSON document alone
+    assert listing["host"] == SERVER_HOST
+    assert listing["retention_days"] == 28
+    assert isinstance(listing["snapshots"], list)
+    # the control: an FQDN the lab does not know is refused before any host is touched
+    proc = cli("backup", "list", "--lab", "--host", "mail.martin.example")
+    assert proc.returncode == 2
+    assert "--host: 'mail.martin.example' is not in the lab" in proc.stderr
 
 
 # -- The host firewall, seen from other lab hosts (issue 14) ---------------------------------
@@ -338,7 +373,8 @@ TLS13_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA2
 
 
 def test_a_vhost_request_serves_https_with_hsts(cli: Any, hosts: None, state_dir: Path) -> None:
-    proc = cli("request", "vhost", "--host", SERVER_HOST, "--domain", VHOST, "--lab")
+    # the server by the order's name, not the lab host's
+    proc = cli("request", "vhost", "--host", FQDN, "--domain", VHOST, "--lab")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     server = lab_address(cli, SERVER_HOST)
     webmail = json.loads(
