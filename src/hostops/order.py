@@ -35,6 +35,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from hostops.errors import UsageError
+from hostops.module_utils import releases
 from hostops.textfile import FileTooBig, NotRegularFile, read_regular
 
 Service = Literal["dedicated_server", "private_cloud", "shared_hosting"]
@@ -290,7 +291,7 @@ def check_available(order: Order, available: Mapping[str, bool] = AVAILABLE) -> 
         problems.append(f"managed_level: '{level}' is not available yet ({why})")
     elif level == "custom":
         problems += _stack_unavailable(order.stack, missing)
-    elif level == "plesk" and order.os != "debian12":
+    elif level == "plesk" and releases.OS_MAJOR[order.os] not in releases.ROLE_RELEASES["plesk"]:
         problems.append(
             f"os: '{order.os}' is not available with managed_level 'plesk' (hostops installs "
             "Plesk on Debian 12 only, the release Plesk supports; see docs/plesk.md)"
@@ -951,6 +952,15 @@ class _Checker:
             self.add("stack.antispam", "true needs stack.mail: true (it filters the mail)")
         if "mail_profile" in fields_ and mail is False:
             self.add("stack.mail_profile", f"'{profile}' needs stack.mail: true")
+        # what the roles would refuse on the order's release, refused here (one table:
+        # plugins/module_utils/releases.py)
+        installs = {"stack.web": "web", "stack.mail": "mail", "stack.ftp": "ftp"}
+        installs["stack.webmail"] = "webmail"
+        chosen = {"stack.web": web, "stack.mail": mail, "stack.ftp": ftp, "stack.webmail": webmail}
+        for field_path, message in releases.order_problems(
+            os_release or "", {f: role for f, role in installs.items() if chosen[f]}
+        ):
+            self.add(field_path, message)
         if (
             databases is None
             or mail is None
