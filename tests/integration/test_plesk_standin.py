@@ -223,9 +223,9 @@ PLESK_PORTS = [8443, 80, 443, 25, 465, 587, 110, 143, 993, 995, 21, 49152, 65535
 
 
 def firewall_vars(controller: str, **overrides: Any) -> dict[str, Any]:
-    return role_vars(hostops_managed_level="plesk", plesk_installer_source=MIRROR,
-                     firewall_ssh_sources=[controller],
-                     hostops_firewall_extra_openings=FIREWALL_EXTRA, **overrides)
+    return role_vars(**{"hostops_managed_level": "plesk", "plesk_installer_source": MIRROR,
+                        "firewall_ssh_sources": [controller],
+                        "hostops_firewall_extra_openings": FIREWALL_EXTRA, **overrides})
 
 
 def let_in(config: dict[str, Any], address: str, port: int) -> bool:
