@@ -1,5 +1,5 @@
 """The backup host's firewall (issue 14): restic's REST server answers the servers it
-backs up (A and B, the play's servers) and no other host; SSH stays open to ops.
+backs up (A and B, servers of the inventory) and no other host; SSH stays open to ops.
 
 The outsider is this controller: it reaches the backup host over SSH (the positive control
 from the same place) but is not a server the backup host serves. Each refusal stands
