@@ -8,6 +8,9 @@
 * ``openings | alteo.hostops.firewall_rules``: the normalised rules the template writes.
 * ``openings | alteo.hostops.firewall_admits(address, port)``: whether a TCP connection
   from *address* to *port* is let in.
+* ``listed | alteo.hostops.plesk_firewall_commands(openings)``: the ``plesk ext firewall``
+  argument lists that bring Plesk's firewall (its ``--list-json``) to the openings
+  (``plugins/module_utils/plesk_firewall.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from ansible_collections.alteo.hostops.plugins.module_utils.firewall import (
     normalise_openings,
     opening_problems,
 )
+from ansible_collections.alteo.hostops.plugins.module_utils.plesk_firewall import (
+    firewall_commands,
+)
 
 DOCUMENTATION = r"""
 name: firewall_rules
@@ -31,6 +37,8 @@ description:
     sources by address family, for the nftables template.
   - C(firewall_admits) tells whether the openings let a TCP connection in from an address
     to a port.
+  - C(plesk_firewall_commands) gives the C(plesk ext firewall) argument lists that turn the
+    rules Plesk lists (those of C(--list-json)) into the openings.
 options:
   _input:
     description: The openings, as the role's C(firewall_openings).
@@ -75,10 +83,18 @@ def firewall_admits(openings: Any, address: str, port: Any, proto: str = "tcp") 
         raise AnsibleFilterError(f"alteo.hostops.firewall_admits: {err}") from err
 
 
+def plesk_firewall_commands(listed: Any, openings: Any) -> list[list[str]]:
+    try:
+        return firewall_commands(_plain(listed), _plain(openings))
+    except ValueError as err:
+        raise AnsibleFilterError(f"alteo.hostops.plesk_firewall_commands: {err}") from err
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "firewall_problems": firewall_problems,
             "firewall_rules": firewall_rules,
             "firewall_admits": firewall_admits,
+            "plesk_firewall_commands": plesk_firewall_commands,
         }

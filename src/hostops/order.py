@@ -83,7 +83,7 @@ AVAILABLE: Final[Mapping[str, bool]] = {
     "stack.ftp": True,
     "stack.webmail": True,
     # The host firewall on a Plesk server goes through Plesk's own firewall extension.
-    "firewall.plesk": False,
+    "firewall.plesk": True,
 }
 # Why an entry of AVAILABLE is still False, for the message.
 _NOT_LANDED: Final[Mapping[str, str]] = {
@@ -613,8 +613,9 @@ _TOP_FIELDS = (
     "sla",
     "firewall",
 )
-# Levels where the host firewall is part of the service (playbooks/vars/firewall.yml).
-FIREWALL_LEVELS: Final[tuple[str, ...]] = ("supervision", "custom")
+# Levels where the host firewall is part of the service (playbooks/vars/firewall.yml;
+# on Plesk servers through Plesk's own firewall extension).
+FIREWALL_LEVELS: Final[tuple[str, ...]] = ("supervision", "plesk", "custom")
 _CUSTOMER_FIELDS = ("name", "contact")
 _CONTACT_FIELDS = ("name", "phone", "email")
 _SERVER_FIELDS = ("hostname", "address")

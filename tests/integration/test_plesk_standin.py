@@ -23,6 +23,7 @@ behaves as its documentation says (docs/plesk.md lists what was and was not veri
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -44,6 +45,7 @@ from plesk_lab import (
     LabHost,
     Secrets,
     boot,
+    failure_messages,
     fingerprint,
     hostops,
     read_json_lines,
@@ -207,6 +209,141 @@ def test_a_second_role_run_changes_nothing_and_only_asks(standin, workdir, vault
         plesk_call("version"),
     ]
 
+
+
+# -- The host firewall through Plesk's firewall extension (playbooks/firewall.yml) -------
+# The stand-in keeps the rules as the extension's CLI is described and never filters a
+# packet: what is checked is which rules hostops leaves in force, read from the stand-in's
+# active configuration and evaluated top-down as Plesk's firewall evaluates them.
+NODE_SOURCE = "192.0.2.5"  # the monitoring server, given as the inventory gives it
+STRANGER = "192.0.2.77"
+FIREWALL_EXTRA = [{"name": "node-exporter", "ports": [9100], "proto": "tcp",
+                   "sources": [NODE_SOURCE]}]
+PLESK_PORTS = [8443, 80, 443, 25, 465, 587, 110, 143, 993, 995, 21, 49152, 65535]
+
+
+def firewall_vars(controller: str, **overrides: Any) -> dict[str, Any]:
+    return role_vars(**{"hostops_managed_level": "plesk", "plesk_installer_source": MIRROR,
+                        "firewall_ssh_sources": [controller],
+                        "hostops_firewall_extra_openings": FIREWALL_EXTRA, **overrides})
+
+
+def let_in(config: dict[str, Any], address: str, port: int) -> bool:
+    """Whether Plesk's firewall lets a TCP connection from *address* in on *port*: the first
+    incoming rule that matches decides (the system policy matches everything)."""
+    if not config["enabled"]:
+        return True
+    for rule in config["rules"]:
+        if rule["direction"] != "input":
+            continue
+        ranges = [p.split("/")[0].split("-") for p in rule["ports"].split(",") if p
+                  if p.endswith("/tcp")]
+        if rule["ports"] and not any(int(r[0]) <= port <= int(r[-1]) for r in ranges):
+            continue
+        sources = [s for s in rule["from"].split(",") if s]
+        if sources and not any(ipaddress.ip_address(address) in ipaddress.ip_network(s)
+                               for s in sources):
+            continue
+        return bool(rule["action"] == "allow")
+    return False
+
+
+@pytest.fixture(scope="module")
+def controller(standin: LabHost) -> str:
+    """The address Ansible's SSH connections to the host come from."""
+    return ssh(standin, "echo $SSH_CONNECTION").split()[0]
+
+
+def test_firewall_check_mode_predicts_and_changes_no_rule(standin, workdir, vault, controller):  # type: ignore[no-untyped-def]
+    before = len(calls(standin))
+    run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
+                       extravars=firewall_vars(controller), check=True)
+    RUN_DIRS.append(run.run_dir)
+    assert run.result.ok, run.explain()
+    assert run.result.changed > 0, run.explain()
+    assert [c["argv"] for c in calls(standin)[before:]] == [["plesk", "ext", "firewall",
+                                                            "--list-json"]]
+    assert state(standin)["firewall"]["active"]["enabled"] is False
+
+
+def test_firewall_denies_all_but_plesk_services_ssh_and_node_exporter(  # type: ignore[no-untyped-def]
+    standin, workdir, vault, controller
+):
+    before = len(calls(standin))
+    run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
+                       extravars=firewall_vars(controller))
+    RUN_DIRS.append(run.run_dir)
+    assert run.result.ok, run.explain()
+    argv = [c["argv"][3:] for c in calls(standin)[before:]]
+    assert argv[0] == ["--list-json"]
+    created = [a[2] for a in argv if a[:2] == ["--set-rule", "-name"]]
+    assert created == ["hostops ssh", "hostops panel", "hostops web", "hostops smtp",
+                       "hostops imap-pop3", "hostops ftp", "hostops node-exporter"]
+    assert ["--set-rule", "-name", "hostops ssh", "-direction", "input", "-action", "allow",
+            "-ports", "22/tcp", "-remote-addresses", controller] in argv
+    denied = [a for a in argv if a[-2:] == ["-action", "deny"]]
+    assert len(denied) == 11  # every predefined incoming rule and the incoming policy
+    # put in force only through apply, then a confirmation from the new connection
+    assert argv[-3:] == [["--enable"], ["--apply"], ["--confirm"]]
+    firewall = state(standin)["firewall"]
+    active = firewall["active"]
+    assert active == firewall["pending"] and firewall["applying"] is False
+    # what must be let in (positive controls) ...
+    for port in PLESK_PORTS:
+        assert let_in(active, STRANGER, port), port
+    assert let_in(active, controller, 22)
+    assert let_in(active, NODE_SOURCE, 9100)
+    # ... and what must not: SSH and the node exporter from elsewhere, the databases,
+    # DNS, Plesk's HTTP panel port, anything else
+    for address, port in [(STRANGER, 22), (STRANGER, 9100), (STRANGER, 3306),
+                          (STRANGER, 5432), (STRANGER, 53), (STRANGER, 8880),
+                          (NODE_SOURCE, 22), (controller, 3306), (STRANGER, 12345)]:
+        assert not let_in(active, address, port), (address, port)
+    # a fresh Plesk let all of it in: the control that let_in can say yes to these
+    fresh = {**active, "enabled": True,
+             "rules": [r for r in active["rules"] if not r["name"].startswith("hostops ")]}
+    fresh["rules"] = [{**r, "action": "allow"} for r in fresh["rules"]]
+    assert let_in(fresh, STRANGER, 3306) and let_in(fresh, STRANGER, 22)
+
+
+def test_firewall_second_run_only_reads_the_rules(standin, workdir, vault, controller):  # type: ignore[no-untyped-def]
+    before = len(calls(standin))
+    run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
+                       extravars=firewall_vars(controller))
+    RUN_DIRS.append(run.run_dir)
+    assert run.result.ok, run.explain()
+    assert run.result.changed == 0, run.explain()
+    assert [c["argv"] for c in calls(standin)[before:]] == [["plesk", "ext", "firewall",
+                                                            "--list-json"]]
+
+
+def test_firewall_rule_set_that_locks_ops_out_is_refused(standin, workdir, vault, controller):  # type: ignore[no-untyped-def]
+    before = len(calls(standin))
+    run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
+                       extravars=firewall_vars(controller, firewall_ssh_sources=[STRANGER]))
+    RUN_DIRS.append(run.run_dir)
+    assert not run.result.ok, run.explain()
+    assert any(m.startswith(f"Refused: Plesk's firewall would not let in SSH from {controller}")
+               for m in failure_messages(run)), run.explain()
+    assert calls(standin)[before:] == []
+    assert let_in(state(standin)["firewall"]["active"], controller, 22)
+
+
+def test_firewall_component_dropped_removes_its_rule(standin, workdir, vault, controller):  # type: ignore[no-untyped-def]
+    components = ["panel", "nginx", "webservers", "phpgroup", "mysqlgroup", "postfix",
+                  "dovecot", "roundcube", "spamassassin"]  # no proftpd
+    before = len(calls(standin))
+    run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
+                       extravars=firewall_vars(controller, plesk_components=components))
+    RUN_DIRS.append(run.run_dir)
+    assert run.result.ok, run.explain()
+    argv = [c["argv"][3:] for c in calls(standin)[before:]]
+    ftp_id = [str(r["id"]) for r in state(standin)["firewall"]["active"]["rules"]
+              if r["name"] == "hostops ftp"]
+    assert ftp_id == []
+    assert argv[1][:2] == ["--remove-rules", "-ids"] and len(argv) == 5, argv
+    active = state(standin)["firewall"]["active"]
+    assert not let_in(active, STRANGER, 21) and let_in(active, STRANGER, 8443)
 
 # The ticket requests as an operator types them: `hostops request VERB --host H ...`,
 # with the Plesk server's own inventory. The server's level (plesk) is on the host, in

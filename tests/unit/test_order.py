@@ -692,7 +692,7 @@ GOOD: dict[str, dict[str, object]] = {
     "firewall on request, level basic": {**NOT_CUSTOM, "managed_level": "basic", "firewall": True},
     "firewall off, level basic": {**NOT_CUSTOM, "managed_level": "basic", "firewall": False},
     "firewall said again, level custom": {"firewall": True},
-    "firewall off, level plesk": {**PLESK, "firewall": False},
+    "firewall said again, level plesk": {**PLESK, "firewall": True},
     "non-ASCII names": {
         "customer.name": "Pâtisserie Éloïse & Fils",
         "customer.contact.name": "Zoé",
@@ -864,6 +864,7 @@ def test_mail_options_accepted() -> None:
             {**NOT_CUSTOM, "managed_level": "supervision", "firewall": False},
             "firewall: false is not allowed for managed_level 'supervision'",
         ),
+        ({**PLESK, "firewall": False}, "firewall: false is not allowed for managed_level 'plesk'"),
         ({**NOT_CUSTOM, "firewall": "yes"}, "firewall: expected true or false; got text 'yes'"),
         ({**NOT_CUSTOM, "firewall": 1}, "firewall: expected true or false; got integer 1"),
         ({**NOT_CUSTOM, "firewall": None}, "firewall: empty value"),
@@ -893,11 +894,9 @@ def test_firewall_option_reaches_the_playbooks(
     assert order.to_vars()["hostops_firewall"] is expected
 
 
-def test_firewall_on_plesk_is_not_available_yet() -> None:
-    assert check_available(order_of({**PLESK, "os": "debian12", "firewall": True})) == [
-        "firewall: true is not available yet with managed_level 'plesk' (Plesk's firewall"
-        " extension is not driven by hostops yet); remove the field for now"
-    ]
+def test_firewall_on_plesk_is_available() -> None:
+    # Plesk's firewall extension, driven by the plesk role (roles/plesk/tasks/firewall.yml)
+    assert check_available(order_of({**PLESK, "os": "debian12", "firewall": True})) == []
     assert check_available(order_of({**PLESK, "os": "debian12"})) == []
 
 

@@ -6,8 +6,10 @@ The tests are one story, in order: the services and their configuration; the ser
 targets up in Prometheus's API with the order's labels; a forbidden service raising its
 alert; the server taken off the network raising HostDown within the configured delay and
 the notification reaching the contact's mailbox; Prometheus, Alertmanager and the node
-exporter refusing requests without credentials from another lab host, and answering
-them with; a real certificate's expiry read and alerted on; deregistration with 'hostops monitor'
+exporter refusing requests without credentials from another host, and answering
+them with; the monitoring server's firewall letting only ops reach Prometheus and
+Alertmanager, and only the monitoring servers the node exporter; a real certificate's
+expiry read and alerted on; deregistration with 'hostops monitor'
 removing the targets while the server keeps running; a basic-level registration getting
 the ping probe only.
 """
@@ -208,20 +210,21 @@ def get_from(
     )
 
 
-def test_prometheus_and_alertmanager_refuse_strangers(mon: Any, managed: Any) -> None:
-    """From the customer's server, another lab host: no credentials, a wrong password or
+def test_prometheus_and_alertmanager_refuse_strangers(mon: Any) -> None:
+    """From this controller, another host and ops' admin source (the only one the
+    monitoring server's firewall lets reach them): no credentials, a wrong password or
     plain HTTP get nothing; the ops user's password over TLS gets the API (the positive
     control beside each refusal)."""
-    ca = "/root/hostops-monitoring-ca.pem"
-    managed.check_output(f"cat > {ca} <<'EOF'\n{(SECRETS / 'ca.crt').read_text()}EOF")
+    local = testinfra.get_host("local://")
+    ca = str(SECRETS / "ca.crt")
     password = (SECRETS / "ops-password").read_text().strip()
     for port, path in ((9090, "/api/v1/status/buildinfo"), (9093, "/api/v2/status")):
         url = f"https://{MON_ADDRESS}:{port}{path}"
-        assert get_from(managed, url, ca).startswith("401 "), port
-        assert get_from(managed, url, ca, "ops", "not-the-password-00").startswith("401 "), port
-        plain = get_from(managed, f"http://{MON_ADDRESS}:{port}{path}")
+        assert get_from(local, url, ca).startswith("401 "), port
+        assert get_from(local, url, ca, "ops", "not-the-password-00").startswith("401 "), port
+        plain = get_from(local, f"http://{MON_ADDRESS}:{port}{path}")
         assert plain.startswith("400 ") and "HTTPS server" in plain, (port, plain)
-        answer = get_from(managed, url, ca, "ops", password)
+        answer = get_from(local, url, ca, "ops", password)
         assert answer.startswith("200 "), (port, answer)
         assert '"version' in answer or '"cluster' in answer, answer
     # the web configuration keeps bcrypt hashes, never the passwords
@@ -230,6 +233,35 @@ def test_prometheus_and_alertmanager_refuse_strangers(mon: Any, managed: Any) ->
     assert password not in web.content_string
     assert "ops: $2b$" in web.content_string
     assert mon.file("/etc/prometheus/hostops-tls/scrape-password").mode == 0o640
+
+
+# A TCP connection from a lab host: exit status 0 when it is accepted within 5 s.
+CONNECT_SCRIPT = """
+import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+"""
+
+
+def connects_from(host: Any, address: str, port: int) -> bool:
+    return bool(host.run("python3 -c %s %s %s", CONNECT_SCRIPT, address, str(port)).rc == 0)
+
+
+def test_the_firewall_keeps_other_hosts_off_the_monitoring_services(mon: Any, managed: Any) -> None:
+    """The monitoring server's firewall (issue 14): Prometheus and Alertmanager to ops'
+    admin sources only (converge names this controller), the node exporter to the
+    monitoring servers only. The customer's server is neither: it reaches SSH (the
+    positive control from the same host) and nothing else; the controller reaches
+    Prometheus and Alertmanager but not the node exporter."""
+    local = testinfra.get_host("local://")
+    assert connects_from(managed, MON_ADDRESS, 22)
+    for port in (9090, 9093, 9100, 9115):
+        assert not connects_from(managed, MON_ADDRESS, port), port
+    assert connects_from(local, MON_ADDRESS, 9090)
+    assert connects_from(local, MON_ADDRESS, 9093)
+    assert not connects_from(local, MON_ADDRESS, 9100)
+    # the monitoring server still scrapes its own node exporter (over loopback)
+    assert connects_from(mon, MON_ADDRESS, 9100)
+    assert "policy drop" in mon.check_output("nft list table inet hostops")
 
 
 def test_node_exporter_answers_the_monitoring_server_only_with_the_password(mon: Any) -> None:
