@@ -405,7 +405,7 @@ def test_security_tools_are_installed_and_set_up(host):
 
 def test_aide_reports_a_file_added_after_its_database(host):
     probe = f"/etc/hostops-aide-probe-{uuid.uuid4().hex}"
-    check = f"aide --check --limit '^{probe}'"
+    check = f"aide --config /etc/aide/aide.conf --check --limit '^{probe}'"
     assert host.file("/var/lib/aide/aide.db").exists
     try:
         # control: nothing there yet, nothing reported
