@@ -323,6 +323,7 @@ def write_delivery_note(
                 "address": target.address or facts.get("address") or None,
                 "os": facts.get("os", ""),
                 "software": dict(sorted(facts.get("software", {}).items())),
+                "dns_records": dkim_records(facts.get("mail_dkim") or {}),
             }
         )
     backups = order.backups
@@ -358,6 +359,18 @@ def write_delivery_note(
     return md_path
 
 
+def dkim_records(fact: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The DKIM TXT records to publish, from the mail role's local fact ``mail_dkim``
+    (``{selector, records: {domain: value}}``)."""
+    selector = str(fact.get("selector", ""))
+    records = fact.get("records") or {}
+    return [
+        {"name": f"{selector}._domainkey.{domain}", "type": "TXT", "value": str(value)}
+        for domain, value in sorted(records.items())
+        if selector and value
+    ]
+
+
 def render_markdown(note: Mapping[str, Any]) -> str:
     lines = [
         f"# Delivery note (bon de livraison): order {note['order']}",
@@ -378,6 +391,11 @@ def render_markdown(note: Mapping[str, Any]) -> str:
     for server in note["servers"]:
         versions = ", ".join(f"{n} {v}" for n, v in server["software"].items()) or "-"
         lines.append(f"- {server['hostname']}: {versions}")
+    records = [(s["hostname"], r) for s in note["servers"] for r in s.get("dns_records", [])]
+    if records:
+        lines += ["", "## DNS records to publish", ""]
+        lines += ["DKIM keys of the mail domains, made on the server: publish each one.", ""]
+        lines += [f'- {host}: `{r["name"]}. IN {r["type"]} "{r["value"]}"`' for host, r in records]
     lines += ["", "## Backups", ""]
     backups = note["backups"]
     lines.append(

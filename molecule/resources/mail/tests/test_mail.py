@@ -9,6 +9,7 @@ to look at what the checks left behind.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import email.utils
@@ -34,8 +35,11 @@ from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
 import testinfra
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "mail-trixie")
 INVENTORY = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ".")) / "lab-hosts.yml"
@@ -164,6 +168,17 @@ def find(client: imaplib.IMAP4, mailbox: str, tag: str) -> Message | None:
     raw = fetched[0][1]
     assert isinstance(raw, bytes)
     return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def find_raw(client: imaplib.IMAP4, mailbox: str, tag: str) -> bytes:
+    """The message as stored, byte for byte (for signatures), once it has arrived."""
+    wait_for(client, mailbox, tag)
+    client.select(f'"{mailbox}"', readonly=True)
+    _, data = client.search(None, "HEADER", "X-Hostops-Test", tag)
+    _, fetched = client.fetch(data[0].split()[-1], "(BODY.PEEK[])")
+    raw = fetched[0][1]
+    assert isinstance(raw, bytes)
+    return raw
 
 
 def wait_for(client: imaplib.IMAP4, mailbox: str, tag: str) -> Message:
@@ -324,6 +339,93 @@ def test_bulk_mail_arrives_tagged_bulk_in_junk(
     assert find(alice_imap, "INBOX", tag) is None
 
 
+# -- Mail authentication (issue 14, item 8) ---------------------------------------------
+
+
+def published_dkim(server: Server, domain: str) -> tuple[str, str]:
+    """The record the server says to publish for DOMAIN: its name and TXT value."""
+    fact = server.fact("mail_dkim")
+    return f"{fact['selector']}._domainkey.{domain}", fact["records"][domain]
+
+
+def dkim_verifies(raw: bytes, name: str, value: str) -> bool:
+    """Verify the message's DKIM signature against the published record only (no DNS)."""
+
+    def dns(query: bytes, timeout: int = 5) -> bytes:
+        return value.encode() if query.decode().rstrip(".") == name else b""
+
+    return bool(dkim.verify(raw, dnsfunc=dns))
+
+
+def test_dkim_keys_are_2048_bit_rsa_readable_by_opendkim_only(
+    mailbox_server: Server, relay: Server
+) -> None:
+    for server, domain in ((mailbox_server, DOMAIN), (relay, "relay-client.example")):
+        name, value = published_dkim(server, domain)
+        selector = name.split(".")[0]
+        fields = dict(part.strip().split("=", 1) for part in value.split(";") if part.strip())
+        assert (fields["v"], fields["k"]) == ("DKIM1", "rsa"), value
+        key = load_der_public_key(base64.b64decode(fields["p"]))
+        assert isinstance(key, rsa.RSAPublicKey)
+        assert key.key_size == 2048
+        folder = server.host.file(f"/etc/opendkim/keys/{domain}")
+        private = server.host.file(f"/etc/opendkim/keys/{domain}/{selector}.private")
+        assert (folder.user, folder.mode) == ("opendkim", 0o700)
+        assert (private.user, private.group, private.mode) == ("opendkim", "opendkim", 0o600)
+        assert server.host.service("opendkim").is_running
+
+
+def test_submitted_mail_is_dkim_signed_and_verifies_against_the_published_key(
+    mailbox_server: Server,
+    relay: Server,
+    mail_tls: ssl.SSLContext,
+    alice_imap: imaplib.IMAP4_SSL,
+) -> None:
+    tag = token()
+    with submission(mailbox_server, mail_tls, ALICE, PASSWORD) as client:
+        client.send_message(message(f"Signed {tag}", tag, sender=ALICE, body=f"Signed {tag}.\n"))
+    raw = find_raw(alice_imap, "INBOX", tag)
+    name, value = published_dkim(mailbox_server, DOMAIN)
+    signature = email.message_from_bytes(raw, policy=email.policy.default)["DKIM-Signature"]
+    assert signature is not None, raw[:2000]
+    parts = (t.split("=", 1) for t in str(signature).split(";") if "=" in t)
+    tags = {k.strip(): v.strip() for k, v in parts}
+    assert tags["d"] == DOMAIN and f"{tags['s']}._domainkey.{DOMAIN}" == name, signature
+    assert tags["a"] == "rsa-sha256"
+    assert dkim_verifies(raw, name, value)
+    # negative controls: a changed body, and another key than the published one
+    assert not dkim_verifies(raw.replace(f"Signed {tag}.".encode(), b"Signed 0000."), name, value)
+    other = published_dkim(relay, "relay-client.example")[1]
+    assert not dkim_verifies(raw, name, other)
+
+
+def test_mail_from_outside_is_not_signed(
+    mailbox_server: Server, alice_imap: imaplib.IMAP4_SSL
+) -> None:
+    """Only the server's own and its users' mail is signed, not what it receives."""
+    tag = token()
+    with smtp(mailbox_server, 25) as client:
+        client.send_message(message(f"Unsigned {tag}", tag, sender=f"someone@{DOMAIN}"))
+    raw = find_raw(alice_imap, "INBOX", tag)
+    assert b"DKIM-Signature:" not in raw
+
+
+def test_spf_fail_is_refused_and_spf_pass_accepted(
+    mailbox_server: Server, alice_imap: imaplib.IMAP4_SSL
+) -> None:
+    """The lab's test zone (converge.yml): spf-pass.example allows this machine's address,
+    spf-fail.example only another network, with "-all"."""
+    tag = token()
+    with smtp(mailbox_server, 25) as client:
+        client.send_message(message(f"SPF pass {tag}", tag, sender="news@spf-pass.example"))
+        assert client.mail("news@spf-fail.example")[0] == 250
+        code, reply = client.rcpt(ALICE)
+    assert code == 550, reply
+    assert b"SPF fail" in reply
+    got = wait_for(alice_imap, "INBOX", tag)
+    assert str(got["Received-SPF"]).startswith("Pass"), got["Received-SPF"]
+
+
 # -- Ticket requests -------------------------------------------------------------------
 
 
@@ -355,6 +457,43 @@ def test_mailbox_request_creates_once_and_keeps_the_password(
     assert ": exists, password unchanged" in second
     assert shown[0] not in second and "shown once" not in second
     imap(mailbox_server, mail_tls, address, shown[0]).logout()
+    # the DKIM record of the address's domain, to publish, is given each time
+    name, value = published_dkim(mailbox_server, DOMAIN)
+    assert f'dkim_record {name} TXT "{value}"' in first and value in second
+
+
+def test_mailbox_request_in_a_new_domain_makes_its_dkim_key(
+    mailbox_server: Server, mail_tls: ssl.SSLContext
+) -> None:
+    """A new domain gets its own key on the server, printed by the request, and its mail
+    submitted on 587 is signed with it."""
+    from hostops.mail_requests import MAILBOX  # noqa: PLC0415 - the controller's package
+    from hostops.requests import run_request  # noqa: PLC0415
+
+    domain = f"new-{token()}.example"
+    address = f"sales@{domain}"
+    out = io.StringIO()
+    status = run_request(
+        MAILBOX,
+        {"host": mailbox_server.name, "address": address},
+        lab=False,
+        inventories=[INVENTORY],
+        out=out,
+    )
+    assert status == 0, out.getvalue()
+    name, value = published_dkim(mailbox_server, domain)
+    assert f'dkim_record {name} TXT "{value}"' in out.getvalue()
+    assert value != published_dkim(mailbox_server, DOMAIN)[1]
+    password = re.findall(r"^password \(shown once[^:]*\): (\S+)$", out.getvalue(), re.MULTILINE)[0]
+    tag = token()
+    with submission(mailbox_server, mail_tls, address, password) as client:
+        client.send_message(message(f"New domain {tag}", tag, sender=address, to=address))
+    client_imap = imap(mailbox_server, mail_tls, address, password)
+    try:
+        raw = find_raw(client_imap, "INBOX", tag)
+    finally:
+        client_imap.logout()
+    assert dkim_verifies(raw, name, value)
 
 
 # -- The transactional relay (contract §4.5) ----------------------------------------------
@@ -581,3 +720,34 @@ def test_webmail_refuses_a_wrong_password(mailbox_server: Server) -> None:
     assert status == 401
     assert "?_task=logout" not in page
     assert 'id="rcmloginuser"' in page
+
+
+# The vhost converge.yml makes on host 1 beside the webmail (the web role's layout).
+VHOST_DOCROOT = "/var/www/shop.martin.example/htdocs"
+VHOST_USER = "w_shop_martin_example"
+
+
+def test_webmail_pool_runs_as_its_own_user_and_cannot_read_the_vhosts(
+    mailbox_server: Server,
+) -> None:
+    """Roundcube's PHP runs as its own user, in no group of the web stack's: the vhost's
+    document root (its user, group www-data, 2750) is closed to it, while the webmail
+    still logs in and reads the mailbox over IMAP."""
+    host = mailbox_server.host
+    pool = host.file("/etc/php/8.4/fpm/pool.d/hostops-roundcube.conf")
+    assert pool.contains("^user = roundcube$") and pool.contains("^group = roundcube$")
+    assert host.user("roundcube").groups == ["roundcube"]
+    # the webmail works: a login reads the folders over IMAP; its workers are the pool's
+    status, page = Browser(mailbox_server).login(ALICE, PASSWORD)
+    assert status == 200 and "_mbox=Junk" in page
+    workers = host.check_output("ps -o user:32=,args= -C php-fpm8.4")
+    assert re.search(r"^roundcube +php-fpm: pool hostops-roundcube", workers, re.MULTILINE)
+    assert not re.search(r"^www-data +php-fpm: pool hostops-roundcube", workers, re.MULTILINE)
+    # the vhost's files: readable by the vhost's user and by the web servers (www-data,
+    # the positive controls), not by the webmail's user
+    index = f"{VHOST_DOCROOT}/index.html"
+    assert host.run(f"runuser -u {VHOST_USER} -- cat {index}").rc == 0
+    assert host.run(f"runuser -u www-data -- cat {index}").rc == 0
+    denied = host.run(f"runuser -u roundcube -- cat {index}")
+    assert denied.rc != 0 and "Permission denied" in denied.stderr
+    assert host.run(f"runuser -u roundcube -- ls {VHOST_DOCROOT}").rc != 0
