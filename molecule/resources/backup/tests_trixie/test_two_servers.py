@@ -32,8 +32,10 @@ from backup_helpers import (
     SCRIPT,
     config,
     fingerprint,
+    journal_since,
     mariadb,
     mariadb_checksums,
+    now,
     pg_checksums,
     psql,
     repo_ids,
@@ -209,9 +211,13 @@ def test_a_destroyed_server_is_restored_onto_another_from_the_backup_host(
     cli, host, other, backup_host
 ):
     a_name = config(host)["host"]
-    # what A had, recorded before it is lost
-    assert host.run("systemctl start hostops-backup-dumps.service").rc == 0
-    assert host.run("systemctl start hostops-backup-files.service").rc == 0
+    # what A had, recorded before it is lost: a backup of each kind now (the journal says
+    # why when one fails)
+    for kind in ("dumps", "files"):
+        unit = f"hostops-backup-{kind}.service"
+        started = now(host)
+        ran = host.run(f"systemctl start {unit}")
+        assert ran.rc == 0, journal_since(host, unit, started)
     manifest = json.loads(
         host.check_output(
             f"{SCRIPT} restic dump --tag hostops,dumps latest {DUMP_DIR}/manifest.json"
