@@ -318,6 +318,44 @@ def test_one_run_at_a_time(tmp_path: Path) -> None:
         pass
 
 
+# restic's retry line when the REST server's disk is full (restic 0.18; 0.14 says
+# "server response unexpected: 507 Insufficient Storage (507)")
+RETRY_507 = (
+    "Save(<data/507c0c5ec9>) returned error, retrying after 1.3s: "
+    "unexpected HTTP response (507): 507 Insufficient Storage"
+)
+
+
+def test_a_full_backup_host_stops_restic_at_its_first_507() -> None:
+    # a stand-in for restic that would go on retrying for minutes; SIGTERM ends it
+    command = [
+        sys.executable,
+        "-c",
+        "import sys, time; print('status', flush=True); "
+        f"print({RETRY_507!r}, file=sys.stderr, flush=True); time.sleep(300)",
+    ]
+    started = time.monotonic()
+    proc, stopped = hb.run_until(command, env=dict(os.environ), stop_on=hb.DISK_FULL)
+    assert stopped
+    assert time.monotonic() - started < 30
+    assert proc.returncode == -signal.SIGTERM
+    assert b"507 Insufficient Storage" in proc.stderr
+    assert b"status" in proc.stdout
+
+
+def test_other_errors_do_not_stop_restic() -> None:
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; print('Save(<lock/1>) returned error, retrying after 1s: 500 Internal "
+        "Server Error', file=sys.stderr); print('done'); sys.exit(3)",
+    ]
+    proc, stopped = hb.run_until(command, env=dict(os.environ), stop_on=hb.DISK_FULL)
+    assert not stopped
+    assert proc.returncode == 3
+    assert proc.stdout == b"done\n"
+
+
 def prom(cfg: Any) -> dict[tuple[str, str], float]:
     values = {}
     for line in cfg.metrics_file.read_text().splitlines():

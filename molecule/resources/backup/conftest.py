@@ -9,7 +9,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from backup_helpers import BACKUP_HOST, INVENTORY, MANAGED, OTHER
+from backup_helpers import BACKUP_HOST, INVENTORY, MANAGED, OTHER, REMOVED
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "removes_server_a: destroys server A's lab host; run after every other check"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Checks that destroy server A run last, whatever the order of their files."""
+    items.sort(key=lambda item: item.get_closest_marker("removes_server_a") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -76,17 +87,17 @@ def backup_timers_stopped(managed, backup_host):  # type: ignore[no-untyped-def]
     from backup_helpers import wait_for  # noqa: PLC0415
 
     sides = (
-        (managed, "hostops-backup", BACKUP_KINDS),
-        (backup_host, "hostops-backup-server", SERVER_KINDS),
+        (managed, MANAGED, "hostops-backup", BACKUP_KINDS),
+        (backup_host, BACKUP_HOST, "hostops-backup-server", SERVER_KINDS),
     )
     restart = []
-    for machine, prefix, kinds in sides:
+    for machine, name, prefix, kinds in sides:
         timers = [f"{prefix}-{kind}.timer" for kind in kinds]
         running = [t for t in timers if machine.run(f"systemctl is-active --quiet {t}").rc == 0]
         if running:
             stopped = machine.run(f"systemctl stop {' '.join(running)}")
             assert stopped.rc == 0, stopped.stderr
-        restart.append((machine, running))
+        restart.append((machine, name, running))
         services = " ".join(f"{prefix}-{kind}.service" for kind in kinds)
 
         def idle(machine=machine, services=services) -> bool:  # type: ignore[no-untyped-def]
@@ -96,7 +107,9 @@ def backup_timers_stopped(managed, backup_host):  # type: ignore[no-untyped-def]
         # a run the timers started is left to finish (a files backup or a check: minutes)
         assert wait_for(idle, timeout=900, step=2), "a backup run started by a timer never ended"
     yield
-    for machine, running in restart:
+    for machine, name, running in restart:
+        if name in REMOVED:  # destroyed by the check itself
+            continue
         for timer in running:
             if machine.run(f"systemctl is-enabled --quiet {timer}").rc == 0:
                 machine.run(f"systemctl start {timer}")

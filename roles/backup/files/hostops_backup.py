@@ -52,6 +52,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -95,6 +96,10 @@ PROTECTED = frozenset(
     )
 )
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")
+# The REST server's answer when the backup host's disk is full. restic retries a failed
+# upload for 15 minutes: a full disk does not free itself meanwhile, so the run stops at
+# the first such answer and says why.
+DISK_FULL = re.compile(rb"\b507 Insufficient Storage\b")
 _RESTIC_MESSAGES = {
     # exit statuses restic gives from 0.17 on (0.14 reports these as 1)
     10: "the repository does not exist",
@@ -259,6 +264,45 @@ def load_config(path: Path = CONFIG_FILE) -> Config:
 
 
 # --- running commands -----------------------------------------------------------------
+
+
+def run_until(
+    argv: Sequence[str], *, env: dict[str, str], stop_on: re.Pattern[bytes]
+) -> tuple[subprocess.CompletedProcess[bytes], bool]:
+    """Run a command, its output captured; stop it (SIGTERM: restic removes its lock) the
+    moment a line of its standard error matches *stop_on*. Returns the completed process
+    and whether it was stopped so."""
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd="/",
+    )
+    stdout, stderr = proc.stdout, proc.stderr
+    if stdout is None or stderr is None:  # never: both are pipes
+        raise Failure(f"{argv[0]}: no output pipes")
+    out: list[bytes] = []
+    drain = threading.Thread(target=lambda: out.append(stdout.read()))
+    drain.start()
+    err: list[bytes] = []
+    stopped = False
+    try:
+        for line in stderr:
+            err.append(line)
+            if not stopped and stop_on.search(line):
+                stopped = True
+                proc.terminate()
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        drain.join()
+    done = subprocess.CompletedProcess(argv, proc.returncode, b"".join(out), b"".join(err))
+    return done, stopped
 
 
 def _tail(text: str | bytes, lines: int = 4) -> str:
@@ -469,17 +513,20 @@ class Restic:
             )
 
     def backup(self, paths: Sequence[str], kind: str, extra: Sequence[str] = ()) -> dict[str, Any]:
-        """Back up *paths*; return restic's summary. Exit status 3 is a failure here."""
+        """Back up *paths*; return restic's summary. Exit status 3 is a failure here, and
+        so is the backup host's disk being full (restic is stopped at once)."""
         args = ["backup", "--json", "--quiet", "--host", self.cfg.host]
         args += ["--tag", TAG, "--tag", kind, *extra, "--", *paths]
-        proc = subprocess.run(
-            self.command(args),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=self.env,
-            cwd="/",
-            check=False,
-        )
+        proc, disk_full = run_until(self.command(args), env=self.env, stop_on=DISK_FULL)
+        if disk_full:
+            answer = next(
+                (line for line in proc.stderr.splitlines() if DISK_FULL.search(line)), b""
+            )
+            raise Failure(
+                f"restic backup of {', '.join(paths)}: the backup host's disk is full (the "
+                "REST server answers 507 Insufficient Storage); restic was stopped instead "
+                f"of retrying for 15 minutes, no snapshot was made: {_tail(answer)}"
+            )
         summary: dict[str, Any] = {}
         errors: list[str] = []
         output = proc.stdout + b"\n" + proc.stderr  # restic 0.14 and 0.18 differ on which

@@ -4,10 +4,11 @@
 - As root on A, with everything A has: listing, reading, deleting or overwriting B's
   repository fails every time (401/403/404 from the REST server), and B's snapshots are
   unchanged, checked with restic on the backup host; A's own nightly run works.
-- A is lost (cut off the network): its databases and files are restored onto B from the
-  backup host with A's escrowed credentials ('hostops backup restore --from-host'); the
-  tables give the checksums recorded at dump time, the files are byte-identical, and B
-  keeps none of A's credentials afterwards.
+- A is destroyed (its lab host stopped and removed: process, network namespace and root
+  file system gone): its databases and files are restored onto B from the backup host with
+  A's escrowed credentials ('hostops backup restore --from-host'); the tables give the
+  checksums recorded at dump time, the files are byte-identical, and B keeps none of A's
+  credentials afterwards. A is gone for good, so this check runs last (conftest.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,12 +27,15 @@ from backup_helpers import (
     INVENTORY,
     MANAGED,
     OTHER,
+    REMOVED,
     REPOSITORY_FILE,
     SCRIPT,
     config,
     fingerprint,
+    journal_since,
     mariadb,
     mariadb_checksums,
+    now,
     pg_checksums,
     psql,
     repo_ids,
@@ -172,18 +177,47 @@ def test_restore_from_host_refuses_bad_input_before_any_host_is_touched(cli):
     assert "--from-host: 'bad name;' is not a host name" in proc.stderr
 
 
-def lab_netns(name: str) -> str:
-    from hostops.lab import lab_id  # noqa: PLC0415 - the lab's own naming
+def destroy(name: str) -> None:
+    """Remove the lab host *name* for good ('hostops lab down NAME'), and check it is gone:
+    no process, no network namespace, no root file system, not in the lab's state."""
+    from hostops.lab import LabPaths, LabState  # noqa: PLC0415 - the lab's own records
 
-    return f"{lab_id()}-{name}"
+    paths = LabPaths.default()
+    record = LabState.load(paths.state_file).hosts[name]
+    assert Path(record.root).is_dir() and Path(f"/proc/{record.pid}").exists()  # was there
+    down = subprocess.run(
+        [str(HOSTOPS), "lab", "down", name],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    REMOVED.add(name)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert name not in LabState.load(paths.state_file).hosts
+    assert not Path(record.root).exists()
+    assert not Path(f"/run/netns/{record.netns}").exists()
+    alive = Path(f"/proc/{record.pid}/cmdline")
+    assert not alive.exists() or record.netns not in alive.read_text(errors="replace")
+    # and nothing answers at its address any more (its SSH port was open before)
+    with pytest.raises(OSError):
+        socket.create_connection((record.address, 22), timeout=3).close()
 
 
+@pytest.mark.removes_server_a
 @pytest.mark.usefixtures("baseline", "b_has_backups")
-def test_a_lost_server_is_restored_onto_another_from_the_backup_host(cli, host, other, backup_host):
+def test_a_destroyed_server_is_restored_onto_another_from_the_backup_host(
+    cli, host, other, backup_host
+):
     a_name = config(host)["host"]
-    # what A had, recorded before it is lost
-    assert host.run("systemctl start hostops-backup-dumps.service").rc == 0
-    assert host.run("systemctl start hostops-backup-files.service").rc == 0
+    # what A had, recorded before it is lost: a backup of each kind now (the journal says
+    # why when one fails)
+    for kind in ("dumps", "files"):
+        unit = f"hostops-backup-{kind}.service"
+        started = now(host)
+        ran = host.run(f"systemctl start {unit}")
+        assert ran.rc == 0, journal_since(host, unit, started)
     manifest = json.loads(
         host.check_output(
             f"{SCRIPT} restic dump --tag hostops,dumps latest {DUMP_DIR}/manifest.json"
@@ -193,9 +227,9 @@ def test_a_lost_server_is_restored_onto_another_from_the_backup_host(cli, host, 
     a_sources = {name: mariadb_checksums(host, name) for name in ("shop", "wiki")}
     a_crm = pg_checksums(host, "crm")
     b_own = other.check_output(f"cat {REPOSITORY_FILE}")
-    # A is lost: cut off the network for the rest of this check
-    netns = lab_netns(MANAGED)
-    subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "down"], check=True)
+    a_snapshots = len(snapshots(host))
+    # A is destroyed: its lab host stopped and removed
+    destroy(MANAGED)
     try:
         where = ["--host", OTHER, "--inventory", INVENTORY, "--from-host", a_name]
         for name in ("shop", "wiki", "crm"):
@@ -206,9 +240,6 @@ def test_a_lost_server_is_restored_onto_another_from_the_backup_host(cli, host, 
             "restore", *where, "--path", "/srv/www", "--to", "/srv/restored-www", "--at", "latest"
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    finally:
-        subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "up"], check=True)
-    try:
         # the tables: the checksums recorded at dump time, and the source's
         recorded = manifest["engines"]["mariadb"]["databases"]
         for name in ("shop", "wiki"):
@@ -258,7 +289,7 @@ def test_a_lost_server_is_restored_onto_another_from_the_backup_host(cli, host, 
         )
         assert denied.rc != 0 and "401" in denied.stderr, denied.stderr
         # A's snapshots are all still there
-        assert len(repo_ids(backup_host, a_name)) >= len(snapshots(host)) > 0
+        assert len(repo_ids(backup_host, a_name)) >= a_snapshots > 0
     finally:
         other.run("rm -rf /srv/restored-www /root/a-repository")
         mariadb(other, "DROP DATABASE IF EXISTS shop; DROP DATABASE IF EXISTS wiki")
