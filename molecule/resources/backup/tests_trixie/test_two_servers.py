@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from backup_helpers import (
+    BACKUP_HOST,
     DUMP_DIR,
     INVENTORY,
     MANAGED,
@@ -219,8 +220,9 @@ def test_a_destroyed_server_is_restored_onto_another_from_the_backup_host(
                 str(Path(sys.executable).parent / "ansible-playbook"),
                 "--inventory",
                 INVENTORY,
+                # the backup host too: A's preflight needs it in the run (backup_servers)
                 "--limit",
-                MANAGED,
+                f"{MANAGED},{BACKUP_HOST}",
                 str(Path(__file__).resolve().parents[1] / "converge.yml"),
             ],
             capture_output=True,
