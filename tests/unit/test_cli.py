@@ -57,29 +57,36 @@ def test_unknown_argument_exits_2() -> None:
     assert exit_.value.code == 2
 
 
-def test_a_lab_monitoring_server_name_is_checked_before_any_host_is_touched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "case",
+    [
+        # a lab monitoring server's name, checked before any host is touched
+        (
+            "supervision.yml",
+            ["--monitoring-server", "Mon 1"],
+            "--monitoring-server: 'Mon 1' is not a lab host name",
+        ),
+        # a --limit that is not a server of the order, refused before the lab boots
+        (
+            "custom.yml",
+            ["--limit", "db9.martin.example"],
+            "--limit: 'db9.martin.example' is not one of the order's servers",
+        ),
+    ],
+)
+def test_order_apply_options_are_checked_before_the_lab_boots(
+    case: tuple[str, list[str], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("HOSTOPS_LAB_DIR", str(tmp_path / "lab"))
-    order = str(EXAMPLES / "supervision.yml")
-    assert main(["order", "apply", order, "--lab", "--monitoring-server", "Mon 1"]) == 2
-    assert "--monitoring-server: 'Mon 1' is not a lab host name" in capsys.readouterr().err
+    order, option, problem = case
+    assert main(["order", "apply", str(EXAMPLES / order), "--lab", *option]) == 2
+    assert problem in capsys.readouterr().err
     assert not (tmp_path / "lab").exists()
     assert not (tmp_path / "state").exists()
-
-
-def test_a_limit_that_is_not_a_server_of_the_order_is_refused_before_the_lab_boots(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("HOSTOPS_LAB_DIR", str(tmp_path / "lab"))
-    order = str(EXAMPLES / "custom.yml")
-    assert main(["order", "apply", order, "--lab", "--limit", "db9.martin.example"]) == 2
-    assert "--limit: 'db9.martin.example' is not one of the order's servers" in (
-        capsys.readouterr().err
-    )
-    assert not (tmp_path / "lab").exists()
 
 
 def test_verbose_is_counted_before_or_after_the_command() -> None:

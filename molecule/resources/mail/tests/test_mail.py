@@ -429,28 +429,30 @@ def test_spf_fail_is_refused_and_spf_pass_accepted(
 # -- Ticket requests -------------------------------------------------------------------
 
 
+def request_mailbox(server: Server, address: str) -> str:
+    """'hostops request mailbox' for ADDRESS on SERVER, as the CLI runs it; its output."""
+    from hostops.mail_requests import MAILBOX  # noqa: PLC0415 - the controller's package
+    from hostops.requests import run_request  # noqa: PLC0415
+
+    out = io.StringIO()
+    status = run_request(
+        MAILBOX,
+        {"host": server.name, "address": address},
+        lab=False,
+        inventories=[INVENTORY],
+        out=out,
+    )
+    assert status == 0, out.getvalue()
+    return out.getvalue()
+
+
 def test_mailbox_request_creates_once_and_keeps_the_password(
     mailbox_server: Server, mail_tls: ssl.SSLContext, tmp_path: Path
 ) -> None:
     """'hostops request mailbox' end to end: the password is shown once and works; a
     second request changes nothing, shows no password, and the first one still works."""
-    from hostops.mail_requests import MAILBOX  # noqa: PLC0415 - the controller's package
-    from hostops.requests import run_request  # noqa: PLC0415
-
     address = f"req-{token()}@{DOMAIN}"
-    outputs = []
-    for _ in range(2):
-        out = io.StringIO()
-        status = run_request(
-            MAILBOX,
-            {"host": mailbox_server.name, "address": address},
-            lab=False,
-            inventories=[INVENTORY],
-            out=out,
-        )
-        assert status == 0, out.getvalue()
-        outputs.append(out.getvalue())
-    first, second = outputs
+    first, second = (request_mailbox(mailbox_server, address) for _ in range(2))
     shown = re.findall(r"^password \(shown once[^:]*\): (\S+)$", first, re.MULTILINE)
     assert len(shown) == 1, first
     assert f"mailbox {address}" in first and ": created" in first
@@ -467,24 +469,13 @@ def test_mailbox_request_in_a_new_domain_makes_its_dkim_key(
 ) -> None:
     """A new domain gets its own key on the server, printed by the request, and its mail
     submitted on 587 is signed with it."""
-    from hostops.mail_requests import MAILBOX  # noqa: PLC0415 - the controller's package
-    from hostops.requests import run_request  # noqa: PLC0415
-
     domain = f"new-{token()}.example"
     address = f"sales@{domain}"
-    out = io.StringIO()
-    status = run_request(
-        MAILBOX,
-        {"host": mailbox_server.name, "address": address},
-        lab=False,
-        inventories=[INVENTORY],
-        out=out,
-    )
-    assert status == 0, out.getvalue()
+    output = request_mailbox(mailbox_server, address)
     name, value = published_dkim(mailbox_server, domain)
-    assert f'dkim_record {name} TXT "{value}"' in out.getvalue()
+    assert f'dkim_record {name} TXT "{value}"' in output
     assert value != published_dkim(mailbox_server, DOMAIN)[1]
-    password = re.findall(r"^password \(shown once[^:]*\): (\S+)$", out.getvalue(), re.MULTILINE)[0]
+    password = re.findall(r"^password \(shown once[^:]*\): (\S+)$", output, re.MULTILINE)[0]
     tag = token()
     with submission(mailbox_server, mail_tls, address, password) as client:
         client.send_message(message(f"New domain {tag}", tag, sender=address, to=address))
