@@ -17,6 +17,7 @@ import yaml
 
 from hostops import order as order_module
 from hostops.errors import UsageError
+from hostops.module_utils import order_rules
 from hostops.order import (
     AVAILABLE,
     MAX_DEPTH,
@@ -993,7 +994,7 @@ def test_what_is_not_asked_for_is_not_reported() -> None:
 def test_the_current_table() -> None:
     """An unmanaged server without backups can always be provisioned; every gap says why."""
     assert check_available(load_order(EXAMPLES_DIR / "none.yml")) == []
-    reasons = order_module._NOT_LANDED
+    reasons = order_rules._NOT_LANDED
     assert set(reasons) <= set(AVAILABLE), "a reason for a capability the table does not list"
     assert all(key in reasons for key, ready in AVAILABLE.items() if not ready)
 
