@@ -5,13 +5,13 @@
 
 ``{{ 'vhost' | alteo.hostops.plesk_request({'domain': 'www.example.fr', 'php': '8.4'}) }}``
 gives ``{'plesk_request': {...}}`` (the guard and create command lines, exactly as
-:func:`hostops.plesk_commands.plesk_extravars` builds them) or
+``plesk_extravars`` in ``plugins/module_utils/plesk_commands.py`` builds them) or
 ``{'plesk_request_problems': ['--domain: ...', ...]}`` when the request cannot be served
 on a Plesk server. Used by ``playbooks/tasks/plesk-request.yml``.
 
-The command lines come from the ``hostops`` Python package, the one place that builds
-them (and that its tests check exactly): it runs on the controller, where ``hostops``
-runs; an AWX execution environment that serves Plesk requests needs it installed too.
+The command lines come from the collection's ``module_utils``, the one place that builds
+them (and that the tests check exactly): the ``hostops`` CLI imports the same module, and an
+AWX execution environment needs nothing but the collection.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.alteo.hostops.plugins.module_utils.plesk_commands import plesk_extravars
 
 DOCUMENTATION = r"""
 name: plesk_request
@@ -27,7 +28,6 @@ short_description: A ticket request as the exact Plesk command lines that serve 
 description:
   - Builds the guard (does the object exist?) and create command lines of a ticket
     request (vhost, database, db-user, ftp-account, mailbox) on a Plesk server.
-  - Needs the C(hostops) Python package on the controller.
 options:
   _input:
     description: The verb.
@@ -47,13 +47,6 @@ _value:
 
 
 def plesk_request(verb: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        from hostops.plesk_commands import plesk_extravars  # noqa: PLC0415
-    except ImportError as err:
-        raise AnsibleFilterError(
-            "alteo.hostops.plesk_request needs the hostops Python package on the controller "
-            f"(pip install the hostops repository; under AWX, in the execution environment): {err}"
-        ) from err
     if not isinstance(args, Mapping):
         raise AnsibleFilterError(
             f"alteo.hostops.plesk_request: args must be a mapping, got {args!r}"

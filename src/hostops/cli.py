@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from hostops import __version__
 from hostops.errors import HostopsError
+from hostops.module_utils.problems import InputProblems
 from hostops.runner import set_verbosity
 
 COMMAND_MODULES = (
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_verbosity(args.verbose)
     try:
         status: int = args.func(args)
-    except HostopsError as err:
+    except (HostopsError, InputProblems) as err:
         for line in str(err).splitlines() or [err.__class__.__name__]:
             print(f"hostops: {line}", file=sys.stderr)
         return err.exit_status

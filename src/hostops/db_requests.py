@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from hostops.errors import UsageError
-from hostops.plesk_commands import domain_problems
-from hostops.request_names import (
+from hostops.module_utils.names import (
     ENGINES,
     database_name_problems,
     engine_problems,
     user_name_problems,
 )
+from hostops.module_utils.plesk_commands import domain_problems
 
 PASSWORD_VAR: Final = "request_password"  # noqa: S105 - a name, not a password
 PASSWORD_ENV: Final = "HOSTOPS_REQUEST_PASSWORD"  # noqa: S105 - a name, not a password

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hostops.module_utils.problems import InputProblems
+
 
 class HostopsError(Exception):
     """A failure the operator must read; ``exit_status`` is what the CLI returns."""
@@ -9,11 +11,10 @@ class HostopsError(Exception):
     exit_status = 1
 
 
-class UsageError(HostopsError):
-    """Bad input (an order, an argument): nothing was touched. Exit status 2."""
+class UsageError(HostopsError, InputProblems):
+    """Bad input (an order, an argument): nothing was touched. Exit status 2.
+
+    The collection's rules (``plugins/module_utils``) raise :class:`InputProblems`, which
+    the CLI reports the same way."""
 
     exit_status = 2
-
-    def __init__(self, problems: list[str] | str) -> None:
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("\n".join(self.problems))

@@ -42,9 +42,10 @@ from typing import Any, TextIO
 
 import yaml
 
-from hostops import db_requests, plesk_commands
+from hostops import db_requests
 from hostops.errors import HostopsError, UsageError
 from hostops.lab import LabPaths, lab_host_name
+from hostops.module_utils import plesk_commands
 from hostops.runner import PlaybookRun
 from hostops.settings import inventories_or_default, state_dir
 

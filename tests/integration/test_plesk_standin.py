@@ -55,7 +55,7 @@ from plesk_lab import (
     write_vault_secrets,
 )
 
-from hostops import plesk_commands
+from hostops.module_utils import plesk_commands
 from hostops.runner import repo_root, run_environment
 
 pytestmark = pytest.mark.lab

@@ -1,4 +1,4 @@
-"""The Plesk back end's command lines, checked exactly (hostops.plesk_commands).
+"""The Plesk back end's command lines, checked exactly (plugins/module_utils/plesk_commands.py).
 
 Pure tests: nothing here talks to Plesk (its installer cannot be reached from our
 machines). The tests that run the stdin-to-environment wrapper for real use a RECORDING
@@ -19,8 +19,8 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
-from hostops import plesk_commands as pc
-from hostops.errors import UsageError
+from hostops.module_utils import plesk_commands as pc
+from hostops.module_utils.problems import InputProblems
 
 ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = (
@@ -37,8 +37,21 @@ CASES = [
         {"domain": "www.rousseau.example"},
         ("plesk", "bin", "subscription", "--info", "www.rousseau.example"),
         None,
-        ("plesk", "bin", "subscription", "--create", "www.rousseau.example", "-owner", "admin",
-         "-service-plan", "Default Domain", "-login", "w_www_rousseau_example", "-passwd", ""),
+        (
+            "plesk",
+            "bin",
+            "subscription",
+            "--create",
+            "www.rousseau.example",
+            "-owner",
+            "admin",
+            "-service-plan",
+            "Default Domain",
+            "-login",
+            "w_www_rousseau_example",
+            "-passwd",
+            "",
+        ),
         "PSA_PASSWORD",
         True,
     ),
@@ -47,30 +60,65 @@ CASES = [
         {"domain": "shop.rousseau.example", "php": "8.2"},
         ("plesk", "bin", "subscription", "--info", "shop.rousseau.example"),
         None,
-        ("plesk", "bin", "subscription", "--create", "shop.rousseau.example", "-owner", "admin",
-         "-service-plan", "Default Domain", "-login", "w_shop_rousseau_example", "-passwd", "",
-         "-php_handler_id", "plesk-php82-fpm"),
+        (
+            "plesk",
+            "bin",
+            "subscription",
+            "--create",
+            "shop.rousseau.example",
+            "-owner",
+            "admin",
+            "-service-plan",
+            "Default Domain",
+            "-login",
+            "w_shop_rousseau_example",
+            "-passwd",
+            "",
+            "-php_handler_id",
+            "plesk-php82-fpm",
+        ),
         "PSA_PASSWORD",
         True,
     ),
     (
         "database",
         {"engine": "mariadb", "name": "shop_db", "domain": "www.rousseau.example"},
-        ("plesk", "db", "-B", "-N", "-e",
-         "SELECT d.name FROM data_bases db JOIN domains d ON d.id = db.dom_id"
-         " WHERE db.name = 'shop_db'"),
+        (
+            "plesk",
+            "db",
+            "-B",
+            "-N",
+            "-e",
+            "SELECT d.name FROM data_bases db JOIN domains d ON d.id = db.dom_id"
+            " WHERE db.name = 'shop_db'",
+        ),
         "www.rousseau.example",
-        ("plesk", "bin", "database", "--create", "shop_db", "-domain", "www.rousseau.example",
-         "-type", "mysql"),
+        (
+            "plesk",
+            "bin",
+            "database",
+            "--create",
+            "shop_db",
+            "-domain",
+            "www.rousseau.example",
+            "-type",
+            "mysql",
+        ),
         None,
         False,
     ),
     (
         "db-user",
         {"engine": "mariadb", "database": "shop_db", "user": "shop"},
-        ("plesk", "db", "-B", "-N", "-e",
-         "SELECT DISTINCT User FROM mysql.db WHERE User = 'shop'"
-         " AND Db IN ('shop_db', 'shop\\\\_db')"),
+        (
+            "plesk",
+            "db",
+            "-B",
+            "-N",
+            "-e",
+            "SELECT DISTINCT User FROM mysql.db WHERE User = 'shop'"
+            " AND Db IN ('shop_db', 'shop\\\\_db')",
+        ),
         "shop",
         ("plesk", "bin", "database", "--update", "shop_db", "-add_user", "shop", "-passwd", ""),
         "PSA_PASSWORD",
@@ -79,12 +127,27 @@ CASES = [
     (
         "ftp-account",
         {"domain": "www.rousseau.example", "user": "marc"},
-        ("plesk", "db", "-B", "-N", "-e",
-         "SELECT d.name FROM ftp_users f JOIN sys_users s ON s.id = f.sys_user_id"
-         " JOIN domains d ON d.id = f.dom_id WHERE s.login = 'marc'"),
+        (
+            "plesk",
+            "db",
+            "-B",
+            "-N",
+            "-e",
+            "SELECT d.name FROM ftp_users f JOIN sys_users s ON s.id = f.sys_user_id"
+            " JOIN domains d ON d.id = f.dom_id WHERE s.login = 'marc'",
+        ),
         "www.rousseau.example",
-        ("plesk", "bin", "ftpsubaccount", "--create", "marc", "-passwd", "", "-domain",
-         "www.rousseau.example"),
+        (
+            "plesk",
+            "bin",
+            "ftpsubaccount",
+            "--create",
+            "marc",
+            "-passwd",
+            "",
+            "-domain",
+            "www.rousseau.example",
+        ),
         "PSA_PASSWORD",
         False,
     ),
@@ -93,8 +156,17 @@ CASES = [
         {"address": "marc@rousseau.example"},
         ("plesk", "bin", "mail", "--info", "marc@rousseau.example"),
         None,
-        ("plesk", "bin", "mail", "--create", "marc@rousseau.example", "-mailbox", "true",
-         "-passwd", ""),
+        (
+            "plesk",
+            "bin",
+            "mail",
+            "--create",
+            "marc@rousseau.example",
+            "-mailbox",
+            "true",
+            "-passwd",
+            "",
+        ),
         "PSA_PASSWORD",
         False,
     ),
@@ -141,16 +213,43 @@ def test_the_request_is_plain_data_for_the_playbook() -> None:
             "verb": "ftp-account",
             "target": "marc",
             "details": {"user": "marc", "domain": "www.rousseau.example"},
-            "guard": {"argv": ["plesk", "db", "-B", "-N", "-e",
-                               "SELECT d.name FROM ftp_users f JOIN sys_users s"
-                               " ON s.id = f.sys_user_id JOIN domains d ON d.id = f.dom_id"
-                               " WHERE s.login = 'marc'"],
-                      "expect_stdout": "www.rousseau.example"},
+            "guard": {
+                "argv": [
+                    "plesk",
+                    "db",
+                    "-B",
+                    "-N",
+                    "-e",
+                    "SELECT d.name FROM ftp_users f JOIN sys_users s"
+                    " ON s.id = f.sys_user_id JOIN domains d ON d.id = f.dom_id"
+                    " WHERE s.login = 'marc'",
+                ],
+                "expect_stdout": "www.rousseau.example",
+            },
             "create": {
-                "argv": ["plesk", "bin", "ftpsubaccount", "--create", "marc", "-passwd", "",
-                         "-domain", "www.rousseau.example"],
-                "run_argv": [*WRAPPER, "plesk", "bin", "ftpsubaccount", "--create", "marc",
-                             "-passwd", "", "-domain", "www.rousseau.example"],
+                "argv": [
+                    "plesk",
+                    "bin",
+                    "ftpsubaccount",
+                    "--create",
+                    "marc",
+                    "-passwd",
+                    "",
+                    "-domain",
+                    "www.rousseau.example",
+                ],
+                "run_argv": [
+                    *WRAPPER,
+                    "plesk",
+                    "bin",
+                    "ftpsubaccount",
+                    "--create",
+                    "marc",
+                    "-passwd",
+                    "",
+                    "-domain",
+                    "www.rousseau.example",
+                ],
                 "secret_env": "PSA_PASSWORD",
                 "append_server_ip": False,
             },
@@ -170,8 +269,10 @@ def test_which_requests_set_a_password_on_plesk() -> None:
     assert not pc.needs_password("vhost", {"domain": "Bad Domain"})
 
 
-def test_the_filter_plugin_gives_what_the_module_builds() -> None:
-    """plugins/filter/plesk.py, as Ansible loads it (alteo.hostops.plesk_request)."""
+def test_the_filter_plugin_gives_what_the_module_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """plugins/filter/plesk.py, as Ansible loads it (alteo.hostops.plesk_request): from the
+    collection alone (scripts/setup links it under collections/), no CLI package."""
+    monkeypatch.syspath_prepend(str(ROOT / "collections"))
     spec = importlib.util.spec_from_file_location("plesk_filter", ROOT / "plugins/filter/plesk.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -193,30 +294,53 @@ def test_the_filter_plugin_gives_what_the_module_builds() -> None:
     [
         ("website", {}, ["verb: 'website': must be one of vhost, database, db-user, ftp-account"]),
         ("vhost", {}, ["--domain: required for 'vhost' on a Plesk server"]),
-        ("vhost", {"domain": "-owner.example"},
-         ["--domain: '-owner.example': must be a lowercase domain name"]),
+        (
+            "vhost",
+            {"domain": "-owner.example"},
+            ["--domain: '-owner.example': must be a lowercase domain name"],
+        ),
         ("vhost", {"domain": "Example.COM"}, ["--domain: 'Example.COM': must be a lowercase"]),
-        ("vhost", {"domain": "www.example.fr", "php": "8.4; rm -rf /"},
-         ["--php: '8.4; rm -rf /': must be a PHP version like 8.4"]),
-        ("database", {"engine": "mariadb", "name": "shop"},
-         ["--domain: required for 'database' on a Plesk server"]),
-        ("database", {"engine": "postgresql", "name": "shop", "domain": "example.fr"},
-         ["--engine: 'postgresql': a Plesk server has MySQL/MariaDB only"]),
-        ("database", {"engine": "mariadb", "name": "x'; DROP DATABASE psa; --",
-                      "domain": "example.fr"},
-         ["--name: \"x'; DROP DATABASE psa; --\": must match ^[a-z][a-z0-9_]*$"]),
-        ("db-user", {"engine": "mariadb", "database": "shop", "user": "root"},
-         ["--user: 'root': reserved name"]),
-        ("db-user", {"engine": "oracle", "database": "shop", "user": "u"},
-         ["--engine: 'oracle': must be one of mariadb, postgresql"]),
-        ("ftp-account", {"domain": "example.fr", "user": "-passwd"},
-         ["--user: '-passwd': must match"]),
+        (
+            "vhost",
+            {"domain": "www.example.fr", "php": "8.4; rm -rf /"},
+            ["--php: '8.4; rm -rf /': must be a PHP version like 8.4"],
+        ),
+        (
+            "database",
+            {"engine": "mariadb", "name": "shop"},
+            ["--domain: required for 'database' on a Plesk server"],
+        ),
+        (
+            "database",
+            {"engine": "postgresql", "name": "shop", "domain": "example.fr"},
+            ["--engine: 'postgresql': a Plesk server has MySQL/MariaDB only"],
+        ),
+        (
+            "database",
+            {"engine": "mariadb", "name": "x'; DROP DATABASE psa; --", "domain": "example.fr"},
+            ['--name: "x\'; DROP DATABASE psa; --": must match ^[a-z][a-z0-9_]*$'],
+        ),
+        (
+            "db-user",
+            {"engine": "mariadb", "database": "shop", "user": "root"},
+            ["--user: 'root': reserved name"],
+        ),
+        (
+            "db-user",
+            {"engine": "oracle", "database": "shop", "user": "u"},
+            ["--engine: 'oracle': must be one of mariadb, postgresql"],
+        ),
+        (
+            "ftp-account",
+            {"domain": "example.fr", "user": "-passwd"},
+            ["--user: '-passwd': must match"],
+        ),
         ("mailbox", {"address": "marc@"}, ["--address: 'marc@': must be a lowercase mail address"]),
         ("mailbox", {"address": "a..b@example.fr"}, ["--address: 'a..b@example.fr'"]),
     ],
 )
 def test_bad_requests_are_refused_with_one_line_per_problem(verb, args, lines):  # type: ignore[no-untyped-def]
-    with pytest.raises(UsageError) as caught:
+    with pytest.raises(InputProblems) as caught:
         pc.build_request(verb, args)
     assert len(caught.value.problems) == len(lines)
     for problem, start in zip(caught.value.problems, lines, strict=True):
@@ -224,21 +348,21 @@ def test_bad_requests_are_refused_with_one_line_per_problem(verb, args, lines): 
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    with pytest.raises(UsageError) as caught:
+    with pytest.raises(InputProblems) as caught:
         pc.build_request("db-user", {"engine": "mariadb", "database": "Bad", "user": "pg_x"})
     assert [p.split(":")[0] for p in caught.value.problems] == ["--database", "--user"]
 
 
 def test_builders_refuse_names_that_could_reach_sql_even_when_called_directly() -> None:
-    with pytest.raises(UsageError, match="--name"):
+    with pytest.raises(InputProblems, match="--name"):
         pc.database("a' OR '1'='1", "example.fr")
-    with pytest.raises(UsageError, match="--domain"):
+    with pytest.raises(InputProblems, match="--domain"):
         pc.database("shop", "x' OR '1'='1")
-    with pytest.raises(UsageError, match="--user"):
+    with pytest.raises(InputProblems, match="--user"):
         pc.ftp_account("m'--", "example.fr")
-    with pytest.raises(UsageError, match="--domain"):
+    with pytest.raises(InputProblems, match="--domain"):
         pc.ftp_account("marc", "a.fr' OR 1=1 --")
-    with pytest.raises(UsageError, match="--user"):
+    with pytest.raises(InputProblems, match="--user"):
         pc.db_user("u'--", "shop")
 
 

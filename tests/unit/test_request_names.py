@@ -19,7 +19,7 @@ from hostops.db_requests import (
     VERBS,
 )
 from hostops.errors import UsageError
-from hostops.request_names import (
+from hostops.module_utils.names import (
     ENGINES,
     MAX_LENGTH,
     NAME_RULE,

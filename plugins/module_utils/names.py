@@ -29,7 +29,8 @@ do not come through this command, such as AWX); tests/unit/test_request_names.py
 the two copies equal.
 
 Each function returns problems as ``ARG: VALUE: REASON`` lines for
-:class:`hostops.errors.UsageError`, an empty list when the value is acceptable.
+:class:`problems.InputProblems` (the CLI's ``UsageError``), an empty list when the value
+is acceptable.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ nothing, imports no Ansible, and touches no host. The request playbooks
 ``plesk`` they include ``playbooks/tasks/plesk-request.yml``, which builds the request
 with the filter ``alteo.hostops.plesk_request`` (:func:`plesk_extravars`, here) and runs
 it through ``ansible.builtin.command`` with ``argv``. The same playbooks therefore serve a
-Plesk server from ``hostops request`` and from AWX (whose execution environment then
-needs this package, as the controller running ``hostops`` has it).
+Plesk server from ``hostops request`` and from AWX (the module is part of the collection:
+the ``hostops`` CLI imports it as ``hostops.module_utils.plesk_commands``).
 
 Each request is two commands (:class:`PleskRequest`):
 
@@ -56,8 +56,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hostops import request_names
-from hostops.errors import UsageError
+from . import names as request_names
+from .problems import InputProblems
 
 PLESK: Final = "plesk"
 # The extra variable that carries the password a request sets (hostops.requests passes
@@ -223,8 +223,17 @@ def database(name: str, domain: str, engine: str = "mariadb") -> PleskRequest:
         target=name,
         guard=Guard(_plesk_db(sql), expect_stdout=domain),
         create=PleskCommand(
-            (PLESK, "bin", "database", "--create", name, "-domain", domain, "-type",
-             ENGINE_TYPES[engine]),
+            (
+                PLESK,
+                "bin",
+                "database",
+                "--create",
+                name,
+                "-domain",
+                domain,
+                "-type",
+                ENGINE_TYPES[engine],
+            ),
         ),
         details={"engine": engine, "database": name, "domain": domain},
     )
@@ -252,8 +261,7 @@ def db_user(user: str, database_name: str, engine: str = "mariadb") -> PleskRequ
         target=f"{user} on {database_name}",
         guard=Guard(_plesk_db(sql), expect_stdout=user),
         create=PleskCommand(
-            (PLESK, "bin", "database", "--update", database_name, "-add_user", user, "-passwd",
-             ""),
+            (PLESK, "bin", "database", "--update", database_name, "-add_user", user, "-passwd", ""),
             secret_env=PASSWORD_ENV,
         ),
         details={"engine": engine, "database": database_name, "user": user},
@@ -272,7 +280,7 @@ def ftp_account(user: str, domain: str) -> PleskRequest:
     must be *domain* (an FTP login is a system user: one per server).
     """
     if not _FTP_USER.fullmatch(user):
-        raise UsageError(f"--user: {_show(user)}: must match ^[a-z][a-z0-9_.-]{{0,31}}$")
+        raise InputProblems(f"--user: {_show(user)}: must match ^[a-z][a-z0-9_.-]{{0,31}}$")
     domain = _sql_domain(domain, "--domain")
     sql = (  # the login and the domain are allow-listed: no quote can reach the text
         "SELECT d.name FROM ftp_users f JOIN sys_users s ON s.id = f.sys_user_id"  # noqa: S608
@@ -312,14 +320,14 @@ def _sql_name(value: str, arg: str) -> str:
     """A name that goes into SQL text: the request-name allow-list, enforced here too, so
     no caller can build a query from a name that was not checked."""
     if not request_names.NAME_PATTERN.fullmatch(value):
-        raise UsageError(f"{arg}: {_show(value)}: must match {request_names.NAME_RULE}")
+        raise InputProblems(f"{arg}: {_show(value)}: must match {request_names.NAME_RULE}")
     return value
 
 
 def _sql_domain(value: str, arg: str) -> str:
     """A domain that goes into SQL text: checked here too (labels of [a-z0-9-])."""
     if not _is_domain(value):
-        raise UsageError(domain_problems(value, arg))
+        raise InputProblems(domain_problems(value, arg))
     return value
 
 
@@ -349,12 +357,12 @@ def php_handler(version: str) -> str:
 def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
     """The Plesk request for a ticket verb and its arguments (the ``hostops request``
     argument names without dashes: ``domain``, ``php``, ``engine``, ``name``,
-    ``database``, ``user``, ``address``). Raises UsageError, one line per problem, before
+    ``database``, ``user``, ``address``). Raises InputProblems, one line per problem, before
     anything runs. ``database`` needs ``domain`` here: a Plesk database belongs to a
     subscription."""
     problems: list[str] = []
     if verb not in VERBS:
-        raise UsageError(f"verb: {_show(verb)}: must be one of {', '.join(VERBS)}")
+        raise InputProblems(f"verb: {_show(verb)}: must be one of {', '.join(VERBS)}")
 
     def text(key: str, required: bool = True) -> str:
         value = args.get(key)
@@ -400,7 +408,7 @@ def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
         problems += _address_problems(address) if address else []
         build = lambda: mailbox(address)  # noqa: E731
     if problems:
-        raise UsageError(problems)
+        raise InputProblems(problems)
     return build()
 
 
@@ -413,7 +421,7 @@ def plesk_extravars(verb: str, args: Mapping[str, Any]) -> dict[str, Any]:
     :data:`PASSWORD_VAR` (or ``HOSTOPS_REQUEST_PASSWORD`` in the controller's environment)."""
     try:
         request = build_request(verb, args)
-    except UsageError as err:
+    except InputProblems as err:
         return {"plesk_request_problems": list(err.problems)}
     return {"plesk_request": request.as_data()}
 
@@ -423,7 +431,7 @@ def needs_password(verb: str, args: Mapping[str, Any]) -> bool:
     served there at all: the playbook then refuses it)."""
     try:
         return build_request(verb, args).needs_password
-    except UsageError:
+    except InputProblems:
         return False
 
 
