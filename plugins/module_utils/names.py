@@ -86,6 +86,47 @@ RESERVED_PREFIXES: Final[tuple[str, ...]] = ("pg_",)
 
 _SHOWN_MAX = 70
 
+# -- Domain names and mail addresses: the one rule for orders, requests and the roles
+# (the roles read it through the tests alteo.hostops.domain_name and mail_address).
+# Anchored with "^" and "\\Z", never "$" (which also matches before a final newline).
+# Domain: RFC 1123 host name, lowercase, two labels at least, the last one a letter first.
+DOMAIN_PATTERN: Final = (
+    r"^(?=.{4,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]\Z"
+)
+# Local part: lowercase letters, digits, '.', '_', '-'; a letter or digit first; no '..',
+# no final '.'; 64 at most (RFC 5321). No '+': it is the recipient delimiter
+# (alice+news@ is delivered to alice@).
+LOCAL_PATTERN: Final = r"^(?=.{1,64}\Z)[a-z0-9]([a-z0-9_-]|\.(?!\.))*(?<!\.)\Z"
+MAX_ADDRESS_LENGTH: Final = 254  # RFC 5321's path limit, less the angle brackets
+# Addresses every domain needs for itself (RFC 2142, RFC 5321) or that name daemons.
+RESERVED_LOCALS: Final = frozenset({"postmaster", "abuse", "root", "mailer-daemon"})
+_DOMAIN_RE: Final = re.compile(DOMAIN_PATTERN)
+_LOCAL_RE: Final = re.compile(LOCAL_PATTERN)
+
+
+def is_domain_name(value: str) -> bool:
+    """A lowercase domain (or host) name: labels of a-z, 0-9 and '-', two at least."""
+    return bool(_DOMAIN_RE.match(value))
+
+
+def mail_address_problem(value: str) -> str | None:
+    """The problem with a mailbox address, or None: LOCAL@DOMAIN, lowercase, allow-listed."""
+    if len(value) > MAX_ADDRESS_LENGTH:
+        return f"longer than {MAX_ADDRESS_LENGTH} characters"
+    if value.count("@") != 1:
+        return "not LOCAL@DOMAIN (exactly one '@')"
+    local, domain = value.split("@")
+    if not _LOCAL_RE.match(local):
+        return (
+            f"local part {local!r} is not 1 to 64 lowercase letters, digits, '.', '_', '-' "
+            "(a letter or digit first, no '..', no final '.')"
+        )
+    if local in RESERVED_LOCALS:
+        return f"local part {local!r} is reserved ({', '.join(sorted(RESERVED_LOCALS))})"
+    if not is_domain_name(domain):
+        return f"domain {domain!r} is not a lowercase domain name (labels of a-z, 0-9, '-')"
+    return None
+
 
 def show(value: str) -> str:
     """A name as a message shows it: quoted, non-ASCII escaped (look-alikes show), clipped."""

@@ -24,6 +24,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from . import releases
+from .names import is_domain_name
 
 Service = Literal["dedicated_server", "private_cloud", "shared_hosting"]
 OsRelease = Literal["debian13", "debian12"]
@@ -88,7 +89,6 @@ _NOT_LANDED: Final[Mapping[str, str]] = {
 }
 
 ORDER_ID = re.compile(r"[A-Z][A-Z0-9-]{2,39}")
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _VAR_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _EMAIL = re.compile(
     r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
@@ -990,13 +990,7 @@ def _order_id(value: str) -> str | _Bad:
 
 
 def _is_fqdn(name: str) -> bool:
-    labels = name.split(".")
-    return (
-        len(name) <= 253
-        and len(labels) >= 2
-        and all(_LABEL.fullmatch(label) for label in labels)
-        and not labels[-1].isdigit()
-    )
+    return is_domain_name(name)
 
 
 def _fqdn(value: str) -> str | _Bad:

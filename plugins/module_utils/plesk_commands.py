@@ -88,7 +88,6 @@ SERVED_ENGINES: Final[tuple[str, ...]] = ("mariadb",)
 # What may appear in a request's commands, checked again by the playbook.
 CREATE_UTILITIES: Final[tuple[str, ...]] = ("subscription", "database", "ftpsubaccount", "mail")
 
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PHP = re.compile(r"[0-9]\.[0-9]{1,2}")
 # FTP logins: a letter first (never '-', which Plesk would read as an option).
 _FTP_USER = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
@@ -455,13 +454,7 @@ def _engine_problems(engine: str) -> list[str]:
 
 
 def _is_domain(name: str) -> bool:
-    labels = name.split(".")
-    return (
-        len(name) <= 253
-        and len(labels) >= 2
-        and all(_LABEL.fullmatch(label) for label in labels)
-        and labels[-1][0].isalpha()
-    )
+    return request_names.is_domain_name(name)
 
 
 def domain_problems(domain: str, arg: str) -> list[str]:

@@ -22,50 +22,21 @@ climb directories (``..``, ``/``) or be read by a template gets through.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from hostops.module_utils.names import (
+    mail_address_problem,
+)
 from hostops.requests import HOST, Argument, Secret, Verb
 
 PASSWORD_VAR: Final = "mail_mailbox_password"  # noqa: S105 - a name, not a password
 PASSWORD_ENV: Final = "HOSTOPS_REQUEST_PASSWORD"  # noqa: S105 - a name, not a password
 STATS_KEY: Final = "hostops_request"
 
-MAX_ADDRESS_LENGTH: Final = 254  # RFC 5321's path limit, less the angle brackets
-# Anchored with "^" and "\\Z", never "$" (which also matches before a final newline), so
-# that re.match here and Jinja's 'match' in the role read them alike.
-# Local part: lowercase letters, digits, '.', '_', '-'; a letter or digit first; no '..',
-# no final '.'; 64 at most (RFC 5321). No '+': it is the recipient delimiter
-# (alice+news@ is delivered to alice@).
-LOCAL_PATTERN: Final = r"^(?=.{1,64}\Z)[a-z0-9]([a-z0-9_-]|\.(?!\.))*(?<!\.)\Z"
-# Domain: RFC 1123 host name, lowercase, two labels at least, the last one not numeric.
-DOMAIN_PATTERN: Final = (
-    r"^(?=.{4,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]\Z"
-)
-_LOCAL_RE: Final = re.compile(LOCAL_PATTERN)
-_DOMAIN_RE: Final = re.compile(DOMAIN_PATTERN)
-# Addresses every domain needs for itself (RFC 2142, RFC 5321) or that name daemons.
-RESERVED_LOCALS: Final = frozenset({"postmaster", "abuse", "root", "mailer-daemon"})
-
-
-def check_address(value: str) -> str | None:
-    """The problem with a mailbox address, or None: LOCAL@DOMAIN, lowercase, allow-listed."""
-    if len(value) > MAX_ADDRESS_LENGTH:
-        return f"longer than {MAX_ADDRESS_LENGTH} characters"
-    if value.count("@") != 1:
-        return "not LOCAL@DOMAIN (exactly one '@')"
-    local, domain = value.split("@")
-    if not _LOCAL_RE.match(local):
-        return (
-            f"local part {local!r} is not 1 to 64 lowercase letters, digits, '.', '_', '-' "
-            "(a letter or digit first, no '..', no final '.')"
-        )
-    if local in RESERVED_LOCALS:
-        return f"local part {local!r} is reserved ({', '.join(sorted(RESERVED_LOCALS))})"
-    if not _DOMAIN_RE.match(domain):
-        return f"domain {domain!r} is not a lowercase domain name (labels of a-z, 0-9, '-')"
-    return None
+# The rule itself is the collection's (plugins/module_utils/names.py), which the mail
+# role's preflight applies too (the test alteo.hostops.mail_address).
+check_address = mail_address_problem
 
 
 def _variables(args: Mapping[str, str]) -> dict[str, Any]:

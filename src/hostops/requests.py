@@ -46,6 +46,8 @@ from hostops import db_requests
 from hostops.errors import HostopsError, UsageError
 from hostops.lab import LabPaths, lab_host_name
 from hostops.module_utils import plesk_commands
+from hostops.module_utils.names import is_domain_name
+from hostops.module_utils.order_rules import PHP_VERSIONS as RELEASE_PHP
 from hostops.runner import PlaybookRun
 from hostops.settings import inventories_or_default, state_dir
 
@@ -56,10 +58,7 @@ from hostops.settings import inventories_or_default, state_dir
 Validator = Callable[[str], str | None]
 
 # Patterns are matched whole (fullmatch: "$" alone would let a trailing newline through).
-# RFC 1123 host names, lowercase, with at least two labels and a non-numeric last one.
-DOMAIN_RE = re.compile(
-    r"(?=.{4,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"
-)
+# Domain names: the collection's rule (plugins/module_utils/names.py), which the roles apply.
 LOGIN_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # Inventory host names: what Ansible accepts in a host pattern without surprises.
 HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
@@ -67,7 +66,8 @@ HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 RESERVED_LOGINS = frozenset(
     {"root", "admin", "administrator", "anonymous", "ftp", "www_data", "nobody", "postmaster"}
 )
-PHP_VERSIONS = ("8.4", "8.2")  # Debian 13's and Debian 12's; the host checks its own
+# Every release's PHP (the order rules' table); each host accepts its own only
+PHP_VERSIONS = tuple(version for versions in RELEASE_PHP.values() for version in versions)
 PASSWORD_BYTES = 18  # 24 characters of [A-Za-z0-9_-], 144 bits
 
 
@@ -78,7 +78,7 @@ def check_host(value: str) -> str | None:
 
 
 def check_domain(value: str) -> str | None:
-    if not DOMAIN_RE.fullmatch(value):
+    if not is_domain_name(value):
         return "not a lowercase domain name (RFC 1123: dot-separated labels of a-z, 0-9, '-')"
     return None
 
