@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from datetime import UTC, datetime
+from typing import Final
 
 from hostops.errors import UsageError
 from hostops.module_utils.maintenance_window import DEFAULT_CONFIG, check_window, parse_at
@@ -55,9 +57,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.set_defaults(func=run_window_check)
 
 
+# Debian policy §5.6.1: package names.
+PACKAGE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+
+
 def run_classify(args: argparse.Namespace) -> int:
     """Print the update's class; both versions are checked before anything is printed."""
     problems = []
+    if not PACKAGE_NAME.fullmatch(args.package):
+        problems.append(
+            f"--package: {args.package!r} is not a Debian package name (two or more of a-z, "
+            "0-9, '+', '-', '.', a letter or digit first)"
+        )
     for option, value in (("--from", args.old), ("--to", args.new)):
         try:
             parse_version(value)
