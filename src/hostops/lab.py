@@ -431,6 +431,7 @@ class Lab:
                         f"run 'hostops lab down {name}' first or choose another --prefix"
                     )
             self._ensure_bridge(subnet)
+            ensure_inotify_instances()
             self._ensure_apt_cache()
             rootfs = self._ensure_rootfs(release)
             key = self._ensure_ssh_key()
@@ -938,6 +939,24 @@ def require_root() -> None:
             "the lab must run as root (it creates network namespaces and boots containers): "
             "run it as root, e.g. 'sudo hostops lab up'"
         )
+
+
+# Each booted host's systemd (PID 1, journald, logind, ...) holds inotify instances of
+# root's; Debian's default of 128 for all of root's processes runs out at about 20 hosts
+# ("Failed to allocate manager object: Too many open files" on the host's console).
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+MIN_INOTIFY_INSTANCES = 1024
+
+
+def ensure_inotify_instances(path: Path = INOTIFY_INSTANCES) -> None:
+    """Raise the kernel's per-user inotify instances to what many hosts need (never lower)."""
+    try:
+        current = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if current < MIN_INOTIFY_INSTANCES:
+        path.write_text(f"{MIN_INOTIFY_INSTANCES}\n")
+        log(f"raised fs.inotify.max_user_instances from {current} to {MIN_INOTIFY_INSTANCES}")
 
 
 def ensure_system_packages() -> None:

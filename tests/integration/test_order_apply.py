@@ -39,7 +39,22 @@ def fingerprint(cli, host: str) -> dict[str, list[str]]:  # type: ignore[no-unty
     return host_state.of_lab_host(cli, host)
 
 
+# At level none the software, and so its updates, stay the client's (issue 19): the client
+# has Debian's automatic updates on; hostops must leave them so.
+CLIENT_UPDATES = (
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
+    " unattended-upgrades >/dev/null"
+    ' && printf \'APT::Periodic::Update-Package-Lists "1";\\n'
+    'APT::Periodic::Unattended-Upgrade "1";\\n\' > /etc/apt/apt.conf.d/20auto-upgrades'
+)
+CLIENT_UPDATES_STATE = (
+    "dpkg-query -W -f='${Status}\\n' unattended-upgrades;"
+    " grep -c 'Unattended-Upgrade \"1\"' /etc/apt/apt.conf.d/20auto-upgrades"
+)
+
+
 def test_check_mode_on_a_fresh_host_changes_nothing(cli, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+    cli("lab", "ssh", fresh_host, "--", CLIENT_UPDATES, check=True, timeout=600)
     before = fingerprint(cli, fresh_host)
     proc = cli("order", "apply", str(ORDER), "--lab", "--check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -73,6 +88,9 @@ def test_apply_provisions_and_writes_the_delivery_note(cli, fresh_host, state_di
     # the server got its FQDN from the order
     who = cli("lab", "ssh", fresh_host, "--", "hostname -f", check=True)
     assert who.stdout.strip() == "lab1.alixans.example"
+    # the client's automatic updates are still there, as the client set them
+    updates = cli("lab", "ssh", fresh_host, "--", CLIENT_UPDATES_STATE, check=True)
+    assert updates.stdout.split("\n")[:2] == ["install ok installed", "1"], updates.stdout
 
 
 def test_second_apply_changes_nothing(installed, fresh_host, state_dir):  # type: ignore[no-untyped-def]

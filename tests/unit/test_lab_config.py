@@ -168,3 +168,15 @@ def test_aliases_survive_the_state_file(tmp_path: Path) -> None:
     del data["hosts"]["bdc-1"]["aliases"]
     path.write_text(json.dumps(data))
     assert lab.LabState.load(path).hosts["bdc-1"].aliases == []
+
+
+def test_inotify_instances_raised_for_many_hosts_never_lowered(tmp_path: Path) -> None:
+    from hostops.lab import MIN_INOTIFY_INSTANCES, ensure_inotify_instances
+
+    knob = tmp_path / "max_user_instances"
+    knob.write_text("128\n")
+    ensure_inotify_instances(knob)
+    assert int(knob.read_text()) == MIN_INOTIFY_INSTANCES
+    knob.write_text("8192\n")
+    ensure_inotify_instances(knob)
+    assert int(knob.read_text()) == 8192
