@@ -257,7 +257,7 @@ def check_document(data: object, source: str) -> tuple[Order | None, list[str]]:
 
 
 def vars_problems(
-    values: Mapping[str, object], available: Mapping[str, bool] = AVAILABLE
+    values: Mapping[str, object], available: Mapping[str, bool] | None = None
 ) -> list[str]:
     """What is wrong with an order given as provision.yml's extra variables (an AWX job).
 
@@ -338,7 +338,7 @@ def _var_path(problem: str) -> str:
     return problem if var is None else var + problem[head.end() :]
 
 
-def check_available(order: Order, available: Mapping[str, bool] = AVAILABLE) -> list[str]:
+def check_available(order: Order, available: Mapping[str, bool] | None = None) -> list[str]:
     """What in *order* the toolkit cannot provision yet, one ``FIELD: MESSAGE`` line each.
 
     *available* maps capabilities (the keys of :data:`AVAILABLE`) to whether their roles
@@ -346,7 +346,7 @@ def check_available(order: Order, available: Mapping[str, bool] = AVAILABLE) -> 
     """
 
     def missing(capability: str) -> str | None:
-        if available.get(capability, False):
+        if (AVAILABLE if available is None else available).get(capability, False):
             return None
         return _NOT_LANDED.get(capability, "it is not implemented yet")
 
@@ -730,7 +730,7 @@ class _Checker:
         )
 
     def version(self, value: object, path: str) -> int | None:
-        if type(value) is not int or value != FORMAT_VERSION:
+        if isinstance(value, bool) or not isinstance(value, int) or value != FORMAT_VERSION:
             self.add(path, f"{_show(value)} is not an order format this reads ({FORMAT_VERSION})")
             return None
         return value

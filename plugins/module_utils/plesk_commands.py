@@ -50,6 +50,7 @@ check these command lines exactly against a recording stand-in of ``plesk``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -380,19 +381,19 @@ def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
         problems += domain_problems(domain, "--domain") if domain else []
         if php and not _PHP.fullmatch(php):
             problems.append(f"--php: {_show(php)}: must be a PHP version like 8.4")
-        build = lambda: vhost(domain, php or None)  # noqa: E731
+        build = functools.partial(vhost, domain, php or None)
     elif verb == "database":
         engine, name, domain = text("engine"), text("name"), text("domain")
         problems += _engine_problems(engine)
         problems += request_names.database_name_problems(engine, name) if name else []
         problems += domain_problems(domain, "--domain") if domain else []
-        build = lambda: database(name, domain, engine)  # noqa: E731
+        build = functools.partial(database, name, domain, engine)
     elif verb == "db-user":
         engine, name, user = text("engine"), text("database"), text("user")
         problems += _engine_problems(engine)
         problems += request_names.database_name_problems(engine, name, "--database") if name else []
         problems += request_names.user_name_problems(engine, user) if user else []
-        build = lambda: db_user(user, name, engine)  # noqa: E731
+        build = functools.partial(db_user, user, name, engine)
     elif verb == "ftp-account":
         domain, user = text("domain"), text("user")
         problems += domain_problems(domain, "--domain") if domain else []
@@ -401,11 +402,11 @@ def build_request(verb: str, args: Mapping[str, Any]) -> PleskRequest:
                 f"--user: {_show(user)}: must match ^[a-z][a-z0-9_.-]{{0,31}}$ "
                 "(an FTP login: a letter first, at most 32 characters)"
             )
-        build = lambda: ftp_account(user, domain)  # noqa: E731
+        build = functools.partial(ftp_account, user, domain)
     else:  # mailbox
         address = text("address")
         problems += _address_problems(address) if address else []
-        build = lambda: mailbox(address)  # noqa: E731
+        build = functools.partial(mailbox, address)
     if problems:
         raise InputProblems(problems)
     return build()

@@ -143,7 +143,7 @@ def validate_order_text(text: str, source: str = "<order>") -> Order:
     return order
 
 
-def accept_order(path: str | Path, available: Mapping[str, bool] = AVAILABLE) -> Order:
+def accept_order(path: str | Path, available: Mapping[str, bool] | None = None) -> Order:
     """Load the order at *path* and require that the toolkit can provision all of it.
 
     Schema problems come first (the file is wrong); availability problems are only
