@@ -10,7 +10,7 @@ from typing import Any
 
 from .common import KINDS, Failure, ReportedFailure, log
 from .config import Config
-from .dumps import _manifest_databases, dump_databases, dump_size, prepare_dump_dir
+from .dumps import dump_databases, dump_size, manifest_databases, prepare_dump_dir
 from .lock import exclusive
 from .metrics import State, recorded
 from .restic import Restic
@@ -33,7 +33,7 @@ def run_kind(cfg: Config, restic: Restic, kind: str) -> dict[str, Any]:
             manifest = dump_databases(cfg)
             size = dump_size(cfg)
             summary = restic.backup([str(cfg.dump_dir)], "dumps")
-            databases = sorted(_manifest_databases(manifest))
+            databases = sorted(manifest_databases(manifest))
         else:
             check_paths(cfg)
             summary = restic.backup(list(cfg.paths), "files", _exclude_args(cfg))

@@ -8,9 +8,9 @@ from typing import Any
 
 from .common import ENGINES, MANIFEST, MANIFEST_FORMAT, Failure, log, now_utc
 from .config import Config
-from .engines.base import _sha256, file_name
+from .engines.base import file_name, sha256_file
 from .engines.mariadb import MariaDB
-from .engines.mongodb import _dump_mongodb, mongodb_state
+from .engines.mongodb import dump_mongodb, mongodb_state
 from .engines.postgresql import PostgreSQL
 
 
@@ -53,7 +53,7 @@ def dump_databases(cfg: Config) -> dict[str, Any]:
             elif engine == "postgresql":
                 manifest["engines"]["postgresql"] = _dump_postgresql(cfg, failures)
             else:
-                manifest["engines"]["mongodb"] = _dump_mongodb(cfg)
+                manifest["engines"]["mongodb"] = dump_mongodb(cfg)
         except Failure as err:
             failures.append(str(err))
     if failures:
@@ -95,7 +95,7 @@ def _dump_mariadb(cfg: Config, failures: list[str]) -> dict[str, Any]:
         result["databases"][name] = {
             "file": str(target.relative_to(cfg.dump_dir)),
             "bytes": target.stat().st_size,
-            "sha256": _sha256(target),
+            "sha256": sha256_file(target),
             **db.info(name),
             "tables": _stable(before, after),
         }
@@ -126,7 +126,7 @@ def _dump_postgresql(cfg: Config, failures: list[str]) -> dict[str, Any]:
             entry["databases"][name] = {
                 "file": str(target.relative_to(cfg.dump_dir)),
                 "bytes": target.stat().st_size,
-                "sha256": _sha256(target),
+                "sha256": sha256_file(target),
                 **pg.info(cluster, name),
                 "tables": _stable(before, after),
             }
@@ -142,7 +142,7 @@ def dump_size(cfg: Config) -> int:
     return sum(p.stat().st_size for p in cfg.dump_dir.rglob("*") if p.is_file())
 
 
-def _manifest_databases(manifest: dict[str, Any]) -> list[str]:
+def manifest_databases(manifest: dict[str, Any]) -> list[str]:
     engines = manifest.get("engines", {})
     names = [f"mariadb:{n}" for n in engines.get("mariadb", {}).get("databases", {})]
     for cluster in engines.get("postgresql", {}).get("clusters", {}).values():

@@ -50,7 +50,7 @@ def run_until(
     return done, stopped
 
 
-def _tail(text: str | bytes, lines: int = 4) -> str:
+def tail_lines(text: str | bytes, lines: int = 4) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     kept = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
@@ -82,7 +82,7 @@ def run(
     except FileNotFoundError as err:
         raise Failure(f"{what}: {argv[0]} is not installed") from err
     if proc.returncode not in ok:
-        detail = _tail(proc.stderr) or _tail(proc.stdout or b"")
+        detail = tail_lines(proc.stderr) or tail_lines(proc.stdout or b"")
         raise CommandFailed(
             f"{what} failed (exit status {proc.returncode}): {detail}", proc.returncode
         )

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from .common import INCOMPLETE_PREFIX, INCOMPLETE_TAG, KINDS, TAG, CommandFailed, Failure
 from .config import Config
-from .process import _tail, run, run_until
+from .process import run, run_until, tail_lines
 
 SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")
 
@@ -197,7 +197,7 @@ class Restic:
         if proc.returncode != 0:
             raise Failure(
                 f"could not mark snapshot {snapshot[:8]} as incomplete (exit status "
-                f"{proc.returncode}): {_tail(proc.stderr)}"
+                f"{proc.returncode}): {tail_lines(proc.stderr)}"
             )
 
     def backup(self, paths: Sequence[str], kind: str, extra: Sequence[str] = ()) -> dict[str, Any]:
@@ -213,7 +213,7 @@ class Restic:
             raise Failure(
                 f"restic backup of {', '.join(paths)}: the backup host's disk is full (the "
                 "REST server answers 507 Insufficient Storage); restic was stopped instead "
-                f"of retrying for 15 minutes, no snapshot was made: {_tail(answer)}"
+                f"of retrying for 15 minutes, no snapshot was made: {tail_lines(answer)}"
             )
         summary: dict[str, Any] = {}
         errors: list[str] = []
@@ -244,7 +244,7 @@ class Restic:
             reason = _RESTIC_MESSAGES.get(code, "")
             raise Failure(
                 f"restic backup of {', '.join(paths)} failed (exit status {code}"
-                f"{'; ' + reason if reason else ''}): {_tail(proc.stderr)}"
+                f"{'; ' + reason if reason else ''}): {tail_lines(proc.stderr)}"
             )
         return summary
 

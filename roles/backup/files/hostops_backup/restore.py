@@ -15,13 +15,13 @@ from typing import Any
 
 from .common import DB_NAME, PROTECTED, SCRATCH_PREFIX, ConfigError, Failure, Refused, log
 from .config import Config
-from .dumps import _manifest_databases
-from .engines.base import _sha256
+from .dumps import manifest_databases
+from .engines.base import sha256_file
 from .engines.mariadb import MariaDB
 from .engines.postgresql import Cluster, PostgreSQL
 from .lock import exclusive
 from .restic import Restic, Snapshot
-from .snapshots import _resolve, read_manifest
+from .snapshots import read_manifest, resolve_snapshot
 
 
 @dataclass
@@ -47,7 +47,7 @@ def locate_database(manifest: dict[str, Any], name: str, engine: str | None) -> 
                 where = Cluster(version, cname, str(cluster.get("port", "")))
                 found.append(Located("postgresql", where, entry, cluster.get("globals_file")))
     if not found:
-        known = ", ".join(_manifest_databases(manifest)) or "none"
+        known = ", ".join(manifest_databases(manifest)) or "none"
         raise Failure(f"database {name!r} is not in this snapshot (it has: {known})")
     if len(found) > 1:
         engines_found = ", ".join(f.engine for f in found)
@@ -124,7 +124,7 @@ def cmd_restore_db(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--as: names starting with {SCRATCH_PREFIX} are kept for verify")
     with exclusive(cfg, args.lock_wait):
         restic = Restic(cfg)
-        snapshot = _resolve(cfg, restic, args, "dumps")
+        snapshot = resolve_snapshot(cfg, restic, args, "dumps")
         manifest = read_manifest(cfg, restic, snapshot)
         located = target_cluster(locate_database(manifest, args.database, args.engine))
         target = args.as_name or args.database
@@ -150,7 +150,7 @@ def cmd_restore_db(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
             )
         restic.unlock()
         ensure_roles(cfg, restic, snapshot, located)
-        _restore_database(cfg, restic, snapshot, located, target=target, replace=exists)
+        restore_database(cfg, restic, snapshot, located, target=target, replace=exists)
         log(
             f"restored {located.engine} database {args.database} from snapshot "
             f"{snapshot.short_id} ({plan['snapshot']['time']}) as {target}"
@@ -168,7 +168,7 @@ def work_file(cfg: Config, name: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _restore_database(
+def restore_database(
     cfg: Config,
     restic: Restic,
     snapshot: Snapshot,
@@ -182,7 +182,7 @@ def _restore_database(
     with work_file(cfg, "dump") as dump:
         with open(dump, "wb") as out:
             restic.dump(snapshot.id, str(cfg.dump_dir / entry["file"]), out)
-        if _sha256(dump) != entry.get("sha256", _sha256(dump)):
+        if sha256_file(dump) != entry.get("sha256", sha256_file(dump)):
             raise Failure(f"{entry['file']}: the restored dump does not match its checksum")
         if located.engine == "mariadb":
             db = MariaDB()
@@ -214,7 +214,7 @@ def cmd_restore_files(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--to: the parent directory {target.parent} does not exist")
     with exclusive(cfg, args.lock_wait):
         restic = Restic(cfg)
-        snapshot = _resolve(cfg, restic, args, "files")
+        snapshot = resolve_snapshot(cfg, restic, args, "files")
         if not any(source == p or source.startswith(p.rstrip("/") + "/") for p in snapshot.paths):
             raise Failure(
                 f"{source} is not in snapshot {snapshot.short_id} "

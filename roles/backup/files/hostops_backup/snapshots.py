@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from .common import MANIFEST, ConfigError, Failure
 from .config import Config
-from .dumps import _manifest_databases
+from .dumps import manifest_databases
 from .restic import SNAPSHOT_ID, Restic, Snapshot
 
 
@@ -32,7 +32,7 @@ def cmd_snapshots(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     latest_dumps = [s for s in snapshots if s.kind == "dumps"]
     databases: list[str] = []
     if latest_dumps:
-        databases = _manifest_databases(read_manifest(cfg, restic, latest_dumps[-1]))
+        databases = manifest_databases(read_manifest(cfg, restic, latest_dumps[-1]))
     state: dict[str, Any] = {}
     with contextlib.suppress(FileNotFoundError, ValueError):
         state = json.loads(cfg.state_file.read_text())
@@ -83,5 +83,5 @@ def pick_snapshot(snapshots: Sequence[Snapshot], at: str, zone: ZoneInfo, kind: 
     return before[-1]
 
 
-def _resolve(cfg: Config, restic: Restic, args: argparse.Namespace, kind: str) -> Snapshot:
+def resolve_snapshot(cfg: Config, restic: Restic, args: argparse.Namespace, kind: str) -> Snapshot:
     return pick_snapshot(restic.snapshots(kind), args.snapshot or args.at, cfg.zone, kind)

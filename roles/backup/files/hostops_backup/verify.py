@@ -7,15 +7,15 @@ from typing import Any
 
 from .common import SCRATCH_PREFIX, Failure, ReportedFailure, log, now_utc
 from .config import Config
-from .dumps import _manifest_databases
+from .dumps import manifest_databases
 from .engines.base import scratch_name
 from .engines.mariadb import MariaDB
 from .engines.postgresql import PostgreSQL
 from .lock import exclusive
 from .metrics import recorded
 from .restic import Restic
-from .restore import Located, _restore_database, locate_database
-from .snapshots import _resolve, read_manifest
+from .restore import Located, locate_database, restore_database
+from .snapshots import read_manifest, resolve_snapshot
 
 
 def compare_tables(expected: dict[str, Any], got: dict[str, Any]) -> list[dict[str, Any]]:
@@ -53,7 +53,7 @@ def cmd_verify(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     compare per-table checksums with those recorded at dump time, drop the scratch."""
     with exclusive(cfg, args.lock_wait), recorded(cfg, "verify") as recorded_result:
         restic = Restic(cfg)
-        snapshot = _resolve(cfg, restic, args, "dumps")
+        snapshot = resolve_snapshot(cfg, restic, args, "dumps")
         manifest = read_manifest(cfg, restic, snapshot)
         age_hours = (now_utc() - snapshot.time).total_seconds() / 3600
         report: dict[str, Any] = {
@@ -70,14 +70,14 @@ def cmd_verify(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
             )
         if "mongodb" in manifest.get("engines", {}):
             report["skipped"]["mongodb"] = "dumped but not verified (no restore test for MongoDB)"
-        for name in sorted(_manifest_databases(manifest)):
+        for name in sorted(manifest_databases(manifest)):
             engine, database = name.split(":", 1)
             located = locate_database(manifest, database, engine)
             scratch = scratch_name(database)
             entry: dict[str, Any] = {"engine": engine, "database": database, "scratch": scratch}
             try:
                 _drop_scratch(located, scratch)
-                _restore_database(
+                restore_database(
                     cfg, restic, snapshot, located, target=scratch, replace=False, owners=False
                 )
                 got = _checksums(located, scratch)

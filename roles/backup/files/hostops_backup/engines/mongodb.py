@@ -23,7 +23,7 @@ def mongodb_state() -> tuple[bool, str]:
     return False, "mongodump is not installed"
 
 
-def _dump_mongodb(cfg: Config) -> dict[str, Any]:
+def dump_mongodb(cfg: Config) -> dict[str, Any]:
     """Untested here (no MongoDB in Debian): a whole-instance archive with mongodump."""
     folder = cfg.dump_dir / "mongodb"
     folder.mkdir(mode=0o700)
