@@ -1,11 +1,11 @@
-"""The backup script the role installs (roles/backup/files/hostops_backup.py): its pure
-logic. Its work against restic and the databases is checked on lab hosts by the
-backup-trixie and backup-bookworm molecule scenarios."""
+"""The backup program the role installs (the package roles/backup/files/hostops_backup,
+imported from the repository: pyproject.toml's pytest pythonpath): its pure logic. Its
+work against restic and the databases is checked on lab hosts by the backup-trixie and
+backup-bookworm molecule scenarios."""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import signal
@@ -13,11 +13,32 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from hostops_backup.backup import check_paths
+from hostops_backup.cli import main
+from hostops_backup.common import Busy, ConfigError, Failure
+from hostops_backup.config import load_config, parse_config
+from hostops_backup.dumps import _stable
+from hostops_backup.engines.base import file_name, quote_literal, scratch_name
+from hostops_backup.engines.mariadb import quote_mariadb
+from hostops_backup.engines.postgresql import quote_pg
+from hostops_backup.lock import exclusive
+from hostops_backup.metrics import State, recorded
+from hostops_backup.process import run_until
+from hostops_backup.restic import (
+    DISK_FULL,
+    Snapshot,
+    incomplete_ids,
+    parse_restic_time,
+    snapshot_from_json,
+)
+from hostops_backup.restore import roles_to_create
+from hostops_backup.snapshots import pick_snapshot
+from hostops_backup.verify import compare_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 PARIS = ZoneInfo("Europe/Paris")
@@ -41,19 +62,6 @@ def _restore_the_process() -> Iterator[None]:
         os.environ["TZ"] = tz
     time.tzset()
     signal.signal(signal.SIGTERM, handler)
-
-
-def load_script() -> ModuleType:
-    path = ROOT / "roles" / "backup" / "files" / "hostops_backup.py"
-    spec = importlib.util.spec_from_file_location("hostops_backup_script", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-hb = load_script()
 
 
 def config(tmp_path: Path | None = None, **changes: Any) -> dict[str, Any]:
@@ -81,7 +89,7 @@ def config(tmp_path: Path | None = None, **changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("days", [1, 7, 28, 365, 3650])
 def test_retention_accepted(days: int) -> None:
-    assert hb.parse_config(config(retention_days=days)).retention_days == days
+    assert parse_config(config(retention_days=days)).retention_days == days
 
 
 @pytest.mark.parametrize(
@@ -97,8 +105,8 @@ def test_retention_accepted(days: int) -> None:
     ],
 )
 def test_retention_refused(days: object, message: str) -> None:
-    with pytest.raises(hb.ConfigError) as caught:
-        hb.parse_config(config(retention_days=days))
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config(retention_days=days))
     assert str(caught.value).startswith("retention_days: ")
     assert message in str(caught.value)
     assert caught.value.status == 2
@@ -113,8 +121,8 @@ def test_snapshots_marked_incomplete_and_their_markers_are_ignored() -> None:
         {"id": "b" * 64, "tags": ["hostops-incomplete", f"incomplete:{bad}"]},
         {"id": "c" * 64, "tags": ["hostops", "files"]},
     ]
-    assert hb.incomplete_ids(items) == {bad, "b" * 64}
-    assert hb.incomplete_ids(items[2:]) == set()
+    assert incomplete_ids(items) == {bad, "b" * 64}
+    assert incomplete_ids(items[2:]) == set()
 
 
 def test_only_the_missing_postgresql_roles_are_created_from_the_globals() -> None:
@@ -128,13 +136,13 @@ def test_only_the_missing_postgresql_roles_are_created_from_the_globals() -> Non
             "GRANT crm_owner TO reporting GRANTED BY postgres;",
         ]
     )
-    lines = hb.roles_to_create(globals_sql, {"postgres"})
+    lines = roles_to_create(globals_sql, {"postgres"})
     assert lines == [
         "CREATE ROLE crm_owner;",
         "ALTER ROLE crm_owner WITH NOSUPERUSER INHERIT LOGIN PASSWORD 'SCRAM-SHA-256$x';",
         'CREATE ROLE "Odd ""name""";',
     ]
-    assert hb.roles_to_create(globals_sql, {"postgres", "crm_owner", 'Odd "name"'}) == []
+    assert roles_to_create(globals_sql, {"postgres", "crm_owner", 'Odd "name"'}) == []
 
 
 @pytest.mark.parametrize(
@@ -150,29 +158,29 @@ def test_only_the_missing_postgresql_roles_are_created_from_the_globals() -> Non
     ],
 )
 def test_bad_configuration(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(hb.ConfigError, match=message):
-        hb.parse_config(config(**changes))
+    with pytest.raises(ConfigError, match=message):
+        parse_config(config(**changes))
 
 
 def test_comment_keys_are_ignored() -> None:
-    assert hb.parse_config(config(_managed="Written by Ansible")).host == "web01.example.fr"
+    assert parse_config(config(_managed="Written by Ansible")).host == "web01.example.fr"
 
 
 def test_missing_paths_fail_before_restic(tmp_path: Path) -> None:
     present = tmp_path / "www"
     present.mkdir()
-    cfg = hb.parse_config(config(paths=[str(present), str(tmp_path / "gone"), "/nonexistent/x"]))
-    with pytest.raises(hb.Failure) as caught:
-        hb.check_paths(cfg)
+    cfg = parse_config(config(paths=[str(present), str(tmp_path / "gone"), "/nonexistent/x"]))
+    with pytest.raises(Failure) as caught:
+        check_paths(cfg)
     assert f"missing: {tmp_path / 'gone'}, /nonexistent/x;" in str(caught.value)
-    hb.check_paths(hb.parse_config(config(paths=[str(present)])))  # no error
+    check_paths(parse_config(config(paths=[str(present)])))  # no error
 
 
 # --- choosing the snapshot -----------------------------------------------------------------
 
 
 def snap(short: str, when: str, kind: str = "dumps") -> Any:
-    return hb.Snapshot(
+    return Snapshot(
         id=short * 8,
         short_id=short,
         time=dt.datetime.fromisoformat(when),
@@ -207,7 +215,7 @@ SNAPSHOTS = [
     ],
 )
 def test_pick_snapshot(at: str, kind: str, expected: str) -> None:
-    assert hb.pick_snapshot(SNAPSHOTS, at, PARIS, kind).short_id == expected
+    assert pick_snapshot(SNAPSHOTS, at, PARIS, kind).short_id == expected
 
 
 @pytest.mark.parametrize(
@@ -220,21 +228,21 @@ def test_pick_snapshot(at: str, kind: str, expected: str) -> None:
     ],
 )
 def test_pick_snapshot_refused(at: str, message: str) -> None:
-    with pytest.raises(hb.Failure, match=message):
-        hb.pick_snapshot(SNAPSHOTS, at, PARIS, "dumps")
+    with pytest.raises(Failure, match=message):
+        pick_snapshot(SNAPSHOTS, at, PARIS, "dumps")
 
 
 def test_no_snapshot_of_the_kind() -> None:
-    with pytest.raises(hb.Failure, match="there is no files snapshot"):
-        hb.pick_snapshot(SNAPSHOTS[:2], "latest", PARIS, "files")
+    with pytest.raises(Failure, match="there is no files snapshot"):
+        pick_snapshot(SNAPSHOTS[:2], "latest", PARIS, "files")
 
 
 def test_restic_times() -> None:
-    nanoseconds = hb.parse_restic_time("2026-11-26T05:47:27.057195177Z")
+    nanoseconds = parse_restic_time("2026-11-26T05:47:27.057195177Z")
     assert nanoseconds == dt.datetime(2026, 11, 26, 5, 47, 27, 57195, tzinfo=dt.UTC)
-    offset = hb.parse_restic_time("2026-11-25T22:00:00.5+01:00")
+    offset = parse_restic_time("2026-11-25T22:00:00.5+01:00")
     assert offset.utcoffset() == dt.timedelta(hours=1)
-    found = hb.snapshot_from_json(
+    found = snapshot_from_json(
         {
             "id": "f" * 64,
             "short_id": "ffffffff",
@@ -246,7 +254,7 @@ def test_restic_times() -> None:
     )
     assert found is not None and found.kind == "files"
     # snapshots not made by hostops (or made by hand without a kind) are ignored
-    assert hb.snapshot_from_json({"id": "1", "time": "2026-11-25T22:00:00Z", "tags": ["x"]}) is None
+    assert snapshot_from_json({"id": "1", "time": "2026-11-25T22:00:00Z", "tags": ["x"]}) is None
 
 
 # --- verify's comparison ----------------------------------------------------------------------
@@ -267,7 +275,7 @@ def test_compare_tables() -> None:
         "busy": {"checksum": "9", "rows": 4},
         "surprise": {"checksum": "5", "rows": 1},
     }
-    statuses = {row["table"]: row["status"] for row in hb.compare_tables(expected, got)}
+    statuses = {row["table"]: row["status"] for row in compare_tables(expected, got)}
     assert statuses == {
         "same": "ok",
         "changed": "mismatch",
@@ -281,7 +289,7 @@ def test_compare_tables() -> None:
 def test_table_stable_only_when_both_checksums_agree() -> None:
     before = {"a": {"checksum": "1", "rows": 2}, "b": {"checksum": "1", "rows": 2}}
     after = {"a": {"checksum": "1", "rows": 2}, "b": {"checksum": "3", "rows": 2}}
-    assert hb._stable(before, after) == {
+    assert _stable(before, after) == {
         "a": {"checksum": "1", "rows": 2, "stable": True},
         "b": {"checksum": "3", "rows": 2, "stable": False},
     }
@@ -291,30 +299,30 @@ def test_table_stable_only_when_both_checksums_agree() -> None:
 
 
 def test_scratch_names_fit_and_never_collide_with_live_ones() -> None:
-    assert hb.scratch_name("shop") == "hostops_verify_shop"
-    assert hb.scratch_name("my-db$x") == "hostops_verify_my_db_x"
-    long_a, long_b = hb.scratch_name("a" * 64), hb.scratch_name("a" * 63 + "b")
+    assert scratch_name("shop") == "hostops_verify_shop"
+    assert scratch_name("my-db$x") == "hostops_verify_my_db_x"
+    long_a, long_b = scratch_name("a" * 64), scratch_name("a" * 63 + "b")
     assert len(long_a) <= 63 and len(long_b) <= 63 and long_a != long_b
 
 
 def test_database_names_as_file_names() -> None:
-    assert hb.file_name("shop") == "shop"
-    assert hb.file_name("../etc/x") == "..%2Fetc%2Fx"
-    assert hb.quote_mariadb("we`ird") == "`we``ird`"
-    assert hb.quote_pg('we"ird') == '"we""ird"'
-    assert hb.quote_literal("it's") == "'it''s'"
+    assert file_name("shop") == "shop"
+    assert file_name("../etc/x") == "..%2Fetc%2Fx"
+    assert quote_mariadb("we`ird") == "`we``ird`"
+    assert quote_pg('we"ird') == '"we""ird"'
+    assert quote_literal("it's") == "'it''s'"
 
 
 # --- lock, state and metrics ------------------------------------------------------------------
 
 
 def test_one_run_at_a_time(tmp_path: Path) -> None:
-    cfg = hb.parse_config(config(tmp_path))
-    with hb.exclusive(cfg, 0):
-        with pytest.raises(hb.Busy) as caught, hb.exclusive(cfg, 0):
+    cfg = parse_config(config(tmp_path))
+    with exclusive(cfg, 0):
+        with pytest.raises(Busy) as caught, exclusive(cfg, 0):
             pass
         assert caught.value.status == 75
-    with hb.exclusive(cfg, 0):  # released
+    with exclusive(cfg, 0):  # released
         pass
 
 
@@ -335,7 +343,7 @@ def test_a_full_backup_host_stops_restic_at_its_first_507() -> None:
         f"print({RETRY_507!r}, file=sys.stderr, flush=True); time.sleep(300)",
     ]
     started = time.monotonic()
-    proc, stopped = hb.run_until(command, env=dict(os.environ), stop_on=hb.DISK_FULL)
+    proc, stopped = run_until(command, env=dict(os.environ), stop_on=DISK_FULL)
     assert stopped
     assert time.monotonic() - started < 30
     assert proc.returncode == -signal.SIGTERM
@@ -350,7 +358,7 @@ def test_other_errors_do_not_stop_restic() -> None:
         "import sys; print('Save(<lock/1>) returned error, retrying after 1s: 500 Internal "
         "Server Error', file=sys.stderr); print('done'); sys.exit(3)",
     ]
-    proc, stopped = hb.run_until(command, env=dict(os.environ), stop_on=hb.DISK_FULL)
+    proc, stopped = run_until(command, env=dict(os.environ), stop_on=DISK_FULL)
     assert not stopped
     assert proc.returncode == 3
     assert proc.stdout == b"done\n"
@@ -368,8 +376,8 @@ def prom(cfg: Any) -> dict[tuple[str, str], float]:
 
 
 def test_a_successful_run_publishes_its_result(tmp_path: Path) -> None:
-    cfg = hb.parse_config(config(tmp_path))
-    with hb.recorded(cfg, "dumps") as result:
+    cfg = parse_config(config(tmp_path))
+    with recorded(cfg, "dumps") as result:
         assert prom(cfg)[("hostops_backup_running", "dumps")] == 1
         result.update(size=1234, added=56, snapshots=3)
     values = prom(cfg)
@@ -385,12 +393,12 @@ def test_a_successful_run_publishes_its_result(tmp_path: Path) -> None:
 
 
 def test_a_failed_run_keeps_the_last_success(tmp_path: Path) -> None:
-    cfg = hb.parse_config(config(tmp_path))
-    with hb.recorded(cfg, "files"):
+    cfg = parse_config(config(tmp_path))
+    with recorded(cfg, "files"):
         pass
     success = prom(cfg)[("hostops_backup_last_success_timestamp_seconds", "files")]
-    with pytest.raises(hb.Failure), hb.recorded(cfg, "files"):
-        raise hb.Failure("backup path(s) missing: /srv/data")
+    with pytest.raises(Failure), recorded(cfg, "files"):
+        raise Failure("backup path(s) missing: /srv/data")
     values = prom(cfg)
     assert values[("hostops_backup_last_run_failed", "files")] == 1
     assert values[("hostops_backup_running", "files")] == 0
@@ -403,12 +411,12 @@ def test_a_killed_run_is_recorded_by_the_unit(tmp_path: Path, monkeypatch: Any) 
     """SIGKILL leaves running=1 behind; the unit's ExecStopPost (finish) records it."""
     cfg_path = tmp_path / "backup.json"
     cfg_path.write_text(json.dumps(config(tmp_path)))
-    cfg = hb.load_config(cfg_path)
-    hb.State(cfg).update("files", running=1, last_start=1.0)
+    cfg = load_config(cfg_path)
+    State(cfg).update("files", running=1, last_start=1.0)
     monkeypatch.setenv("SERVICE_RESULT", "signal")
     monkeypatch.setenv("EXIT_CODE", "killed")
     monkeypatch.setenv("EXIT_STATUS", "KILL")
-    assert hb.main(["--config", str(cfg_path), "finish", "--kind", "files"]) == 0
+    assert main(["--config", str(cfg_path), "finish", "--kind", "files"]) == 0
     values = prom(cfg)
     assert values[("hostops_backup_last_run_failed", "files")] == 1
     assert values[("hostops_backup_running", "files")] == 0
@@ -418,19 +426,19 @@ def test_a_killed_run_is_recorded_by_the_unit(tmp_path: Path, monkeypatch: Any) 
 def test_finish_after_a_success_changes_nothing(tmp_path: Path, monkeypatch: Any) -> None:
     cfg_path = tmp_path / "backup.json"
     cfg_path.write_text(json.dumps(config(tmp_path)))
-    cfg = hb.load_config(cfg_path)
-    with hb.recorded(cfg, "dumps"):
+    cfg = load_config(cfg_path)
+    with recorded(cfg, "dumps"):
         pass
     before = cfg.state_file.read_text()
     monkeypatch.setenv("SERVICE_RESULT", "success")
-    assert hb.main(["--config", str(cfg_path), "finish", "--kind", "dumps"]) == 0
+    assert main(["--config", str(cfg_path), "finish", "--kind", "dumps"]) == 0
     assert cfg.state_file.read_text() == before
 
 
 def test_bad_configuration_exits_2(tmp_path: Path, capsys: Any) -> None:
     cfg_path = tmp_path / "backup.json"
     cfg_path.write_text(json.dumps(config(tmp_path, retention_days=0)))
-    assert hb.main(["--config", str(cfg_path), "--json", "snapshots"]) == 2
+    assert main(["--config", str(cfg_path), "--json", "snapshots"]) == 2
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     assert report["error"].startswith("retention_days: 0 is below 1")

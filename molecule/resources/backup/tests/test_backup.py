@@ -12,6 +12,7 @@ Idempotence and check mode are molecule's own steps.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import shlex
@@ -47,6 +48,9 @@ from backup_helpers import (
     snapshots,
     wait_for,
 )
+
+ROOT = Path(__file__).resolve().parents[4]
+LIB_DIR = "/usr/local/lib/hostops-backup"
 
 
 def test_dumps_timer_fires_at_22_paris_time(host):
@@ -112,6 +116,35 @@ def test_secret_files_are_root_only(host):
     assert host.file("/etc/hostops-backup").mode == 0o700
     script_file = host.file(SCRIPT)
     assert script_file.user == "root" and script_file.mode == 0o755
+
+
+def test_the_program_is_the_package_and_nothing_older_is_left(host):
+    """The role installs the package (roles/backup/files/hostops_backup) byte for byte in
+    /usr/local/lib/hostops-backup and the launcher at the command's path. prepare.yml put
+    an earlier release there on this server (a single-file script, a retired module and
+    its bytecode): the script is replaced and the rest removed."""
+    files = ROOT / "roles" / "backup" / "files"
+    expected = {
+        str(p.relative_to(files)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((files / "hostops_backup").rglob("*.py"))
+    }
+    assert "hostops_backup/cli.py" in expected and "hostops_backup/engines/mariadb.py" in expected
+    listing = host.check_output(
+        f"cd {LIB_DIR} && find . -mindepth 1 \\( -type f -o -type l \\) -printf '%P\\n' "
+        "| sort | xargs -r sha256sum"
+    )
+    installed = {name: digest for digest, name in (line.split() for line in listing.splitlines())}
+    assert installed == expected  # no retired module, no bytecode, nothing missing
+    assert not host.file(f"{LIB_DIR}/hostops_backup/__pycache__").exists
+    launcher = host.check_output(f"sha256sum {SCRIPT}").split()[0]
+    assert launcher == hashlib.sha256((files / "launcher.py").read_bytes()).hexdigest()
+    for path in (LIB_DIR, f"{LIB_DIR}/hostops_backup", f"{LIB_DIR}/hostops_backup/engines"):
+        directory = host.file(path)
+        assert directory.is_directory and directory.user == "root" and directory.mode == 0o755
+    # the command runs the package, on this release's Python, and writes no bytecode
+    shown = host.run(f"{SCRIPT} --help")
+    assert shown.rc == 0 and "restore-db" in shown.stdout, shown.stderr
+    assert host.run(f"find {LIB_DIR} -name __pycache__ -o -name '*.pyc'").stdout == ""
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")

@@ -1,0 +1,1 @@
+"""The database engines: MariaDB, PostgreSQL and MongoDB, one module each."""
