@@ -78,9 +78,9 @@ class SessionReusingFTPS(ftplib.FTP_TLS):
 
     def ntransfercmd(self, cmd, rest=None):  # type: ignore[no-untyped-def]
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 - TLS below
-        if self._prot_p:
+        if self._prot_p:  # type: ignore[attr-defined]  # ftplib private, not in typeshed
             conn = self.context.wrap_socket(
-                conn, server_hostname=self.host, session=self.sock.session
+                conn, server_hostname=self.host, session=self.sock.session  # type: ignore[union-attr]  # connected
             )
         return conn, size
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hostops import lab
-from hostops.errors import UsageError
+from hostops.errors import HostopsError, UsageError
 
 
 def write(path: Path, text: str) -> None:
@@ -109,7 +109,7 @@ def test_state_round_trip(tmp_path: Path) -> None:
 
 def test_corrupt_state_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("{not json")
-    with pytest.raises(lab.HostopsError, match="unreadable lab state"):
+    with pytest.raises(HostopsError, match="unreadable lab state"):
         lab.LabState.load(tmp_path / "state.json")
 
 

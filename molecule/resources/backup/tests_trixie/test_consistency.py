@@ -132,7 +132,9 @@ def writers(host):  # type: ignore[no-untyped-def]
             host.run(f"runuser -u postgres -- dropdb --if-exists {name}")
 
 
-def test_dumps_taken_during_writes_restore_to_one_point_in_time(host, baseline, writers):
+def test_dumps_taken_during_writes_restore_to_one_point_in_time(
+    host: Any, baseline: Any, writers: Any
+) -> None:
     databases = {"mariadb": MY_DB, "postgresql": PG_DB}
     # both writers are committing
     assert wait_for(
