@@ -325,7 +325,7 @@ def run(argv: list[str]) -> int:
 def test_updates_classify(
     old: str, new: str, printed: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(["updates", "classify", "--package", "p", "--from", old, "--to", new]) == 0
+    assert run(["updates", "classify", "--package", "pkg", "--from", old, "--to", new]) == 0
     assert capsys.readouterr().out == f"{printed}\n"
 
 
