@@ -293,7 +293,7 @@ def no_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Any playbook run would fail the test: the refusals happen before."""
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
 
-    def forbidden(self):  # type: ignore[no-untyped-def]
+    def forbidden(self: runner.PlaybookRun) -> None:
         raise AssertionError(f"a playbook ran: {self.playbook}")
 
     monkeypatch.setattr(runner.PlaybookRun, "execute", forbidden)
