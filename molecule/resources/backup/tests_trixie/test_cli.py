@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.usefixtures("backup_timers_stopped")
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory):  # type: ignore[no-untyped-def]
+def cli(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     state = tmp_path_factory.mktemp("state")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,7 @@ import shlex
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ print(json.dumps(codes))
 """
 
 
-def http(host, requests: list[tuple[str, str]]) -> list[int]:  # type: ignore[no-untyped-def]
+def http(host: Any, requests: list[tuple[str, str]]) -> list[int]:
     """Status codes of *requests* made on *host* with its own REST credentials."""
     result = host.run(
         "python3 -c "
@@ -97,7 +98,7 @@ def http(host, requests: list[tuple[str, str]]) -> list[int]:  # type: ignore[no
 
 
 @pytest.fixture(scope="module")
-def b_has_backups(other):  # type: ignore[no-untyped-def]
+def b_has_backups(other: Any) -> str:
     result = other.run("systemctl start hostops-backup-dumps.service hostops-backup-files.service")
     assert result.rc == 0, result.stderr
     return config(other)["host"]
@@ -151,7 +152,7 @@ def test_server_a_cannot_list_read_delete_or_overwrite_server_bs_repository(
 
 
 @pytest.fixture(scope="module")
-def cli():  # type: ignore[no-untyped-def]
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(HOSTOPS), "backup", *args],

@@ -90,7 +90,9 @@ class SessionReusingFTPS(ftplib.FTP_TLS):
     """FTPS whose data connections reuse the control connection's TLS session, as the
     server requires (ProFTPD's default, against data connection theft)."""
 
-    def ntransfercmd(self, cmd, rest=None):  # type: ignore[no-untyped-def]
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 - wrapped in TLS below
         if self._prot_p:  # type: ignore[attr-defined]  # ftplib private, not in typeshed
             conn = self.context.wrap_socket(
