@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,7 @@ def root_user() -> None:
 
 
 @pytest.fixture(scope="session")
-def cli():  # type: ignore[no-untyped-def]
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """The ``hostops`` command as a function: ``cli("lab", "status")``."""
     return hostops
 

@@ -3,6 +3,8 @@
 # Copyright: (c) Alteo hostops team <hostops@alteo.example>
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+from __future__ import annotations
+
 DOCUMENTATION = r"""
 ---
 module: apt_minor_updates
@@ -142,10 +144,14 @@ systemd_reexec_required:
 import fcntl
 import os
 import time
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.alteo.hostops.plugins.module_utils.apt_updates import (
+    Change,
     Held,
+    Simulation,
     install_arguments,
     lock_holder,
     newest_kernel,
@@ -180,15 +186,15 @@ INSTALLED_FORMAT = "${Package} ${Version} ${db:Status-Abbrev}\n"
 class Host:
     """apt, dpkg and /proc on the managed host, each command run once the locks are free."""
 
-    def __init__(self, module):
+    def __init__(self, module: Any) -> None:
         self.module = module
         self.lock_timeout = module.params["lock_timeout"]
         self.lock_wait = 0.0  # seconds spent waiting for other processes' locks
 
-    def fail(self, msg, **extra):
+    def fail(self, msg: str, **extra: Any) -> None:
         self.module.fail_json(msg=msg, **extra)
 
-    def wait_for_locks(self):
+    def wait_for_locks(self) -> None:
         """Wait until no other process holds a dpkg or apt lock, or fail naming the holder."""
         for path in LOCKS:
             if not os.path.exists(path):
@@ -203,7 +209,9 @@ class Host:
                 time.sleep(1)
             self.lock_wait += time.monotonic() - start
 
-    def run(self, argv, check=True, locks=True):
+    def run(
+        self, argv: Sequence[str], check: bool = True, locks: bool = True
+    ) -> tuple[int, str, str]:
         if locks:
             self.wait_for_locks()
         rc, out, err = self.module.run_command(argv, environ_update=ENVIRONMENT)
@@ -216,17 +224,19 @@ class Host:
             )
         return rc, out, err
 
-    def apt_get(self, *args, **kwargs):
+    def apt_get(self, *args: str, check: bool = True, locks: bool = True) -> tuple[int, str, str]:
         argv = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=%d" % self.lock_timeout]
         for option in DPKG_OPTIONS:
             argv += ["-o", "Dpkg::Options::=%s" % option]
-        return self.run(argv + list(args), **kwargs)
+        return self.run(argv + list(args), check=check, locks=locks)
 
-    def simulate(self, *args):
+    def simulate(self, *args: str) -> Simulation:
         _rc, out, _err = self.apt_get("-s", *args, locks=False)
         return parse_simulation(out)
 
-    def simulate_install(self, changes):
+    def simulate_install(
+        self, changes: Iterable[Change]
+    ) -> tuple[Simulation, None] | tuple[None, str]:
         """apt's simulation of installing the changes, or None and the reason apt refuses."""
         rc, out, err = self.apt_get(
             "-s", *INSTALL, *install_arguments(changes), check=False, locks=False
@@ -235,18 +245,18 @@ class Host:
             return None, "; ".join(unmet_dependencies(out)) or _last_lines(err or out)
         return parse_simulation(out), None
 
-    def install(self, changes):
+    def install(self, changes: Iterable[Change]) -> tuple[int, str, str]:
         return self.apt_get("-y", *INSTALL, *install_arguments(changes), check=False)
 
-    def apt_mark(self, what):
+    def apt_mark(self, what: str) -> set[str]:
         _rc, out, _err = self.run(["apt-mark", what], locks=False)
         return set(out.split())
 
-    def installed(self):
+    def installed(self) -> dict[str, str]:
         _rc, out, _err = self.run(["dpkg-query", "-W", "-f", INSTALLED_FORMAT], locks=False)
         return parse_installed(out)
 
-    def dpkg_interrupted(self):
+    def dpkg_interrupted(self) -> bool:
         try:
             pending = [name for name in os.listdir(DPKG_UPDATES) if name.isdigit()]
         except OSError:
@@ -256,11 +266,11 @@ class Host:
         _rc, out, _err = self.run(["dpkg", "--audit"], check=False, locks=False)
         return bool(out.strip())
 
-    def repair_dpkg(self):
+    def repair_dpkg(self) -> None:
         self.run(["dpkg", *DPKG_OPTIONS, "--configure", "-a"])
 
 
-def _lock_is_free(path):
+def _lock_is_free(path: str) -> bool:
     try:
         fd = os.open(path, os.O_RDWR)
     except OSError:
@@ -276,7 +286,7 @@ def _lock_is_free(path):
         os.close(fd)
 
 
-def _holder(path):
+def _holder(path: str) -> str:
     try:
         pid = lock_holder(_read("/proc/locks"), os.stat(path).st_ino)
     except OSError:
@@ -289,16 +299,18 @@ def _holder(path):
         return "PID %d" % pid
 
 
-def _read(path):
+def _read(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as stream:
         return stream.read()
 
 
-def _last_lines(text, count=3):
+def _last_lines(text: str, count: int = 3) -> str:
     return " / ".join(text.strip().splitlines()[-count:])
 
 
-def minor_transaction(host, minor, untouchable):
+def minor_transaction(
+    host: Host, minor: Sequence[Change], untouchable: Collection[str]
+) -> tuple[list[Change], list[Held]]:
     """What installing the minor updates changes, and the updates held for their dependencies.
 
     The whole set is simulated first; if apt refuses it or would go further than minor
@@ -309,9 +321,10 @@ def minor_transaction(host, minor, untouchable):
         return [], []
     planned = {change.name for change in minor}
     simulation, problems = _simulate(host, minor, planned, untouchable)
-    if not problems:
+    if simulation is not None and not problems:
         return _in_order(simulation.changes), []
-    kept, held = [], []
+    kept: list[Change] = []
+    held: list[Held] = []
     for change in minor:
         _alone, problems = _simulate(host, [change], planned, untouchable)
         if problems:
@@ -321,28 +334,32 @@ def minor_transaction(host, minor, untouchable):
     if not kept:
         return [], held
     simulation, problems = _simulate(host, kept, {change.name for change in kept}, untouchable)
-    if problems:
+    if problems or simulation is None:
         reason = "dependencies go beyond minor updates: " + "; ".join(problems)
         return [], held + [Held(change, reason) for change in kept]
     return _in_order(simulation.changes), held
 
 
-def _simulate(host, changes, planned, untouchable):
+def _simulate(
+    host: Host, changes: Iterable[Change], planned: Collection[str], untouchable: Collection[str]
+) -> tuple[Simulation | None, list[str]]:
     simulation, refusal = host.simulate_install(changes)
     if simulation is None:
-        return None, ["apt cannot install it: " + refusal]
+        return None, ["apt cannot install it: %s" % refusal]
     return simulation, transaction_problems(simulation, planned, untouchable)
 
 
-def _in_order(changes):
+def _in_order(changes: Iterable[Change]) -> list[Change]:
     return sorted(changes, key=lambda change: change.name)
 
 
-def apply(host, minor, changes):
+def apply(
+    host: Host, minor: Sequence[Change], changes: Sequence[Change]
+) -> tuple[list[Change], list[dict[str, Any]]]:
     """Install the minor updates; return what was applied and the updates that failed."""
     auto_before = host.apt_mark("showauto")
     rc, out, err = host.install(minor)
-    failures = {}
+    failures: dict[str, str] = {}
     if rc != 0:
         # One update broke the batch: complete what dpkg left, then try each on its own.
         if host.dpkg_interrupted():
@@ -363,7 +380,7 @@ def apply(host, minor, changes):
     if to_mark:
         host.run(["apt-mark", "auto", *to_mark])
     applied = [change for change in changes if installed.get(change.name) == change.candidate]
-    failed = []
+    failed: list[dict[str, Any]] = []
     for change in minor:
         if installed.get(change.name) != change.candidate:
             message = failures.get(change.name) or _last_lines(err or out) or "not installed"
@@ -371,14 +388,14 @@ def apply(host, minor, changes):
     return applied, failed
 
 
-def services_to_restart(host):
+def services_to_restart(host: Host) -> tuple[list[str], bool]:
     """Services whose main process (or its children) maps replaced files, and whether PID 1 does.
 
     Only the main process and its direct children count: when sshd restarts, the
     sessions it had forked live on, orphaned, on the old libraries, but the service does
     not need another restart for them.
     """
-    candidates = {}  # unit -> [(pid, ppid)]
+    candidates: dict[str, list[tuple[int, int]]] = {}  # unit -> [(pid, ppid)]
     pid1 = False
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -411,7 +428,7 @@ def services_to_restart(host):
     return services, pid1
 
 
-def reboot_reasons():
+def reboot_reasons() -> list[str]:
     reasons = []
     if os.path.exists(REBOOT_SENTINEL):
         try:
@@ -433,8 +450,8 @@ def reboot_reasons():
     return reasons
 
 
-def _diff(changes):
-    def lines(side):
+def _diff(changes: Sequence[Change]) -> dict[str, str]:
+    def lines(side: str) -> str:
         return "".join(
             "%s %s\n" % (change.name, getattr(change, side) or "(not installed)")
             for change in changes
@@ -448,7 +465,7 @@ def _diff(changes):
     }
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             update_cache=dict(type="bool", default=True),
@@ -482,7 +499,8 @@ def main():
     minor = [change for change in plan.minor if change not in dragging]
     held = sorted(plan.held + tuple(held_for_dependencies), key=lambda entry: entry.change.name)
 
-    applied, failed = changes, []
+    applied: list[Change] = changes
+    failed: list[dict[str, Any]] = []
     if changes and not module.check_mode:
         applied, failed = apply(host, minor, changes)
     services, pid1 = services_to_restart(host)

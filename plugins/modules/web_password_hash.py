@@ -3,6 +3,8 @@
 # Copyright: (c) Alteo hostops team <hostops@alteo.example>
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+from __future__ import annotations
+
 DOCUMENTATION = r"""
 ---
 module: web_password_hash
@@ -80,14 +82,14 @@ except ImportError:  # pragma: no cover - reported by the module
 _HASH = r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}"
 
 
-def current_hash(text, user):
+def current_hash(text: str, user: str) -> str | None:
     """The bcrypt hash of USER in a web configuration file's text, or None."""
     pattern = r"^\s+['\"]?%s['\"]?\s*:\s*['\"]?(%s)['\"]?\s*$" % (re.escape(user), _HASH)
     found = re.search(pattern, text, re.MULTILINE)
     return found.group(1) if found else None
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             password=dict(type="str", required=True, no_log=True),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,7 +25,7 @@ STATE = Path(f"/var/lib/hostops-lab-{LAB_ID}")
 
 
 @pytest.fixture(autouse=True, scope="module")
-def own_lab():  # type: ignore[no-untyped-def]
+def own_lab() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOSTOPS_LAB_ID", LAB_ID)
         patch.setenv("HOSTOPS_LAB_SUBNET", SUBNET)
@@ -55,7 +57,7 @@ def lab_leftovers() -> list[str]:
     return found
 
 
-def test_refuses_when_not_root(cli):  # type: ignore[no-untyped-def]
+def test_refuses_when_not_root(cli: Any) -> None:
     """Run as an unprivileged user: a clear refusal, not a traceback."""
     proc = subprocess.run(
         [
@@ -78,7 +80,7 @@ def test_refuses_when_not_root(cli):  # type: ignore[no-untyped-def]
     assert "Traceback" not in proc.stderr
 
 
-def test_up_ping_down_leaves_nothing(cli, root_user):  # type: ignore[no-untyped-def]
+def test_up_ping_down_leaves_nothing(cli: Any, root_user: None) -> None:
     cli("lab", "down", check=True)
     assert lab_leftovers() == []
 
@@ -145,7 +147,7 @@ def test_up_ping_down_leaves_nothing(cli, root_user):  # type: ignore[no-untyped
     assert not INVENTORY.exists()
 
 
-def test_recovers_from_a_crashed_host(cli, root_user):  # type: ignore[no-untyped-def]
+def test_recovers_from_a_crashed_host(cli: Any, root_user: None) -> None:
     """A host whose nspawn process died (a crash) is cleaned up and booted again by 'up'."""
     cli("lab", "up", "--hosts", "1", "--prefix", "crash", check=True)
     state = yaml.safe_load((STATE / "state.json").read_text())
@@ -161,7 +163,7 @@ def test_recovers_from_a_crashed_host(cli, root_user):  # type: ignore[no-untype
     cli("lab", "down", "crash1", check=True)
 
 
-def test_bad_arguments_exit_2(cli):  # type: ignore[no-untyped-def]
+def test_bad_arguments_exit_2(cli: Any) -> None:
     proc = cli("lab", "up", "--hosts", "0")
     assert proc.returncode == 2
     assert "--hosts: 0 is out of range" in proc.stderr

@@ -7,7 +7,9 @@ apply succeeds and writes the delivery note; a second apply changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import host_state
 import pytest
@@ -21,7 +23,7 @@ LAB_HOST = "bdc-2027-0101-1"
 
 
 @pytest.fixture(scope="module")
-def fresh_host(cli, root_user):  # type: ignore[no-untyped-def]
+def fresh_host(cli: Any, root_user: None) -> Iterator[str]:
     cli("lab", "down", "--prefix", "bdc-2027-0101-", check=True)
     cli(
         "lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", "bdc-2027-0101-", check=True
@@ -31,11 +33,11 @@ def fresh_host(cli, root_user):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):  # type: ignore[no-untyped-def]
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return pip_installed_hostops(tmp_path_factory)
 
 
-def fingerprint(cli, host: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def fingerprint(cli: Any, host: str) -> dict[str, list[str]]:
     return host_state.of_lab_host(cli, host)
 
 
@@ -53,7 +55,9 @@ CLIENT_UPDATES_STATE = (
 )
 
 
-def test_check_mode_on_a_fresh_host_changes_nothing(cli, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+def test_check_mode_on_a_fresh_host_changes_nothing(
+    cli: Any, fresh_host: str, state_dir: Path
+) -> None:
     cli("lab", "ssh", fresh_host, "--", CLIENT_UPDATES, check=True, timeout=600)
     before = fingerprint(cli, fresh_host)
     proc = cli("order", "apply", str(ORDER), "--lab", "--check")
@@ -65,7 +69,9 @@ def test_check_mode_on_a_fresh_host_changes_nothing(cli, fresh_host, state_dir):
     assert not (state_dir / "orders" / ORDER_ID / "delivery-note.json").exists()
 
 
-def test_apply_provisions_and_writes_the_delivery_note(cli, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+def test_apply_provisions_and_writes_the_delivery_note(
+    cli: Any, fresh_host: str, state_dir: Path
+) -> None:
     proc = cli("order", "apply", str(ORDER), "--lab")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # progress per host and task, then the summary table
@@ -93,7 +99,7 @@ def test_apply_provisions_and_writes_the_delivery_note(cli, fresh_host, state_di
     assert updates.stdout.split("\n")[:2] == ["install ok installed", "1"], updates.stdout
 
 
-def test_second_apply_changes_nothing(installed, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+def test_second_apply_changes_nothing(installed: Any, fresh_host: str, state_dir: Path) -> None:
     """The second apply, by a pip-installed hostops run from outside the clone: it finds
     the collection it carries and changes nothing; its records are the same state's."""
     first = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
@@ -113,7 +119,7 @@ def test_second_apply_changes_nothing(installed, fresh_host, state_dir):  # type
     assert not playbook.startswith(str(ROOT) + "/playbooks"), playbook
 
 
-def test_order_list_and_show(installed, fresh_host, state_dir):  # type: ignore[no-untyped-def]
+def test_order_list_and_show(installed: Any, fresh_host: str, state_dir: Path) -> None:
     listing = installed("order", "list", "--json")
     assert listing.returncode == 0, listing.stderr
     (record,) = [o for o in json.loads(listing.stdout) if o["order"] == ORDER_ID]
@@ -135,7 +141,7 @@ def test_order_list_and_show(installed, fresh_host, state_dir):  # type: ignore[
     assert "ORDER: 'BDC-1999-0001' is not a known order" in unknown.stderr
 
 
-def test_bad_order_touches_no_host(cli, tmp_path):  # type: ignore[no-untyped-def]
+def test_bad_order_touches_no_host(cli: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text(ORDER.read_text().replace("managed_level: none", "managed_level: gold"))
 

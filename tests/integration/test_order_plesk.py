@@ -13,7 +13,9 @@ this module claims it (see docs/plesk.md and tests/integration/test_plesk_standi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lab_helpers import owned_prefixes
@@ -32,7 +34,7 @@ FAILED_TASK = "Assert nothing stands in the way of Plesk"
 
 
 @pytest.fixture(scope="module")
-def monitoring_host(cli, root_user):  # type: ignore[no-untyped-def]
+def monitoring_host(cli: Any, root_user: None) -> Iterator[str]:
     """A lab host named as the monitoring server: the run must stop before reaching it."""
     with owned_prefixes(cli, PREFIX, MONITOR_PREFIX):
         cli("lab", "up", "--hosts", "1", "--release", "bookworm", "--prefix", MONITOR_PREFIX,
@@ -40,7 +42,7 @@ def monitoring_host(cli, root_user):  # type: ignore[no-untyped-def]
         yield MONITOR
 
 
-def on_host(cli, host: str, command: str) -> str:  # type: ignore[no-untyped-def]
+def on_host(cli: Any, host: str, command: str) -> str:
     return cli("lab", "ssh", host, "--", command, check=True).stdout
 
 
@@ -54,13 +56,13 @@ def summary_rows(stdout: str) -> dict[str, list[int]]:
     return rows
 
 
-def test_the_plesk_order_validates(cli):  # type: ignore[no-untyped-def]
+def test_the_plesk_order_validates(cli: Any) -> None:
     proc = cli("order", "validate", str(ORDER))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"valid order {ORDER_ID} (dedicated_server, debian12, managed level plesk" in proc.stdout
 
 
-def apply(cli, monitoring_host: str):  # type: ignore[no-untyped-def]
+def apply(cli: Any, monitoring_host: str) -> tuple[Any, str]:
     proc = cli("order", "apply", str(ORDER), "--lab", "--monitoring-server", monitoring_host)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     failures = [line for line in proc.stdout.splitlines() if line.startswith("FAILED on ")]
@@ -68,9 +70,9 @@ def apply(cli, monitoring_host: str):  # type: ignore[no-untyped-def]
     return proc, failures[0]
 
 
-def test_apply_provisions_the_server_then_stops_in_the_plesk_preflight(  # type: ignore[no-untyped-def]
-    cli, monitoring_host, state_dir
-):
+def test_apply_provisions_the_server_then_stops_in_the_plesk_preflight(
+    cli: Any, monitoring_host: str, state_dir: Path
+) -> None:
     proc, failure = apply(cli, monitoring_host)
     assert failure.startswith(f"FAILED on {SERVER}, task '{FAILED_TASK}': Plesk cannot be "
                               f"installed on {SERVER}, nothing was changed:")
@@ -106,9 +108,9 @@ def test_apply_provisions_the_server_then_stops_in_the_plesk_preflight(  # type:
         "No such file or directory")
 
 
-def test_a_second_apply_changes_nothing_and_stops_at_the_same_point(  # type: ignore[no-untyped-def]
-    cli, monitoring_host, state_dir
-):
+def test_a_second_apply_changes_nothing_and_stops_at_the_same_point(
+    cli: Any, monitoring_host: str, state_dir: Path
+) -> None:
     proc, failure = apply(cli, monitoring_host)
     assert f"task '{FAILED_TASK}'" in failure
     assert f"the installer source {SOURCE} cannot be reached" in failure

@@ -68,9 +68,9 @@ def bookworm_vault(bookworm: LabHost, workdir: Path) -> Secrets:
         "http://{bridge}:9",  # the lab bridge's address, nothing listening there
     ],
 )
-def test_an_unreachable_installer_source_stops_the_role_before_any_change(  # type: ignore[no-untyped-def]
-    bookworm, bookworm_vault, workdir, source
-):
+def test_an_unreachable_installer_source_stops_the_role_before_any_change(
+    bookworm: LabHost, bookworm_vault: Secrets, workdir: Path, source: str
+) -> None:
     source = source.format(bridge=LabState.load(Lab().paths.state_file).bridge_address)
     before = fingerprint(bookworm)
     run = run_playbook(
@@ -96,7 +96,9 @@ def test_an_unreachable_installer_source_stops_the_role_before_any_change(  # ty
     assert all("No such file or directory" in line for line in after["plesk"]), after["plesk"]
 
 
-def test_debian_13_is_refused_and_every_problem_is_listed_at_once(trixie, workdir):  # type: ignore[no-untyped-def]
+def test_debian_13_is_refused_and_every_problem_is_listed_at_once(
+    trixie: LabHost, workdir: Path
+) -> None:
     no_secrets = write_vault_secrets(trixie, workdir / "trixie", with_secrets=False)
     before = fingerprint(trixie)
     run = run_playbook(

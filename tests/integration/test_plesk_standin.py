@@ -136,7 +136,9 @@ REQUEST_PASSWORDS: list[str] = []
 RUN_DIRS: list[Path] = []
 
 
-def test_check_mode_on_a_fresh_host_changes_nothing_and_runs_nothing(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_check_mode_on_a_fresh_host_changes_nothing_and_runs_nothing(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     before = fingerprint(standin)
     run = run_playbook("plesk.yml", standin, workdir, secrets_=vault,
                        extravars=role_vars(plesk_installer_source=MIRROR), check=True)
@@ -147,7 +149,9 @@ def test_check_mode_on_a_fresh_host_changes_nothing_and_runs_nothing(standin, wo
     assert host_state.differences(before, fingerprint(standin)) == []
 
 
-def test_the_role_records_exactly_these_command_lines(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_the_role_records_exactly_these_command_lines(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     run = run_playbook("plesk.yml", standin, workdir, secrets_=vault,
                        extravars=role_vars(plesk_installer_source=MIRROR, plesk_install_poll=2))
     RUN_DIRS.append(run.run_dir)
@@ -196,7 +200,9 @@ def test_the_role_records_exactly_these_command_lines(standin, workdir, vault): 
     assert '"version": "Plesk Obsidian 18.0.99 (recording stand-in)"' in fact
 
 
-def test_a_second_role_run_changes_nothing_and_only_asks(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_a_second_role_run_changes_nothing_and_only_asks(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     before = len(calls(standin))
     run = run_playbook("plesk.yml", standin, workdir, secrets_=vault,
                        extravars=role_vars(plesk_installer_source=MIRROR))
@@ -254,7 +260,9 @@ def controller(standin: LabHost) -> str:
     return ssh(standin, "echo $SSH_CONNECTION").split()[0]
 
 
-def test_firewall_check_mode_predicts_and_changes_no_rule(standin, workdir, vault, controller):  # type: ignore[no-untyped-def]
+def test_firewall_check_mode_predicts_and_changes_no_rule(
+    standin: LabHost, workdir: Path, vault: Secrets, controller: str
+) -> None:
     before = len(calls(standin))
     run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
                        extravars=firewall_vars(controller), check=True)
@@ -266,9 +274,9 @@ def test_firewall_check_mode_predicts_and_changes_no_rule(standin, workdir, vaul
     assert state(standin)["firewall"]["active"]["enabled"] is False
 
 
-def test_firewall_denies_all_but_plesk_services_ssh_and_node_exporter(  # type: ignore[no-untyped-def]
-    standin, workdir, vault, controller
-):
+def test_firewall_denies_all_but_plesk_services_ssh_and_node_exporter(
+    standin: LabHost, workdir: Path, vault: Secrets, controller: str
+) -> None:
     before = len(calls(standin))
     run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
                        extravars=firewall_vars(controller))
@@ -306,7 +314,9 @@ def test_firewall_denies_all_but_plesk_services_ssh_and_node_exporter(  # type: 
     assert let_in(fresh, STRANGER, 3306) and let_in(fresh, STRANGER, 22)
 
 
-def test_firewall_second_run_only_reads_the_rules(standin, workdir, vault, controller):  # type: ignore[no-untyped-def]
+def test_firewall_second_run_only_reads_the_rules(
+    standin: LabHost, workdir: Path, vault: Secrets, controller: str
+) -> None:
     before = len(calls(standin))
     run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
                        extravars=firewall_vars(controller))
@@ -317,7 +327,9 @@ def test_firewall_second_run_only_reads_the_rules(standin, workdir, vault, contr
                                                             "--list-json"]]
 
 
-def test_firewall_rule_set_that_locks_ops_out_is_refused(standin, workdir, vault, controller):  # type: ignore[no-untyped-def]
+def test_firewall_rule_set_that_locks_ops_out_is_refused(
+    standin: LabHost, workdir: Path, vault: Secrets, controller: str
+) -> None:
     before = len(calls(standin))
     run = run_playbook("firewall.yml", standin, workdir, secrets_=vault,
                        extravars=firewall_vars(controller, firewall_ssh_sources=[STRANGER]))
@@ -329,7 +341,9 @@ def test_firewall_rule_set_that_locks_ops_out_is_refused(standin, workdir, vault
     assert let_in(state(standin)["firewall"]["active"], controller, 22)
 
 
-def test_firewall_component_dropped_removes_its_rule(standin, workdir, vault, controller):  # type: ignore[no-untyped-def]
+def test_firewall_component_dropped_removes_its_rule(
+    standin: LabHost, workdir: Path, vault: Secrets, controller: str
+) -> None:
     components = ["panel", "nginx", "webservers", "phpgroup", "mysqlgroup", "postfix",
                   "dovecot", "roundcube", "spamassassin"]  # no proftpd
     before = len(calls(standin))
@@ -367,7 +381,9 @@ def request_cli(host: LabHost, workdir: Path, verb: str, args: dict[str, str],
     )
 
 
-def test_each_request_records_its_guard_then_its_create(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_each_request_records_its_guard_then_its_create(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     for verb, args in REQUESTS:
         request = plesk_commands.build_request(verb, args)
         before = len(calls(standin))
@@ -398,7 +414,9 @@ def test_each_request_records_its_guard_then_its_create(standin, workdir, vault)
     assert recorded["mail"]["marc@www.rousseau.example"]["password_sha256"] == sha256(mailbox)
 
 
-def test_second_requests_create_nothing_and_show_no_password(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_second_requests_create_nothing_and_show_no_password(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     before = len(calls(standin))
     for verb, args in REQUESTS:
         request = plesk_commands.build_request(verb, args)
@@ -415,7 +433,9 @@ def test_second_requests_create_nothing_and_show_no_password(standin, workdir, v
                    for call in new for arg in call["argv"])
 
 
-def test_a_request_in_check_mode_predicts_and_creates_nothing(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_a_request_in_check_mode_predicts_and_creates_nothing(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     before = len(calls(standin))
     proc = request_cli(standin, workdir, "mailbox", {"address": "new@www.rousseau.example"},
                        "--check")
@@ -436,9 +456,9 @@ def test_a_request_in_check_mode_predicts_and_creates_nothing(standin, workdir, 
          "--engine: 'postgresql': a Plesk server has MySQL/MariaDB only"),
     ],
 )
-def test_a_request_plesk_cannot_serve_is_bad_input_and_runs_nothing(  # type: ignore[no-untyped-def]
-    standin, workdir, vault, args, problem
-):
+def test_a_request_plesk_cannot_serve_is_bad_input_and_runs_nothing(
+    standin: LabHost, workdir: Path, vault: Secrets, args: dict[str, str], problem: str
+) -> None:
     before = len(calls(standin))
     proc = request_cli(standin, workdir, "database", args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -448,7 +468,9 @@ def test_a_request_plesk_cannot_serve_is_bad_input_and_runs_nothing(  # type: ig
     assert calls(standin)[before:] == []
 
 
-def test_a_password_can_go_to_a_vault_file_instead(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_a_password_can_go_to_a_vault_file_instead(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     vault_file = workdir / "requests.vault.yml"
     args = {"domain": "shop.rousseau.example"}
     proc = request_cli(standin, workdir, "vhost", args, "--vault-file", str(vault_file))
@@ -472,9 +494,9 @@ def test_a_password_can_go_to_a_vault_file_instead(standin, workdir, vault):  # 
         ("ftp-account", {"domain": "shop.rousseau.example", "user": "marc"}),
     ],
 )
-def test_a_name_taken_in_another_subscription_fails_and_creates_nothing(  # type: ignore[no-untyped-def]
-    standin, workdir, vault, verb, args
-):
+def test_a_name_taken_in_another_subscription_fails_and_creates_nothing(
+    standin: LabHost, workdir: Path, vault: Secrets, verb: str, args: dict[str, Any]
+) -> None:
     """shop_db and marc belong to www.rousseau.example: asked for shop.rousseau.example
     (made by the vault test above), they are not "exists", and nothing is created."""
     before = len(calls(standin))
@@ -492,7 +514,9 @@ def test_a_name_taken_in_another_subscription_fails_and_creates_nothing(  # type
     assert not PASSWORD_LINE.search(proc.stdout)
 
 
-def test_no_secret_in_recorded_argv_runner_files_or_process_list(standin, workdir, vault):  # type: ignore[no-untyped-def]
+def test_no_secret_in_recorded_argv_runner_files_or_process_list(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     values = vault.values() + REQUEST_PASSWORDS
     assert len(REQUEST_PASSWORDS) == 5 and len(RUN_DIRS) >= 3  # everything above ran
     RUN_DIRS.extend(sorted((workdir / "state" / "requests").glob("*/*")))
@@ -517,9 +541,9 @@ def test_no_secret_in_recorded_argv_runner_files_or_process_list(standin, workdi
         assert value not in log
 
 
-def test_control_the_process_list_check_sees_a_password_in_the_environment_keyword(  # type: ignore[no-untyped-def]
-    standin, workdir, vault
-):
+def test_control_the_process_list_check_sees_a_password_in_the_environment_keyword(
+    standin: LabHost, workdir: Path, vault: Secrets
+) -> None:
     """Control for the check above: ansible-core writes an environment: keyword's values
     into the remote command line (the reason hostops passes PSA_PASSWORD on stdin), and
     the stand-in does see it there."""

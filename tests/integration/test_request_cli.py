@@ -18,9 +18,12 @@ import ftplib
 import http.client
 import io
 import re
+import socket
 import ssl
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import host_state
 import pytest
@@ -44,7 +47,9 @@ PASSWORDS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
-def stack_host(cli, root_user, tmp_path_factory):  # type: ignore[no-untyped-def]
+def stack_host(
+    cli: Any, root_user: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     inventory = tmp_path_factory.mktemp("inventory") / "req.yml"
     with owned_prefixes(cli, PREFIX):
         cli(
@@ -56,11 +61,11 @@ def stack_host(cli, root_user, tmp_path_factory):  # type: ignore[no-untyped-def
         yield address["ansible_host"]
 
 
-def on_host(cli, command: str) -> str:  # type: ignore[no-untyped-def]
+def on_host(cli: Any, command: str) -> str:
     return cli("lab", "ssh", HOST, "--", command, check=True).stdout
 
 
-def fingerprint(cli) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def fingerprint(cli: Any) -> dict[str, list[str]]:
     """What a request could change (tests/integration/host_state.py): files under /etc
     and /var/www, accounts (the FTP server's virtual users are under /etc), enabled
     units, packages, databases."""
@@ -76,11 +81,13 @@ def changes(stdout: str) -> int:
 class SessionReusingFTPS(ftplib.FTP_TLS):
     """Data connections reuse the control connection's TLS session (ProFTPD requires it)."""
 
-    def ntransfercmd(self, cmd, rest=None):  # type: ignore[no-untyped-def]
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 - TLS below
-        if self._prot_p:
+        if self._prot_p:  # type: ignore[attr-defined]  # ftplib private, not in typeshed
             conn = self.context.wrap_socket(
-                conn, server_hostname=self.host, session=self.sock.session
+                conn, server_hostname=self.host, session=self.sock.session  # type: ignore[union-attr]  # connected
             )
         return conn, size
 
@@ -116,7 +123,7 @@ TIMER_SERVICES = (
 )
 
 
-def test_fingerprint_ignores_timers_and_sees_changes(cli, stack_host):  # type: ignore[no-untyped-def]
+def test_fingerprint_ignores_timers_and_sees_changes(cli: Any, stack_host: str) -> None:
     """The fingerprint that proves "nothing changed" below: the same while the host's timers
     fire (while their services run and after they ran), different after a change a
     request could make (positive control), the same again once it is undone."""
@@ -143,7 +150,7 @@ def test_fingerprint_ignores_timers_and_sees_changes(cli, stack_host):  # type: 
     assert host_state.differences(before, fingerprint(cli)) == []
 
 
-def test_hostile_names_exit_2_and_touch_nothing(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
+def test_hostile_names_exit_2_and_touch_nothing(cli: Any, stack_host: str, state_dir: Path) -> None:
     before = fingerprint(cli)
     attempts = [
         (
@@ -170,7 +177,9 @@ def test_hostile_names_exit_2_and_touch_nothing(cli, stack_host, state_dir):  # 
     assert host_state.differences(before, fingerprint(cli)) == []
 
 
-def test_check_mode_predicts_and_changes_nothing(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
+def test_check_mode_predicts_and_changes_nothing(
+    cli: Any, stack_host: str, state_dir: Path
+) -> None:
     before = fingerprint(cli)
     proc = cli("request", "vhost", "--host", HOST, "--domain", DOMAIN, "--lab", "--check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -179,7 +188,7 @@ def test_check_mode_predicts_and_changes_nothing(cli, stack_host, state_dir):  #
     assert host_state.differences(before, fingerprint(cli)) == []
 
 
-def test_vhost_request_creates_a_served_vhost(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
+def test_vhost_request_creates_a_served_vhost(cli: Any, stack_host: str, state_dir: Path) -> None:
     proc = cli("request", "vhost", "--host", HOST, "--domain", DOMAIN, "--lab")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"request vhost {DOMAIN} on {HOST}: created" in proc.stdout
@@ -189,7 +198,9 @@ def test_vhost_request_creates_a_served_vhost(cli, stack_host, state_dir):  # ty
     assert f"{DOMAIN} is ready" in body
 
 
-def test_second_vhost_request_changes_nothing(cli, stack_host, state_dir, tmp_path):  # type: ignore[no-untyped-def]
+def test_second_vhost_request_changes_nothing(
+    cli: Any, stack_host: str, state_dir: Path, tmp_path: Path
+) -> None:
     # --vault-file is accepted (a vhost on a Plesk server has a password), and on this
     # custom stack there is nothing to store: it says so, and writes no file
     password_file = tmp_path / "vault-pass"
@@ -207,7 +218,9 @@ def test_second_vhost_request_changes_nothing(cli, stack_host, state_dir, tmp_pa
     assert not PASSWORD_LINE.search(proc.stdout)
 
 
-def test_ftp_account_request_shows_the_password_once(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
+def test_ftp_account_request_shows_the_password_once(
+    cli: Any, stack_host: str, state_dir: Path
+) -> None:
     proc = cli(
         "request", "ftp-account", "--host", HOST, "--domain", DOMAIN, "--user", "martin", "--lab"
     )
@@ -224,7 +237,7 @@ def test_ftp_account_request_shows_the_password_once(cli, stack_host, state_dir)
     assert owner == VHOST_USER
 
 
-def test_second_ftp_request_keeps_the_password(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
+def test_second_ftp_request_keeps_the_password(cli: Any, stack_host: str, state_dir: Path) -> None:
     entry = "grep '^martin:' /etc/proftpd/hostops.passwd | cut -d: -f2"
     hash_before = on_host(cli, entry)
     proc = cli(
@@ -239,7 +252,9 @@ def test_second_ftp_request_keeps_the_password(cli, stack_host, state_dir):  # t
     ftps_upload(stack_host, "martin", PASSWORDS["martin"], "again.txt", b"still works\n")
 
 
-def test_password_stored_in_the_vault_file_only(cli, stack_host, state_dir, tmp_path):  # type: ignore[no-untyped-def]
+def test_password_stored_in_the_vault_file_only(
+    cli: Any, stack_host: str, state_dir: Path, tmp_path: Path
+) -> None:
     password_file = tmp_path / "vault-pass"
     password_file.write_text(VAULT_PASSWORD + "\n")
     vault_file = tmp_path / "secrets.yml"
@@ -259,7 +274,7 @@ def test_password_stored_in_the_vault_file_only(cli, stack_host, state_dir, tmp_
     ftps_upload(stack_host, "paul", password, "paul.txt", b"from the vault\n")
 
 
-def test_no_password_left_anywhere_else(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
+def test_no_password_left_anywhere_else(cli: Any, stack_host: str, state_dir: Path) -> None:
     assert set(PASSWORDS) == {"martin", "paul"}
     runs = list((state_dir / "requests").rglob("*"))
     assert any(p.name == "extravars" for p in runs)  # the run directories were kept
@@ -277,7 +292,9 @@ def test_no_password_left_anywhere_else(cli, stack_host, state_dir):  # type: ig
     assert hits.strip() == "0"
 
 
-def test_a_server_recorded_as_plesk_without_plesk_is_refused_unchanged(cli, stack_host, state_dir):  # type: ignore[no-untyped-def]
+def test_a_server_recorded_as_plesk_without_plesk_is_refused_unchanged(
+    cli: Any, stack_host: str, state_dir: Path
+) -> None:
     """The level says Plesk, so Plesk's back end is chosen; but Plesk is not there (the
     plesk role's fact is missing): the request stops before anything runs."""
     fact = "/etc/ansible/facts.d/hostops.fact"

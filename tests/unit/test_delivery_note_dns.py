@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_delivery_note_lists_the_records(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path))
     order = load_order(CUSTOM)
     server = order.servers[0]
-    facts = {
+    facts: dict[str, dict[str, Any]] = {
         server.hostname: {
             "address": "192.0.2.10",
             "os": "Debian 13.2",

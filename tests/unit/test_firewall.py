@@ -99,7 +99,7 @@ def test_an_ipv4_mapped_source_is_an_ipv4_source() -> None:
     assert (rule["sources4"], rule["sources6"]) == (["192.0.2.1"], [])
 
 
-OPS = [
+OPS: list[dict[str, Any]] = [
     {"name": "ssh", "ports": [22], "sources": ["192.0.2.0/24", "2001:db8::/32"]},
     {"name": "web", "ports": [80, 443]},
     {"name": "passive", "ports": ["40000-40100"]},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostops import fleet
+from hostops import fleet, settings
 from hostops.cli import main
 from hostops.order import load_order
 from hostops.provision import Target, write_delivery_note
@@ -29,7 +29,7 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def record_apply(path: Path, stamp: str, *, status: str, deliver: bool) -> str:
     order = load_order(path)
-    folder = fleet.state_dir() / "orders" / order.id
+    folder = settings.state_dir() / "orders" / order.id
     fleet.write_order(folder, order.to_vars())
     run_dir = folder / "runs" / stamp
     fleet.write_run(

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hostops import lab
-from hostops.errors import UsageError
+from hostops.errors import HostopsError, UsageError
 
 
 def write(path: Path, text: str) -> None:
@@ -109,7 +109,7 @@ def test_state_round_trip(tmp_path: Path) -> None:
 
 def test_corrupt_state_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("{not json")
-    with pytest.raises(lab.HostopsError, match="unreadable lab state"):
+    with pytest.raises(HostopsError, match="unreadable lab state"):
         lab.LabState.load(tmp_path / "state.json")
 
 
@@ -171,12 +171,10 @@ def test_aliases_survive_the_state_file(tmp_path: Path) -> None:
 
 
 def test_inotify_instances_raised_for_many_hosts_never_lowered(tmp_path: Path) -> None:
-    from hostops.lab import MIN_INOTIFY_INSTANCES, ensure_inotify_instances
-
     knob = tmp_path / "max_user_instances"
     knob.write_text("128\n")
-    ensure_inotify_instances(knob)
-    assert int(knob.read_text()) == MIN_INOTIFY_INSTANCES
+    lab.ensure_inotify_instances(knob)
+    assert int(knob.read_text()) == lab.MIN_INOTIFY_INSTANCES
     knob.write_text("8192\n")
-    ensure_inotify_instances(knob)
+    lab.ensure_inotify_instances(knob)
     assert int(knob.read_text()) == 8192

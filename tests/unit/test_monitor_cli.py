@@ -220,7 +220,7 @@ def test_dash_dash_host_and_dash_dash_monitoring_server_as_other_commands_name_t
     from hostops import monitor_cli  # noqa: PLC0415
 
     plans: list[monitor_cli.Plan] = []
-    monkeypatch.setattr(monitor_cli, "execute", lambda plan, check: plans.append(plan) or 0)
+    monkeypatch.setattr(monitor_cli, "execute", lambda plan, check: plans.append(plan) or 0)  # type: ignore[func-returns-value]  # record, then 0
     for spelling in (
         ["app1.lemoine.example", "--server", "mon1.alteo.example"],
         ["--host", "app1.lemoine.example", "--monitoring-server", "mon1.alteo.example"],

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -174,7 +175,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{len(c[4])}" for c in CASES])
-def test_each_request_builds_exactly_these_command_lines(case):  # type: ignore[no-untyped-def]
+def test_each_request_builds_exactly_these_command_lines(case: tuple[Any, ...]) -> None:
     verb, args, guard, expect, create, secret, ip = case
     request = pc.build_request(verb, args)
     assert request.verb == verb
@@ -189,7 +190,7 @@ def test_each_request_builds_exactly_these_command_lines(case):  # type: ignore[
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{len(c[4])}" for c in CASES])
-def test_the_password_goes_in_psa_password_never_in_argv(case):  # type: ignore[no-untyped-def]
+def test_the_password_goes_in_psa_password_never_in_argv(case: tuple[Any, ...]) -> None:
     verb, args, _guard, _expect, _create, secret, _ip = case
     request = pc.build_request(verb, args)
     password = "S3cret-Value-42"  # noqa: S105 - a test value
@@ -339,7 +340,9 @@ def test_the_filter_plugin_gives_what_the_module_builds(monkeypatch: pytest.Monk
         ("mailbox", {"address": "a..b@example.fr"}, ["--address: 'a..b@example.fr'"]),
     ],
 )
-def test_bad_requests_are_refused_with_one_line_per_problem(verb, args, lines):  # type: ignore[no-untyped-def]
+def test_bad_requests_are_refused_with_one_line_per_problem(
+    verb: str, args: dict[str, Any], lines: list[str]
+) -> None:
     with pytest.raises(InputProblems) as caught:
         pc.build_request(verb, args)
     assert len(caught.value.problems) == len(lines)

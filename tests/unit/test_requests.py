@@ -12,13 +12,14 @@ import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
-from hostops import cli, requests
+from hostops import cli, requests, runner
 from hostops.errors import UsageError
 from hostops.requests import (
     FTP_ACCOUNT,
     VERBS,
     VHOST,
     VaultFile,
+    Verb,
     check_arguments,
     check_domain,
     check_host,
@@ -72,7 +73,7 @@ HOSTILE = [
         "xn--bcher-kva.example",
     ],
 )
-def test_good_domains(domain):
+def test_good_domains(domain: str) -> None:
     assert check_domain(domain) is None
 
 
@@ -94,12 +95,12 @@ def test_good_domains(domain):
         "192.0.2.10",
     ],
 )
-def test_bad_domains(domain):
+def test_bad_domains(domain: str) -> None:
     assert check_domain(domain) is not None
 
 
 @pytest.mark.parametrize("login", ["martin", "m", "shop_ftp2", "a" + "b" * 31])
-def test_good_logins(login):
+def test_good_logins(login: str) -> None:
     assert check_login(login) is None
 
 
@@ -119,11 +120,11 @@ def test_good_logins(login):
         "ftp",
     ],
 )
-def test_bad_logins(login):
+def test_bad_logins(login: str) -> None:
     assert check_login(login) is not None
 
 
-def test_hosts_and_php():
+def test_hosts_and_php() -> None:
     assert check_host("web01.martin.example") is None
     assert check_host("req-1") is None
     assert check_host("x;y") is not None
@@ -135,7 +136,7 @@ def test_hosts_and_php():
         assert check_php(bad) is not None
 
 
-def test_every_problem_at_once_naming_argument_and_value():
+def test_every_problem_at_once_naming_argument_and_value() -> None:
     with pytest.raises(UsageError) as caught:
         check_arguments(
             FTP_ACCOUNT, {"host": "h;x", "domain": "a.example;rm -rf /", "user": "x'; DROP"}
@@ -148,7 +149,7 @@ def test_every_problem_at_once_naming_argument_and_value():
     assert problems[2].startswith('--user: "x\'; DROP": ')
 
 
-def test_required_and_optional_arguments():
+def test_required_and_optional_arguments() -> None:
     with pytest.raises(UsageError, match="--domain: required"):
         check_arguments(VHOST, {"host": "h", "domain": None, "php": None})
     checked = check_arguments(VHOST, {"host": "h", "domain": "a.example", "php": None})
@@ -160,7 +161,7 @@ def test_required_and_optional_arguments():
     }
 
 
-def test_a_vhost_may_allow_php_functions_by_name():
+def test_a_vhost_may_allow_php_functions_by_name() -> None:
     checked = check_arguments(
         VHOST, {"host": "h", "domain": "a.example", "allow_php_functions": "exec,popen"}
     )
@@ -171,7 +172,7 @@ def test_a_vhost_may_allow_php_functions_by_name():
         assert caught.value.problems[0].startswith(f"--allow-php-functions: {bad!r}: ")
 
 
-def test_database_verbs_use_their_own_checks():
+def test_database_verbs_use_their_own_checks() -> None:
     db_user = verb_named("db-user")
     assert db_user.secret is not None
     with pytest.raises(UsageError) as caught:
@@ -189,13 +190,13 @@ def test_database_verbs_use_their_own_checks():
         )
 
 
-def test_unknown_verb():
+def test_unknown_verb() -> None:
     with pytest.raises(UsageError, match="'mailbox' is not one of"):
         verb_named("mailbox")
 
 
 @pytest.mark.parametrize("verb", VERBS, ids=lambda v: v.name)
-def test_verb_declarations_are_whole(verb):
+def test_verb_declarations_are_whole(verb: Verb) -> None:
     assert (ROOT / "playbooks" / verb.playbook).is_file()
     flags = [a.flag for a in verb.arguments]
     assert flags[0] == "--host"
@@ -211,7 +212,7 @@ def test_verb_declarations_are_whole(verb):
         )
 
 
-def test_generated_passwords():
+def test_generated_passwords() -> None:
     seen = {generate_password() for _ in range(200)}
     assert len(seen) == 200
     allowed = set(string.ascii_letters + string.digits + "-_")
@@ -220,7 +221,7 @@ def test_generated_passwords():
         assert set(password) <= allowed  # nothing a shell, SQL or Jinja would read
 
 
-def test_redact_extravars(tmp_path):
+def test_redact_extravars(tmp_path: Path) -> None:
     env = tmp_path / "env"
     env.mkdir()
     (env / "extravars").write_text(
@@ -234,13 +235,13 @@ def test_redact_extravars(tmp_path):
 
 
 @pytest.fixture
-def vault_password(tmp_path) -> Path:
+def vault_password(tmp_path: Path) -> Path:
     path = tmp_path / "vault-pass"
     path.write_text("correct horse battery staple\n")
     return path
 
 
-def test_vault_file_round_trip(tmp_path, vault_password):
+def test_vault_file_round_trip(tmp_path: Path, vault_password: Path) -> None:
     first, second = generate_password(), generate_password()
     vault = VaultFile(tmp_path / "secrets.yml", vault_password)
     vault.check()  # no file yet: fine
@@ -257,7 +258,7 @@ def test_vault_file_round_trip(tmp_path, vault_password):
     assert data["web01"]["ftp_accounts"]["paul"]["password"] == second
 
 
-def test_vault_file_with_the_wrong_password(tmp_path, vault_password):
+def test_vault_file_with_the_wrong_password(tmp_path: Path, vault_password: Path) -> None:
     VaultFile(tmp_path / "secrets.yml", vault_password).store(("h", "k", "n"), {"password": "p"})
     wrong = tmp_path / "wrong"
     wrong.write_text("not the password\n")
@@ -267,7 +268,7 @@ def test_vault_file_with_the_wrong_password(tmp_path, vault_password):
         VaultFile(tmp_path / "secrets.yml", tmp_path / "nope").check()
 
 
-def test_resolve_inventory(tmp_path):
+def test_resolve_inventory(tmp_path: Path) -> None:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"web01.martin.example": {}}}}))
     assert resolve_inventory("web01.martin.example", lab=False, inventories=[inventory]) == [
@@ -281,21 +282,21 @@ def test_resolve_inventory(tmp_path):
         resolve_inventory("web01.martin.example", lab=False, inventories=[tmp_path / "no.yml"])
 
 
-def test_lab_without_a_lab_inventory(tmp_path, monkeypatch):
+def test_lab_without_a_lab_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTOPS_LAB_INVENTORY", str(tmp_path / "none.yml"))
     with pytest.raises(UsageError, match="--lab: no lab inventory"):
         resolve_inventory("req-1", lab=True, inventories=[])
 
 
 @pytest.fixture
-def no_runs(tmp_path, monkeypatch):
+def no_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Any playbook run would fail the test: the refusals happen before."""
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
 
-    def forbidden(self):  # type: ignore[no-untyped-def]
+    def forbidden(self: runner.PlaybookRun) -> None:
         raise AssertionError(f"a playbook ran: {self.playbook}")
 
-    monkeypatch.setattr(requests.PlaybookRun, "execute", forbidden)
+    monkeypatch.setattr(runner.PlaybookRun, "execute", forbidden)
     return tmp_path / "state"
 
 
@@ -316,13 +317,28 @@ def no_runs(tmp_path, monkeypatch):
             "--name: 'x;drop'",
         ),
         (
-            ["database", "--host", "web01", "--engine", "mariadb", "--name", "shop",
-             "--domain", "shop example"],
+            [
+                "database",
+                "--host",
+                "web01",
+                "--engine",
+                "mariadb",
+                "--name",
+                "shop",
+                "--domain",
+                "shop example",
+            ],
             "--domain: 'shop example': must be a lowercase domain name",
         ),
     ],
 )
-def test_cli_refuses_before_anything_runs(argv, expected, tmp_path, no_runs, capsys):
+def test_cli_refuses_before_anything_runs(
+    argv: list[str],
+    expected: str,
+    tmp_path: Path,
+    no_runs: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"web01": {}}}}))
     status = cli.main(["request", *argv, "--inventory", str(inventory)])
@@ -331,7 +347,12 @@ def test_cli_refuses_before_anything_runs(argv, expected, tmp_path, no_runs, cap
     assert not no_runs.exists()  # not even a run directory
 
 
-def test_cli_vault_file_needs_a_password_file(tmp_path, no_runs, capsys, monkeypatch):
+def test_cli_vault_file_needs_a_password_file(
+    tmp_path: Path,
+    no_runs: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"web01": {}}}}))
@@ -342,7 +363,9 @@ def test_cli_vault_file_needs_a_password_file(tmp_path, no_runs, capsys, monkeyp
     assert "--vault-file: needs a vault password file" in capsys.readouterr().err
 
 
-def test_cli_unknown_host(tmp_path, no_runs, capsys):
+def test_cli_unknown_host(
+    tmp_path: Path, no_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"web01": {}}}}))
     argv = ["request", "vhost", "--host", "web02", "--domain", "a.example"]

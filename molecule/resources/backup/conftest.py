@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def managed():  # type: ignore[no-untyped-def]
+def managed() -> Any:
     """The managed server (MariaDB, PostgreSQL, files), for session-wide fixtures."""
     import testinfra  # noqa: PLC0415
 
@@ -32,14 +34,14 @@ def managed():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def host(managed):  # type: ignore[no-untyped-def]
+def host(managed: Any) -> Any:
     """Every check runs on the managed server (molecule's --hosts names both hosts; this
     fixture replaces testinfra's, which would run each check on each of them)."""
     return managed
 
 
 @pytest.fixture(scope="session")
-def other():  # type: ignore[no-untyped-def]
+def other() -> Any:
     """Server B (Debian 13 scenario): another customer's server, and where A is restored."""
     import testinfra  # noqa: PLC0415
 
@@ -47,7 +49,7 @@ def other():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def backup_host():  # type: ignore[no-untyped-def]
+def backup_host() -> Any:
     """The backup host (restic's REST server and the repositories)."""
     import testinfra  # noqa: PLC0415
 
@@ -55,7 +57,7 @@ def backup_host():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def baseline(managed):  # type: ignore[no-untyped-def]
+def baseline(managed: Any) -> list[dict[str, Any]]:
     """At least one good snapshot of each kind, whatever ran before."""
     from backup_helpers import snapshots  # noqa: PLC0415
 
@@ -75,7 +77,7 @@ SERVER_KINDS = ("prune", "check", "metrics")
 
 
 @pytest.fixture(scope="module")
-def backup_timers_stopped(managed, backup_host):  # type: ignore[no-untyped-def]
+def backup_timers_stopped(managed: Any, backup_host: Any) -> Iterator[None]:
     """The backup timers stopped for the rest of the module, their runs finished: the
     managed server's (dumps at 22:00, files at 23:00 Paris time) and the backup host's
     (retention at 06:00, check on Sundays at 05:00, metrics every 15 minutes).
@@ -100,7 +102,7 @@ def backup_timers_stopped(managed, backup_host):  # type: ignore[no-untyped-def]
         restart.append((machine, name, running))
         services = " ".join(f"{prefix}-{kind}.service" for kind in kinds)
 
-        def idle(machine=machine, services=services) -> bool:  # type: ignore[no-untyped-def]
+        def idle(machine: Any = machine, services: str = services) -> bool:
             states = machine.run(f"systemctl is-active {services}").stdout.split()
             return not BUSY_STATES & set(states)
 

@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backup_helpers import (
@@ -53,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[4]
 LIB_DIR = "/usr/local/lib/hostops-backup"
 
 
-def test_dumps_timer_fires_at_22_paris_time(host):
+def test_dumps_timer_fires_at_22_paris_time(host: Any) -> None:
     listed = host.check_output(
         "TZ=Europe/Paris systemctl list-timers --all --no-pager hostops-backup-dumps.timer"
     )
@@ -76,7 +77,9 @@ def test_dumps_timer_fires_at_22_paris_time(host):
     assert host.service("hostops-backup-dumps.timer").is_running
 
 
-def test_files_timer_and_the_backup_hosts_retention_and_check_timers(host, backup_host):
+def test_files_timer_and_the_backup_hosts_retention_and_check_timers(
+    host: Any, backup_host: Any
+) -> None:
     listed = host.check_output(
         "TZ=Europe/Paris systemctl list-timers --all --no-pager hostops-backup-files.timer"
     )
@@ -104,7 +107,7 @@ def test_files_timer_and_the_backup_hosts_retention_and_check_timers(host, backu
 # From here on the timers are stopped (conftest.py): a run they start would add snapshots
 # and hold the script's lock in the middle of a check. The two checks above see them live.
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_secret_files_are_root_only(host):
+def test_secret_files_are_root_only(host: Any) -> None:
     for path in (
         "/etc/hostops-backup/restic-password",
         "/etc/hostops-backup/backup.json",
@@ -118,7 +121,7 @@ def test_secret_files_are_root_only(host):
     assert script_file.user == "root" and script_file.mode == 0o755
 
 
-def test_the_program_is_the_package_and_nothing_older_is_left(host):
+def test_the_program_is_the_package_and_nothing_older_is_left(host: Any) -> None:
     """The role installs the package (roles/backup/files/hostops_backup) byte for byte in
     /usr/local/lib/hostops-backup and the launcher at the command's path. prepare.yml put
     an earlier release there on this server (a single-file script, a retired module and
@@ -148,12 +151,12 @@ def test_the_program_is_the_package_and_nothing_older_is_left(host):
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_repository_password_is_in_no_file_log_or_journal(host, baseline):
+def test_repository_password_is_in_no_file_log_or_journal(host: Any, baseline: Any) -> None:
     password = host.check_output("cat /etc/hostops-backup/restic-password")
     assert len(password) >= 16
     # the REST password: the user info of the repository's URL
     url = host.check_output(f"cat {REPOSITORY_FILE}")
-    rest_password = re.fullmatch(r"rest:https://[^:]+:([^@]+)@.+", url).group(1)
+    rest_password = re.fullmatch(r"rest:https://[^:]+:([^@]+)@.+", url).group(1)  # type: ignore[union-attr]  # None fails the test
     assert len(rest_password) >= 16
     host.run(f"umask 077; printf '%s\\n' {shlex.quote(rest_password)} > /root/rest-secret")
     for secret in ("/etc/hostops-backup/restic-password", "/root/rest-secret"):
@@ -168,7 +171,9 @@ def test_repository_password_is_in_no_file_log_or_journal(host, baseline):
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_backup_host_serves_rest_append_only_private_over_tls(host, backup_host, baseline):
+def test_backup_host_serves_rest_append_only_private_over_tls(
+    host: Any, backup_host: Any, baseline: Any
+) -> None:
     cfg = config(host)
     match = re.fullmatch(r"rest:https://([^:/]+):(\d+)/(.+)/", cfg["repository"])
     assert match, cfg["repository"]
@@ -214,7 +219,9 @@ def test_backup_host_serves_rest_append_only_private_over_tls(host, backup_host,
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_the_server_cannot_forget_prune_or_delete_its_own_snapshots(host, backup_host, baseline):
+def test_the_server_cannot_forget_prune_or_delete_its_own_snapshots(
+    host: Any, backup_host: Any, baseline: Any
+) -> None:
     """Append-only: root on the server adds snapshots, never removes any."""
     name = config(host)["host"]
     before = repo_ids(backup_host, name)
@@ -253,7 +260,7 @@ def test_the_server_cannot_forget_prune_or_delete_its_own_snapshots(host, backup
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_nightly_units_back_up_and_publish_their_result(host):
+def test_nightly_units_back_up_and_publish_their_result(host: Any) -> None:
     """The units run as the timers start them. Meanwhile every process' arguments and
     environment are sampled: neither the repository password nor the REST password (in
     the repository's URL) shows in any of them."""
@@ -311,7 +318,7 @@ def test_nightly_units_back_up_and_publish_their_result(host):
     assert {"shop", "wiki"} <= set(manifest["engines"]["mariadb"]["databases"])
 
 
-def _manifest(host):
+def _manifest(host: Any) -> Any:
     return json.loads(
         host.check_output(
             f"{SCRIPT} restic dump --tag hostops,dumps latest {DUMP_DIR}/manifest.json"
@@ -319,14 +326,14 @@ def _manifest(host):
     )
 
 
-def _pg_databases(manifest):
+def _pg_databases(manifest: dict[str, Any]) -> Any:
     clusters = manifest["engines"]["postgresql"]["clusters"]
     assert len(clusters) == 1
     return next(iter(clusters.values()))["databases"]
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_database_restores_give_the_source_checksums_at_dump_time(host, baseline):
+def test_database_restores_give_the_source_checksums_at_dump_time(host: Any, baseline: Any) -> None:
     manifest = _manifest(host)
     restored = {"mariadb": ["shop", "wiki"], "postgresql": ["crm"]}
     try:
@@ -347,11 +354,11 @@ def test_database_restores_give_the_source_checksums_at_dump_time(host, baseline
                 assert (checksum, rows) == (recorded[table]["checksum"], recorded[table]["rows"])
                 assert (checksum, rows) == source[table]
         recorded = _pg_databases(manifest)["crm"]["tables"]
-        source, copy = pg_checksums(host, "crm"), pg_checksums(host, "r_crm")
-        assert set(copy) == set(recorded) == {"public.contacts", "sales.invoices"}
-        for table, (checksum, rows, ordered_rows) in copy.items():
+        pg_source, pg_copy = pg_checksums(host, "crm"), pg_checksums(host, "r_crm")
+        assert set(pg_copy) == set(recorded) == {"public.contacts", "sales.invoices"}
+        for table, (checksum, rows, ordered_rows) in pg_copy.items():
             assert (checksum, rows) == (recorded[table]["checksum"], recorded[table]["rows"])
-            assert (checksum, rows, ordered_rows) == source[table]
+            assert (checksum, rows, ordered_rows) == pg_source[table]
         # what is not data came back too: the owner, the views
         owners = psql(
             host,
@@ -368,7 +375,7 @@ def test_database_restores_give_the_source_checksums_at_dump_time(host, baseline
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_verify_restores_every_database_into_scratch_and_compares(host, baseline):
+def test_verify_restores_every_database_into_scratch_and_compares(host: Any, baseline: Any) -> None:
     rc, report, err = script(host, "verify")
     assert rc == 0, err + json.dumps(report)
     assert report["ok"] is True
@@ -385,7 +392,7 @@ def test_verify_restores_every_database_into_scratch_and_compares(host, baseline
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_file_restore_is_byte_identical(host, baseline):
+def test_file_restore_is_byte_identical(host: Any, baseline: Any) -> None:
     try:
         rc, _, err = script(
             host,
@@ -419,7 +426,9 @@ def test_file_restore_is_byte_identical(host, baseline):
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_restoring_over_live_data_needs_confirmation_and_loses_what_came_after(host, baseline):
+def test_restoring_over_live_data_needs_confirmation_and_loses_what_came_after(
+    host: Any, baseline: Any
+) -> None:
     before = fingerprint(host, "/srv/www")
     host.run(
         "echo 'changed after the backup' > /srv/www/site/index.html; "
@@ -464,7 +473,7 @@ def test_restoring_over_live_data_needs_confirmation_and_loses_what_came_after(h
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_a_missing_path_fails_the_run_visibly(host, baseline):
+def test_a_missing_path_fails_the_run_visibly(host: Any, baseline: Any) -> None:
     """restic 0.14 alone skips a missing path and reports success."""
     before_ids = snapshot_ids(host, "files")
     before = metrics(host).get(("hostops_backup_last_success_timestamp_seconds", "files"))
@@ -484,7 +493,7 @@ def test_a_missing_path_fails_the_run_visibly(host, baseline):
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_an_unreadable_file_fails_the_run_and_leaves_no_snapshot(host, baseline):
+def test_an_unreadable_file_fails_the_run_and_leaves_no_snapshot(host: Any, baseline: Any) -> None:
     """restic exits 3 ("incomplete snapshot created"): a failure here, the snapshot removed."""
     cfg = config(host)
     cfg["paths"] = ["/srv/www", "/proc/1/mem"]  # a file even root cannot read (EIO)
@@ -499,7 +508,9 @@ def test_an_unreadable_file_fails_the_run_and_leaves_no_snapshot(host, baseline)
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_a_failing_dump_fails_the_run_visibly_and_the_next_run_succeeds(host, baseline):
+def test_a_failing_dump_fails_the_run_visibly_and_the_next_run_succeeds(
+    host: Any, baseline: Any
+) -> None:
     before_ids = snapshot_ids(host, "dumps")
     before = metrics(host)[("hostops_backup_last_success_timestamp_seconds", "dumps")]
     started = now(host)
@@ -531,7 +542,7 @@ def test_a_failing_dump_fails_the_run_visibly_and_the_next_run_succeeds(host, ba
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_retention_below_one_day_is_refused(host, backup_host, baseline):
+def test_retention_below_one_day_is_refused(host: Any, backup_host: Any, baseline: Any) -> None:
     """restic reads --keep-daily 0 as "no policy" and keeps everything, exit status 0."""
     name = config(host)["host"]
     before = repo_ids(backup_host, name)
@@ -556,7 +567,9 @@ def test_retention_below_one_day_is_refused(host, backup_host, baseline):
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_retention_on_the_backup_host_keeps_exactly_the_newest_days(host, backup_host, baseline):
+def test_retention_on_the_backup_host_keeps_exactly_the_newest_days(
+    host: Any, backup_host: Any, baseline: Any
+) -> None:
     """40 daily snapshots dated in the past, made on the backup host: its retention run
     keeps the newest N days of the order (28; 7 for shared hosting)."""
     cfg = config(host)
@@ -604,8 +617,8 @@ PRUNE = "^restic .* prune"
 
 @pytest.mark.usefixtures("backup_timers_stopped")
 def test_kill_9_during_prune_leaves_a_sound_repository_and_the_next_prune_succeeds(
-    host, backup_host, baseline
-):
+    host: Any, backup_host: Any, baseline: Any
+) -> None:
     name = config(host)["host"]
     # something for prune to remove: a snapshot of random data, forgotten on the backup host
     host.run("head -c 64M /dev/urandom > /root/prune-me.bin")
@@ -663,8 +676,8 @@ def test_kill_9_during_prune_leaves_a_sound_repository_and_the_next_prune_succee
 
 @pytest.mark.usefixtures("backup_timers_stopped")
 def test_a_repository_of_the_old_shared_layout_migrates_with_its_snapshots(
-    host, backup_host, baseline
-):
+    host: Any, backup_host: Any, baseline: Any
+) -> None:
     """The old layout: one repository per server under /srv/restic, written over SFTP by
     the shared user, encrypted with the shared password. 'hostops-backup-server migrate'
     copies its snapshots into the server's new repository (restic copy), once however
@@ -711,7 +724,9 @@ def test_a_repository_of_the_old_shared_layout_migrates_with_its_snapshots(
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_repository_check_reads_a_part_of_the_data(host, backup_host, baseline):
+def test_repository_check_reads_a_part_of_the_data(
+    host: Any, backup_host: Any, baseline: Any
+) -> None:
     name = config(host)["host"]
     started = now(backup_host)
     assert backup_host.run("systemctl start hostops-backup-server-check.service").rc == 0
@@ -727,7 +742,9 @@ def test_repository_check_reads_a_part_of_the_data(host, backup_host, baseline):
 
 
 @pytest.mark.usefixtures("backup_timers_stopped")
-def test_a_damaged_pack_is_found_by_the_check_and_published(host, backup_host, baseline):
+def test_a_damaged_pack_is_found_by_the_check_and_published(
+    host: Any, backup_host: Any, baseline: Any
+) -> None:
     """A pack file damaged on the backup host's disk: the check (reading all the data, as
     the weekly one does over its four weeks) fails, says so in its metrics (the alert
     BackupRepositoryCheckFailed fires on them), and passes again once it is repaired."""
@@ -759,7 +776,7 @@ def test_a_damaged_pack_is_found_by_the_check_and_published(host, backup_host, b
     assert server_metrics(backup_host)[("hostops_backup_repository_check_failed", name, "")] == 0
 
 
-def test_an_order_without_backups_stops_the_timers_and_keeps_the_backups(host):
+def test_an_order_without_backups_stops_the_timers_and_keeps_the_backups(host: Any) -> None:
     """Last: the order is changed to backups.enabled: false and applied again."""
     # the earlier checks stopped the timers (backup_timers_stopped): running again, the
     # playbook has something to stop

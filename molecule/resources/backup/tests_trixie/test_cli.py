@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backup_helpers import INVENTORY, MANAGED, mariadb, mariadb_checksums, snapshots
@@ -20,7 +22,9 @@ pytestmark = pytest.mark.usefixtures("backup_timers_stopped")
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory):  # type: ignore[no-untyped-def]
+def cli(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     state = tmp_path_factory.mktemp("state")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +46,7 @@ def where() -> list[str]:
     return ["--host", MANAGED, "--inventory", INVENTORY]
 
 
-def test_bad_arguments_are_refused_before_any_host_is_touched(cli):
+def test_bad_arguments_are_refused_before_any_host_is_touched(cli: Any) -> None:
     proc = cli("restore", *where(), "--database", "shop; DROP", "--at", "2099-01-01", "--to", "x")
     assert proc.returncode == 2
     lines = proc.stderr.splitlines()
@@ -54,7 +58,7 @@ def test_bad_arguments_are_refused_before_any_host_is_touched(cli):
     assert "--host: 'nowhere.example' is not in" in proc.stderr
 
 
-def test_run_and_list(cli, host, baseline):
+def test_run_and_list(cli: Any, host: Any, baseline: Any) -> None:
     proc = cli("run", *where(), "--kind", "dumps")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "dumps: snapshot " in proc.stdout
@@ -66,7 +70,9 @@ def test_run_and_list(cli, host, baseline):
     assert "TIME (Paris)" in proc.stdout
 
 
-def test_restore_over_a_live_database_says_what_is_lost_and_needs_yes(cli, host, baseline):
+def test_restore_over_a_live_database_says_what_is_lost_and_needs_yes(
+    cli: Any, host: Any, baseline: Any
+) -> None:
     source = mariadb_checksums(host, "shop")
     mariadb(host, "INSERT INTO shop.customers (name, created) VALUES ('after the backup', NOW())")
     proc = cli("restore", *where(), "--database", "shop", "--at", "latest")
@@ -83,7 +89,7 @@ def test_restore_over_a_live_database_says_what_is_lost_and_needs_yes(cli, host,
     assert mariadb_checksums(host, "shop") == source
 
 
-def test_restore_as_a_new_database_touches_no_live_data(cli, host, baseline):
+def test_restore_as_a_new_database_touches_no_live_data(cli: Any, host: Any, baseline: Any) -> None:
     # a date: the last dumps of the day (Paris time) the latest were made, not "today",
     # which names another day once Paris midnight has passed since the last backup
     day = snapshots(host, "dumps")[-1]["time"][:10]
@@ -99,7 +105,7 @@ def test_restore_as_a_new_database_touches_no_live_data(cli, host, baseline):
         host.run("runuser -u postgres -- dropdb --if-exists crm_cli")
 
 
-def test_file_restore_to_another_directory(cli, host, baseline):
+def test_file_restore_to_another_directory(cli: Any, host: Any, baseline: Any) -> None:
     try:
         proc = cli(
             "restore",
@@ -118,7 +124,7 @@ def test_file_restore_to_another_directory(cli, host, baseline):
         host.run("rm -rf /srv/site-cli")
 
 
-def test_verify_reports_every_table(cli, baseline):
+def test_verify_reports_every_table(cli: Any, baseline: Any) -> None:
     proc = cli("verify", *where())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "backups verified:" in proc.stdout

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -111,7 +112,7 @@ def orders(host: Any, engine: str, database: str) -> int:
 
 
 @pytest.fixture
-def writers(host):  # type: ignore[no-untyped-def]
+def writers(host: Any) -> Iterator[dict[str, str]]:
     """A database of each engine on A, and a writer unit adding to each."""
     mariadb(host, MARIADB_SCHEMA)
     host.check_output(f"runuser -u postgres -- dropdb --if-exists {PG_DB}")
@@ -132,7 +133,9 @@ def writers(host):  # type: ignore[no-untyped-def]
             host.run(f"runuser -u postgres -- dropdb --if-exists {name}")
 
 
-def test_dumps_taken_during_writes_restore_to_one_point_in_time(host, baseline, writers):
+def test_dumps_taken_during_writes_restore_to_one_point_in_time(
+    host: Any, baseline: Any, writers: Any
+) -> None:
     databases = {"mariadb": MY_DB, "postgresql": PG_DB}
     # both writers are committing
     assert wait_for(

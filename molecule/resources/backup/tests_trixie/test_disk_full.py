@@ -83,7 +83,9 @@ def full_disk(backup_host: Any, name: str) -> Iterator[None]:
         backup_host.run("systemctl restart restic-rest-server.service")
 
 
-def test_a_full_backup_host_fails_the_run_visibly_and_the_next_run_succeeds(other, backup_host):
+def test_a_full_backup_host_fails_the_run_visibly_and_the_next_run_succeeds(
+    other: Any, backup_host: Any
+) -> None:
     name = config(other)["host"]
     # positive control: B's files run succeeds while there is room (and B has snapshots)
     assert other.run("systemctl start hostops-backup-files.service").rc == 0

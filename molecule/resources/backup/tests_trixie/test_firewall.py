@@ -10,6 +10,7 @@ SSH.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import yaml
 from backup_helpers import BACKUP_HOST, INVENTORY
@@ -31,7 +32,7 @@ def connects(address: str, port: int) -> bool:
     return True
 
 
-def test_the_served_servers_reach_the_rest_server(host, other) -> None:  # type: ignore[no-untyped-def]
+def test_the_served_servers_reach_the_rest_server(host: Any, other: Any) -> None:
     for server in (host, other):
         result = server.run(CONNECT.format(BACKUP_ADDRESS, REST_PORT))
         assert result.rc == 0, result.stderr
@@ -42,7 +43,7 @@ def test_another_host_gets_ssh_but_not_the_rest_server() -> None:
     assert not connects(BACKUP_ADDRESS, REST_PORT)
 
 
-def test_the_rest_server_rule_has_sources_and_the_rest_is_dropped(backup_host) -> None:  # type: ignore[no-untyped-def]
+def test_the_rest_server_rule_has_sources_and_the_rest_is_dropped(backup_host: Any) -> None:
     table = backup_host.check_output("nft list table inet hostops")
     rest = [line.strip() for line in table.splitlines() if 'comment "backup-rest"' in line]
     assert rest and all(line.startswith("ip saddr ") for line in rest), table

@@ -5,6 +5,7 @@ failure published), leave the earlier backups intact and not prevent the next ru
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from backup_helpers import (
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("backup_timers_stopped")
 UPLOAD = "^restic .* backup --json"
 
 
-def test_an_unreachable_backup_host_fails_the_run_visibly(host, baseline):
+def test_an_unreachable_backup_host_fails_the_run_visibly(host: Any, baseline: Any) -> None:
     address = config(host)["repository"].split("//", 1)[1].split(":", 1)[0]
     before = {kind: snapshot_ids(host, kind) for kind in ("dumps", "files")}
     success = metrics(host)[("hostops_backup_last_success_timestamp_seconds", "dumps")]
@@ -47,8 +48,8 @@ def test_an_unreachable_backup_host_fails_the_run_visibly(host, baseline):
 
 
 def test_kill_9_mid_run_leaves_a_sound_repository_and_the_next_run_succeeds(
-    host, backup_host, baseline
-):
+    host: Any, backup_host: Any, baseline: Any
+) -> None:
     name = config(host)["host"]
     before = snapshot_ids(host, "files")
     # enough data for the upload to take a while
@@ -106,7 +107,7 @@ def test_kill_9_mid_run_leaves_a_sound_repository_and_the_next_run_succeeds(
     assert values[("hostops_backup_last_run_failed", "files")] == 0
 
 
-def test_a_hung_dump_is_stopped_by_the_start_timeout(host, baseline):
+def test_a_hung_dump_is_stopped_by_the_start_timeout(host: Any, baseline: Any) -> None:
     """A oneshot unit has no start timeout by default, and a timer never starts a second
     run while one is active: one hung dump would silently cost every following night."""
     dropin = "/run/systemd/system/hostops-backup-dumps.service.d"

@@ -19,7 +19,9 @@ import shlex
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backup_helpers import (
@@ -84,7 +86,7 @@ print(json.dumps(codes))
 """
 
 
-def http(host, requests: list[tuple[str, str]]) -> list[int]:  # type: ignore[no-untyped-def]
+def http(host: Any, requests: list[tuple[str, str]]) -> list[int]:
     """Status codes of *requests* made on *host* with its own REST credentials."""
     result = host.run(
         "python3 -c "
@@ -96,15 +98,15 @@ def http(host, requests: list[tuple[str, str]]) -> list[int]:  # type: ignore[no
 
 
 @pytest.fixture(scope="module")
-def b_has_backups(other):  # type: ignore[no-untyped-def]
+def b_has_backups(other: Any) -> str:
     result = other.run("systemctl start hostops-backup-dumps.service hostops-backup-files.service")
     assert result.rc == 0, result.stderr
     return config(other)["host"]
 
 
 def test_server_a_cannot_list_read_delete_or_overwrite_server_bs_repository(
-    host, other, backup_host, baseline, b_has_backups
-):
+    host: Any, other: Any, backup_host: Any, baseline: Any, b_has_backups: Any
+) -> None:
     b_name = b_has_backups
     a_name = config(host)["host"]
     before = repo_ids(backup_host, b_name)
@@ -150,7 +152,7 @@ def test_server_a_cannot_list_read_delete_or_overwrite_server_bs_repository(
 
 
 @pytest.fixture(scope="module")
-def cli():  # type: ignore[no-untyped-def]
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(HOSTOPS), "backup", *args],
@@ -165,7 +167,7 @@ def cli():  # type: ignore[no-untyped-def]
     return run
 
 
-def test_restore_from_host_refuses_bad_input_before_any_host_is_touched(cli):
+def test_restore_from_host_refuses_bad_input_before_any_host_is_touched(cli: Any) -> None:
     where = ["--host", OTHER, "--inventory", INVENTORY, "--at", "latest", "--database", "shop"]
     proc = cli("restore", *where, "--from-host", "lost.nowhere.example")
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -209,8 +211,8 @@ def destroy(name: str) -> None:
 @pytest.mark.removes_server_a
 @pytest.mark.usefixtures("baseline", "b_has_backups")
 def test_a_destroyed_server_is_restored_onto_another_from_the_backup_host(
-    cli, host, other, backup_host
-):
+    cli: Any, host: Any, other: Any, backup_host: Any
+) -> None:
     # Run last (it removes A), so after test_backup.py's last check, which applied A's
     # order with backups disabled: A's order is applied again as it was, backups on.
     fact = json.loads(host.file("/etc/ansible/facts.d/backup.fact").content_string)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -89,7 +91,7 @@ BLACKLIST = [
 ]
 
 
-def sshd_settings(host) -> dict[str, str]:
+def sshd_settings(host: Any) -> dict[str, str]:
     out = host.check_output("sshd -T")
     settings = {}
     for line in out.splitlines():
@@ -98,7 +100,7 @@ def sshd_settings(host) -> dict[str, str]:
     return settings
 
 
-def test_sshd_accepts_keys_only(host):
+def test_sshd_accepts_keys_only(host: Any) -> None:
     settings = sshd_settings(host)
     assert settings["passwordauthentication"] == "no"
     assert settings["kbdinteractiveauthentication"] == "no"
@@ -109,7 +111,7 @@ def test_sshd_accepts_keys_only(host):
     assert host.socket("tcp://0.0.0.0:22").is_listening
 
 
-def test_sshd_offers_modern_algorithms_only(host):
+def test_sshd_offers_modern_algorithms_only(host: Any) -> None:
     settings = sshd_settings(host)
     release = host.ansible.get_variables()["hostops_lab_release"]
     assert settings["kexalgorithms"].split(",") == KEX[release]
@@ -130,7 +132,7 @@ def test_sshd_offers_modern_algorithms_only(host):
 
 
 @pytest.fixture(scope="module")
-def ssh_login(host):
+def ssh_login(host: Any) -> Iterator[Callable[..., str]]:
     """A throw-away account with its own key, for real logins to the host's own sshd."""
     host.run(f"userdel -r {SSH_TEST_USER} 2>/dev/null")
     key = "/root/.ssh/hostops-sshtest"
@@ -156,7 +158,7 @@ def ssh_login(host):
     host.run(f"userdel -r {SSH_TEST_USER}; rm -f {key} {key}.pub")
 
 
-def test_default_client_connects(host, ssh_login):
+def test_default_client_connects(host: Any, ssh_login: Callable[..., str]) -> None:
     """The positive control: a current client with the server's strongest key exchange."""
     release = host.ansible.get_variables()["hostops_lab_release"]
     out = ssh_login(f"-o KexAlgorithms={KEX[release][0]}")
@@ -168,7 +170,7 @@ def test_default_client_connects(host, ssh_login):
 NON_AEAD = "-o Ciphers=aes256-ctr"
 
 
-def test_default_client_connects_with_a_separate_mac(ssh_login):
+def test_default_client_connects_with_a_separate_mac(ssh_login: Callable[..., str]) -> None:
     out = ssh_login(f"{NON_AEAD} -o MACs=hmac-sha2-256-etm@openssh.com")
     assert out.endswith("connected\nrc=0"), out
 
@@ -185,7 +187,9 @@ def test_default_client_connects_with_a_separate_mac(ssh_login):
         ("HostKeyAlgorithms", "ssh-rsa", "no matching host key type found"),
     ],
 )
-def test_weak_client_is_refused(host, ssh_login, option, weak, refusal):
+def test_weak_client_is_refused(
+    host: Any, ssh_login: Callable[..., str], option: str, weak: str, refusal: str
+) -> None:
     # the client can offer it: the refusal is the server's
     kind = {"Ciphers": "cipher", "KexAlgorithms": "kex", "MACs": "mac"}.get(option, "key")
     assert weak in host.check_output(f"ssh -Q {kind}").split()
@@ -196,7 +200,7 @@ def test_weak_client_is_refused(host, ssh_login, option, weak, refusal):
     assert "connected" not in out
 
 
-def test_core_dumps_are_off(host, ssh_login):
+def test_core_dumps_are_off(host: Any, ssh_login: Callable[..., str]) -> None:
     # a fresh login: pam_limits reads limits.d for the new session
     out = ssh_login(command="ulimit -Hc; ulimit -Sc")
     assert out.endswith("0\n0\nrc=0"), out
@@ -209,14 +213,14 @@ def test_core_dumps_are_off(host, ssh_login):
     assert host.file(SYSCTL_FILE).contains("^fs.suid_dumpable = 0$")
 
 
-def test_login_umask(host, ssh_login):
+def test_login_umask(host: Any, ssh_login: Callable[..., str]) -> None:
     assert host.check_output(f"su - {SSH_TEST_USER} -c umask") == "0027"
     # root keeps Debian's 022, in login shells and in Ansible's sessions
     assert host.check_output("bash -lc umask") == "0022"
     assert host.check_output("umask") == "0022"
 
 
-def test_password_login_is_refused_on_the_wire(host):
+def test_password_login_is_refused_on_the_wire(host: Any) -> None:
     """Ask sshd which methods it offers: publickey only."""
     # (ssh's own exit status 255 would read as a lost connection to testinfra: print it)
     out = host.check_output(
@@ -228,33 +232,33 @@ def test_password_login_is_refused_on_the_wire(host):
     assert "Permission denied (publickey)" in out
 
 
-def test_timezone_is_paris(host):
+def test_timezone_is_paris(host: Any) -> None:
     assert host.file("/etc/localtime").linked_to.endswith("Europe/Paris")
     offset = host.check_output("date +%Z")
     assert offset in ("CET", "CEST")
 
 
-def test_hostname_and_fqdn(host):
+def test_hostname_and_fqdn(host: Any) -> None:
     fqdn = host.ansible.get_variables()["hostops_fqdn"]
     assert host.check_output("hostname") == fqdn.split(".")[0]
     assert host.check_output("hostname -f") == fqdn
 
 
-def test_locale(host):
+def test_locale(host: Any) -> None:
     locales = host.check_output("locale -a")
     assert "fr_FR.utf8" in locales
     assert "en_US.utf8" in locales
     assert host.file("/etc/default/locale").contains("^LANG=en_US.UTF-8$")
 
 
-def test_time_sync_configured(host):
+def test_time_sync_configured(host: Any) -> None:
     conf = host.file("/etc/systemd/timesyncd.conf.d/hostops.conf")
     assert conf.mode == 0o644
     assert conf.contains("^NTP=0.debian.pool.ntp.org ")
     assert host.service("systemd-timesyncd").is_enabled
 
 
-def test_admin_account(host):
+def test_admin_account(host: Any) -> None:
     admin = host.user("opsadmin")
     assert admin.exists
     assert "sudo" in admin.groups
@@ -268,18 +272,18 @@ def test_admin_account(host):
     assert host.run("visudo -cf /etc/sudoers.d/hostops-admins").rc == 0
 
 
-def test_unattended_upgrades_off(host):
+def test_unattended_upgrades_off(host: Any) -> None:
     assert not host.package("unattended-upgrades").is_installed
     conf = host.file("/etc/apt/apt.conf.d/20auto-upgrades")
     assert conf.contains('APT::Periodic::Unattended-Upgrade "0";')
 
 
-def test_apt_proxy_from_inventory(host):
+def test_apt_proxy_from_inventory(host: Any) -> None:
     proxy = host.ansible.get_variables()["hostops_apt_proxy"]
     assert host.file("/etc/apt/apt.conf.d/02hostops-proxy").contains(proxy)
 
 
-def test_logrotate_compresses_into_the_archive(host):
+def test_logrotate_compresses_into_the_archive(host: Any) -> None:
     conf = host.file("/etc/logrotate.conf")
     assert conf.contains("^compress$")
     assert conf.contains("^olddir /var/log/archive$")
@@ -292,7 +296,7 @@ def test_logrotate_compresses_into_the_archive(host):
     assert host.run("logrotate --debug /etc/logrotate.conf").rc == 0
 
 
-def test_logrotate_really_archives(host):
+def test_logrotate_really_archives(host: Any) -> None:
     """Force a rotation of a test log: it lands compressed in the archive directory."""
     host.run("rm -f /var/log/archive/hostops-test.log*")
     host.check_output("head -c 20000 /dev/zero | tr '\\\\0' x > /var/log/hostops-test.log")
@@ -318,14 +322,14 @@ def test_logrotate_really_archives(host):
         )
 
 
-def test_journald_retention(host):
+def test_journald_retention(host: Any) -> None:
     conf = host.file("/etc/systemd/journald.conf.d/hostops.conf")
     assert conf.contains("^SystemMaxUse=1G$")
     assert conf.contains("^MaxRetentionSec=3month$")
 
 
 @pytest.mark.parametrize("package", ["openssh-server", "systemd", "logrotate"])
-def test_software_inventory_fact(host, package):
+def test_software_inventory_fact(host: Any, package: str) -> None:
     fact = host.file("/etc/ansible/facts.d/hostops_inventory.fact")
     assert fact.mode == 0o755
     inventory = json.loads(host.check_output("/etc/ansible/facts.d/hostops_inventory.fact"))
@@ -339,7 +343,7 @@ def test_software_inventory_fact(host, package):
     assert facts["packages"][package]["version"] == version
 
 
-def test_hardening_sysctls_file(host):
+def test_hardening_sysctls_file(host: Any) -> None:
     conf = host.file(SYSCTL_FILE)
     assert conf.user == "root"
     assert conf.mode == 0o644
@@ -355,14 +359,14 @@ def test_hardening_sysctls_file(host):
     assert SYSCTL_FILE in host.check_output("systemd-analyze cat-config sysctl.d")
 
 
-def test_module_blacklist(host):
+def test_module_blacklist(host: Any) -> None:
     conf = host.file("/etc/modprobe.d/hostops-blacklist.conf")
     assert conf.mode == 0o644
     for module in BLACKLIST:
         assert conf.contains(f"^install {module} /bin/false$"), module
 
 
-def test_sudo_is_logged(host):
+def test_sudo_is_logged(host: Any) -> None:
     marker = f"hostops-sudo-{uuid.uuid4().hex}"
     host.check_output(f"sudo -u nobody /bin/echo {marker}")
     log = host.file("/var/log/sudo.log")
@@ -387,7 +391,7 @@ SECURITY_PACKAGES = [
 ]
 
 
-def test_security_tools_are_installed_and_set_up(host):
+def test_security_tools_are_installed_and_set_up(host: Any) -> None:
     for package in SECURITY_PACKAGES:
         assert host.package(package).is_installed, package
     assert host.file("/etc/needrestart/conf.d/60-hostops.conf").contains(
@@ -403,7 +407,7 @@ def test_security_tools_are_installed_and_set_up(host):
         assert host.service(timer).is_enabled, timer
 
 
-def test_aide_reports_a_file_added_after_its_database(host):
+def test_aide_reports_a_file_added_after_its_database(host: Any) -> None:
     probe = f"/etc/hostops-aide-probe-{uuid.uuid4().hex}"
     check = f"aide --config /etc/aide/aide.conf --check --limit '^{probe}'"
     assert host.file("/var/lib/aide/aide.db").exists
@@ -419,7 +423,7 @@ def test_aide_reports_a_file_added_after_its_database(host):
         host.run(f"rm -f {probe}")
 
 
-def test_only_root_runs_the_assembler(host, ssh_login):
+def test_only_root_runs_the_assembler(host: Any, ssh_login: Callable[..., str]) -> None:
     assembler = host.check_output("readlink -f $(command -v as)")
     assert host.file(assembler).mode == 0o750
     assert assembler in host.check_output("dpkg-statoverride --list")
@@ -430,7 +434,9 @@ def test_only_root_runs_the_assembler(host, ssh_login):
     assert "Permission denied" in refused.stderr + refused.stdout
 
 
-def test_password_ages_spare_the_key_only_administrators(host, ssh_login):
+def test_password_ages_spare_the_key_only_administrators(
+    host: Any, ssh_login: Callable[..., str]
+) -> None:
     defs = host.file("/etc/login.defs")
     for line in ("PASS_MIN_DAYS\t1", "PASS_MAX_DAYS\t365", "PASS_WARN_AGE\t14"):
         assert defs.contains(f"^{line}$"), line
@@ -442,7 +448,7 @@ def test_password_ages_spare_the_key_only_administrators(host, ssh_login):
     assert admin[1] == "!" and admin[4] == "", admin
 
 
-def test_login_sessions_time_out_and_get_their_own_tmp(host):
+def test_login_sessions_time_out_and_get_their_own_tmp(host: Any) -> None:
     out = host.check_output(
         f"su - {SSH_TEST_USER} -c 'echo tmout=$TMOUT tmpdir=$TMPDIR; (TMOUT=0) 2>&1; ulimit -Sc'"
     )
@@ -455,7 +461,7 @@ def test_login_sessions_time_out_and_get_their_own_tmp(host):
     assert host.check_output("bash -c 'echo tmout=${TMOUT:-none}'") == "tmout=none"
 
 
-def test_sshd_logs_key_fingerprints_and_banners_are_legal(host):
+def test_sshd_logs_key_fingerprints_and_banners_are_legal(host: Any) -> None:
     settings = sshd_settings(host)
     assert settings["loglevel"] == "VERBOSE"
     assert settings["tcpkeepalive"] == "no"
@@ -465,7 +471,7 @@ def test_sshd_logs_key_fingerprints_and_banners_are_legal(host):
         )
 
 
-def test_tcp_forwarding_is_local_only(host, ssh_login):
+def test_tcp_forwarding_is_local_only(host: Any, ssh_login: Callable[..., str]) -> None:
     settings = sshd_settings(host)
     assert settings["allowtcpforwarding"] == "local"
     assert settings["maxsessions"] == "2"
@@ -482,7 +488,7 @@ def test_tcp_forwarding_is_local_only(host, ssh_login):
     assert "remote port forwarding failed" in remote and remote.endswith("rc=255"), remote
 
 
-def test_shared_memory_runs_no_programs(host):
+def test_shared_memory_runs_no_programs(host: Any) -> None:
     options = host.check_output("findmnt -no OPTIONS /dev/shm").split(",")
     for option in ("nosuid", "nodev", "noexec"):
         assert option in options, options

@@ -165,7 +165,7 @@ def find(client: imaplib.IMAP4, mailbox: str, tag: str) -> Message | None:
     if not numbers:
         return None
     _, fetched = client.fetch(numbers[-1], "(RFC822)")
-    raw = fetched[0][1]
+    raw = fetched[0][1]  # type: ignore[index]  # imaplib is loosely typed: a (head, body) pair
     assert isinstance(raw, bytes)
     return email.message_from_bytes(raw, policy=email.policy.default)
 
@@ -176,7 +176,7 @@ def find_raw(client: imaplib.IMAP4, mailbox: str, tag: str) -> bytes:
     client.select(f'"{mailbox}"', readonly=True)
     _, data = client.search(None, "HEADER", "X-Hostops-Test", tag)
     _, fetched = client.fetch(data[0].split()[-1], "(BODY.PEEK[])")
-    raw = fetched[0][1]
+    raw = fetched[0][1]  # type: ignore[index]  # imaplib is loosely typed: a (head, body) pair
     assert isinstance(raw, bytes)
     return raw
 
@@ -231,7 +231,7 @@ def test_submission_to_a_mailbox_is_read_over_imap(
         client.send_message(message(f"Hello {tag}", tag, sender=ALICE))
     got = wait_for(alice_imap, "INBOX", tag)
     assert got["Subject"] == f"Hello {tag}"
-    assert tag in got.get_content()
+    assert tag in got.get_content()  # type: ignore[attr-defined]  # parsed as an EmailMessage
     # it came in authenticated, over TLS (the last hop is Dovecot's LMTP)
     assert any("with ESMTPSA" in str(hop) for hop in got.get_all("Received", []))
     maildir = mailbox_server.host.file(f"/var/vmail/{DOMAIN}/alice/Maildir")
@@ -634,7 +634,7 @@ class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         connection = functools.partial(_PinnedHTTPSConnection, address=self._address)
-        return self.do_open(connection, req, context=self._pinned_context)  # type: ignore[arg-type]
+        return self.do_open(connection, req, context=self._pinned_context)
 
 
 class Browser:

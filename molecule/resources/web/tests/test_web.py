@@ -12,6 +12,7 @@ import re
 import socket
 import ssl
 import uuid
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,7 @@ echo implode(' ', $out), ' ran=', $ran, "\n";
 """
 
 
-def put(host, path: str, content: str, owner: str) -> None:
+def put(host: Any, path: str, content: str, owner: str) -> None:
     """Write a file as the vhost's user would (root writes it, then gives it away)."""
     encoded = base64.b64encode(content.encode()).decode()
     host.check_output(
@@ -53,12 +54,12 @@ def put(host, path: str, content: str, owner: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def address(host) -> str:
+def address(host: Any) -> str:
     return host.ansible.get_variables()["ansible_host"]
 
 
 @pytest.fixture(scope="module")
-def pages(host) -> None:
+def pages(host: Any) -> None:
     put(host, f"{DOCROOT}/who.php", WHO_PHP, USER)
     put(host, f"{DOCROOT}/peek.php", PEEK_PHP, USER)
     put(host, f"{OTHER_DOCROOT}/who.php", WHO_PHP, OTHER_USER)
@@ -74,7 +75,7 @@ def http_get(address: str, domain: str, path: str) -> http.client.HTTPResponse:
 
 def https_get(
     address: str, domain: str, path: str, cadata: str
-) -> tuple[http.client.HTTPResponse, dict[str, object]]:
+) -> tuple[http.client.HTTPResponse, Any]:  # getpeercert: a dict, or None
     """GET over TLS with SNI, trusting only the vhost's own certificate."""
     context = ssl.create_default_context(cadata=cadata)
     raw = socket.create_connection((address, 443), timeout=10)
@@ -89,11 +90,13 @@ class SessionReusingFTPS(ftplib.FTP_TLS):
     """FTPS whose data connections reuse the control connection's TLS session, as the
     server requires (ProFTPD's default, against data connection theft)."""
 
-    def ntransfercmd(self, cmd, rest=None):  # type: ignore[no-untyped-def]
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 - wrapped in TLS below
-        if self._prot_p:
+        if self._prot_p:  # type: ignore[attr-defined]  # ftplib private, not in typeshed
             conn = self.context.wrap_socket(
-                conn, server_hostname=self.host, session=self.sock.session
+                conn, server_hostname=self.host, session=self.sock.session  # type: ignore[union-attr]  # connected
             )
         return conn, size
 
@@ -113,12 +116,12 @@ def ftps(address: str, user: str = FTP_USER, password: str = FTP_PASSWORD) -> Se
 
 
 @pytest.mark.parametrize("service", ["nginx", "apache2", "php8.4-fpm", "proftpd"])
-def test_services_run(host, service):
+def test_services_run(host: Any, service: str) -> None:
     assert host.service(service).is_running
     assert host.service(service).is_enabled
 
 
-def test_nginx_in_front_apache_on_loopback_only(host, address):
+def test_nginx_in_front_apache_on_loopback_only(host: Any, address: str) -> None:
     assert host.socket("tcp://0.0.0.0:80").is_listening
     assert host.socket("tcp://0.0.0.0:443").is_listening
     assert host.socket("tcp://127.0.0.1:8080").is_listening
@@ -132,14 +135,14 @@ def test_nginx_in_front_apache_on_loopback_only(host, address):
     "command",
     ["nginx -t", "apache2ctl configtest", "php-fpm8.4 --test", "proftpd --configtest"],
 )
-def test_configurations_pass_their_own_tests(host, command):
+def test_configurations_pass_their_own_tests(host: Any, command: str) -> None:
     assert host.run(command).rc == 0
 
 
 # -- vhosts over HTTP and HTTPS -------------------------------------------------------------
 
 
-def test_vhost_layout(host):
+def test_vhost_layout(host: Any) -> None:
     account = host.user(USER)
     assert account.shell == "/usr/sbin/nologin"
     assert account.gecos == f"hostops vhost {DOMAIN}"
@@ -151,7 +154,7 @@ def test_vhost_layout(host):
     assert pool.contains(f"^user = {USER}$")
 
 
-def test_http_page_rendered_by_the_vhosts_own_pool(host, address, pages):
+def test_http_page_rendered_by_the_vhosts_own_pool(host: Any, address: str, pages: None) -> None:
     response = http_get(address, DOMAIN, "/who.php")
     assert response.status == 200
     assert response.read().decode().strip() == f"user={USER} https=off"
@@ -165,30 +168,32 @@ def test_http_page_rendered_by_the_vhosts_own_pool(host, address, pages):
     assert USER in workers
 
 
-def test_https_page_rendered_with_the_vhosts_certificate(host, address, pages):
+def test_https_page_rendered_with_the_vhosts_certificate(
+    host: Any, address: str, pages: None
+) -> None:
     certificate = host.file(f"/etc/ssl/hostops/{DOMAIN}.crt").content_string
     response, peer = https_get(address, DOMAIN, "/who.php", certificate)
     assert response.status == 200
     # PHP sees HTTPS (nginx tells Apache the scheme)
     assert response.read().decode().strip() == f"user={USER} https=on"
-    assert ("DNS", DOMAIN) in peer["subjectAltName"]  # type: ignore[operator]
+    assert ("DNS", DOMAIN) in peer["subjectAltName"]
     hsts = response.getheader("Strict-Transport-Security") or ""
     assert re.fullmatch(r"max-age=\d+", hsts)
 
 
-def test_each_vhost_runs_as_its_own_user(address, pages):
+def test_each_vhost_runs_as_its_own_user(address: str, pages: None) -> None:
     response = http_get(address, OTHER_DOMAIN, "/who.php")
     assert response.read().decode().strip() == f"user={OTHER_USER} https=off"
 
 
-def test_a_vhosts_php_cannot_read_another_vhost(host, address, pages):
+def test_a_vhosts_php_cannot_read_another_vhost(host: Any, address: str, pages: None) -> None:
     assert http_get(address, DOMAIN, "/peek.php").read().decode().strip() == "denied"
     # and not only because of open_basedir: the file system says no as well
     check = host.run(f"runuser -u {USER} -- cat {OTHER_DOCROOT}/index.html")
     assert check.rc != 0
 
 
-def test_php_cannot_run_programs_unless_the_vhost_allows_it(address, pages):
+def test_php_cannot_run_programs_unless_the_vhost_allows_it(address: str, pages: None) -> None:
     """disable_functions per pool: shop's PHP has none of the functions that run programs;
     blog's request allowed shell_exec (positive control: it runs, as blog's user) and
     nothing else."""
@@ -202,7 +207,7 @@ def test_php_cannot_run_programs_unless_the_vhost_allows_it(address, pages):
     ), blog
 
 
-def test_security_headers_and_no_versions(address):
+def test_security_headers_and_no_versions(address: str) -> None:
     response = http_get(address, DOMAIN, "/")
     assert response.status == 200
     assert DOMAIN in response.read().decode()  # the placeholder page
@@ -214,7 +219,7 @@ def test_security_headers_and_no_versions(address):
     assert response.getheader("Strict-Transport-Security") is None  # HTTPS only
 
 
-def test_unknown_names_get_nothing(address):
+def test_unknown_names_get_nothing(address: str) -> None:
     with pytest.raises(http.client.RemoteDisconnected):
         http_get(address, "unknown.example", "/")
     context = ssl.create_default_context()
@@ -224,7 +229,7 @@ def test_unknown_names_get_nothing(address):
         context.wrap_socket(raw, server_hostname="unknown.example")
 
 
-def test_no_directory_listing(host, address):
+def test_no_directory_listing(host: Any, address: str) -> None:
     host.check_output(f"install -d -o {USER} -g www-data -m 2750 {DOCROOT}/empty")
     assert http_get(address, DOMAIN, "/empty/").status == 403
 
@@ -232,7 +237,7 @@ def test_no_directory_listing(host, address):
 # -- FTPS ------------------------------------------------------------------------------
 
 
-def test_ftps_upload_lands_in_the_docroot_and_is_served(host, address):
+def test_ftps_upload_lands_in_the_docroot_and_is_served(host: Any, address: str) -> None:
     name = f"upload-{uuid.uuid4().hex[:8]}.php"
     client = ftps(address)
     try:
@@ -250,7 +255,7 @@ def test_ftps_upload_lands_in_the_docroot_and_is_served(host, address):
     assert response.read().decode().strip() == f"user={USER} https=off"
 
 
-def test_ftps_account_cannot_leave_its_root(host, address):
+def test_ftps_account_cannot_leave_its_root(host: Any, address: str) -> None:
     client = ftps(address)
     try:
         assert client.pwd() == "/"
@@ -271,7 +276,7 @@ def test_ftps_account_cannot_leave_its_root(host, address):
         client.quit()
 
 
-def test_ftp_passive_ports_in_range(address):
+def test_ftp_passive_ports_in_range(address: str) -> None:
     client = ftps(address)
     try:
         reply = client.sendcmd("PASV")
@@ -281,7 +286,7 @@ def test_ftp_passive_ports_in_range(address):
         client.quit()
 
 
-def test_plain_ftp_and_anonymous_are_refused(address):
+def test_plain_ftp_and_anonymous_are_refused(address: str) -> None:
     plain = ftplib.FTP(address, timeout=10)  # noqa: S321 - plain FTP, to see it refused
     try:
         with pytest.raises(ftplib.error_perm, match="TLS required"):
@@ -295,7 +300,7 @@ def test_plain_ftp_and_anonymous_are_refused(address):
         ftps(address, FTP_USER, "not-the-password")
 
 
-def test_virtual_users_file_is_private(host):
+def test_virtual_users_file_is_private(host: Any) -> None:
     passwd = host.file("/etc/proftpd/hostops.passwd")
     assert passwd.mode == 0o600
     assert passwd.user == "root"
@@ -306,7 +311,7 @@ def test_virtual_users_file_is_private(host):
     assert fields[5] == DOCROOT
 
 
-def test_stack_facts_published(host):
+def test_stack_facts_published(host: Any) -> None:
     local = host.ansible("setup", "filter=ansible_local gather_subset=local")
     facts = local["ansible_facts"]["ansible_local"]
     assert facts["web"]["php_version"] == "8.4"
