@@ -97,6 +97,8 @@ class Notice:
     to: tuple[str, ...]
     subject: str
     body: str
+    # (file name, MIME type, content): the report's PNG and JSON, the note's JSON
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
     def message(self, sent_at: datetime | None = None) -> EmailMessage:
         sender = os.environ.get("HOSTOPS_MAIL_FROM", DEFAULT_SENDER)
@@ -107,6 +109,9 @@ class Notice:
         message["Date"] = format_datetime((sent_at or now()).astimezone(PARIS))
         message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
         message.set_content(self.body)
+        for name, mime, content in self.attachments:
+            maintype, subtype = mime.split("/", 1)
+            message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
         return message
 
 

@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="the run's result as JSON on stdout (progress goes to stderr)",
     )
+    apply.add_argument(
+        "--no-send",
+        dest="send",
+        action="store_false",
+        help="do not email the delivery note to the customer's contact (it is still written)",
+    )
     apply.set_defaults(func=cmd_apply)
 
     extra = verbs.add_parser(
@@ -119,6 +125,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         check=args.check,
         limit=args.limit,
         monitoring_server=args.monitoring_server,
+        send=args.send,
         out=sys.stderr if args.json else sys.stdout,
     )
     if args.json:

@@ -9,6 +9,7 @@ note (bon de livraison, contract §3.1.1) is written as Markdown and JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from hostops import fleet
+from hostops import fleet, maintenance_cli
 from hostops.errors import HostopsError, UsageError
 from hostops.lab import HOST_NAME_RE, Lab, LabState, process_matches, ssh_options
 from hostops.monitor_cli import MONITORING_GROUP, monitoring_group
@@ -199,6 +200,7 @@ def apply_order(
     check: bool = False,
     limit: str | None = None,
     monitoring_server: str | None = None,
+    send: bool = True,
     out: TextIO = sys.stdout,
 ) -> int:
     # Monitored levels need a monitoring server: found (or refused) before any host is
@@ -299,7 +301,47 @@ def apply_order(
     print(f"order {order.id}: {result.changed} change(s); delivery note: {note}", file=out)
     print("", file=out)
     print(note.read_text(), file=out)
+    if send:
+        print(f"order {order.id}: delivery note {send_delivery_note(order, note)}", file=out)
     return 0
+
+
+def send_delivery_note(order: Order, note: Path) -> str:
+    """Email the delivery note (bon de livraison, §3.1.1: the delivery date is the date it
+    is sent) to the customer's contact, once per content: a re-apply that changes nothing
+    in the note does not send it again; a note not sent (no relay, a refusal) is tried
+    again at the next apply. Returns what became of it, for the operator."""
+    contact = order.customer.contact
+    if contact is None:
+        return "not sent: the order names no contact"
+    text = note.read_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    record_path = note.with_name("delivery-note-sent.json")
+    record: dict[str, Any] = {}
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+    if record.get("sha256") == digest and record.get("to") == [contact.email]:
+        return f"already sent to {contact.email} on {record.get('sent_at')} (unchanged)"
+    notice = maintenance_cli.Notice(
+        to=(contact.email,),
+        subject=f"Bon de livraison : commande {order.id}",
+        body="Bonjour,\n\nVoici le bon de livraison de votre commande "
+        f"{order.id} (conditions particulières, article 3.1.1).\n\n{text}\n"
+        "L'équipe infogérance Alixans\n",
+        attachments=(
+            (
+                "delivery-note.json",
+                "application/json",
+                note.with_name("delivery-note.json").read_bytes(),
+            ),
+        ),
+    )
+    delivery = maintenance_cli.deliver(notice, note.with_name("delivery-note.eml"))
+    if delivery.sent:
+        sent_at = datetime.now(PARIS).isoformat(timespec="seconds")
+        record = {"sha256": digest, "to": [contact.email], "sent_at": sent_at}
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return delivery.describe()
 
 
 def write_delivery_note(

@@ -46,7 +46,7 @@ _PLAIN_TAGS = frozenset(
 _Loader: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``hostops sla compute``."""
+    """Add ``hostops sla compute`` and ``hostops sla report``."""
     sla = subparsers.add_parser("sla", help="service levels: availability and credits (§5)")
     verbs = sla.add_subparsers(dest="sla_command", metavar="VERB", required=True)
     calculator = verbs.add_parser(
@@ -61,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--json", action="store_true", help="print one JSON object instead of a table"
     )
     calculator.set_defaults(func=cmd_compute)
+    from hostops import sla_report_cli  # noqa: PLC0415 - it imports this module
+
+    sla_report_cli.register(verbs)
 
 
 def cmd_compute(args: argparse.Namespace) -> int:

@@ -8,12 +8,21 @@ labels (Prometheus is asked over TLS as the ops user, and scrapes the new server
 exporter over TLS with the scrape password, both made on the controller in the test's
 state directory); a second apply changes nothing; 'hostops monitor deregister' removes
 the targets, and the order applied again leaves it out until 'monitor register'.
+
+The monitoring server also runs the lab's mail server (a Postfix holding the contact's
+mailbox, as in the molecule scenario monitoring-server-trixie): the first apply, with
+--no-send, sends nothing; the second sends the delivery note, which arrives. Then the
+server is taken off the network for a minute, and 'hostops sla report' for the current
+month finds that incident, its duration within the probes' resolution, writes the
+Markdown, JSON and PNG, and mails them to the contact.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import smtplib
 import ssl
 import subprocess
 import sys
@@ -21,13 +30,17 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import host_state
 import pytest
 import yaml
-from lab_helpers import monitoring_server, owned_prefixes
+from lab_helpers import QUIET_APT, monitoring_server, owned_prefixes
+
+from hostops.lab import lab_id
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,12 +51,47 @@ ORDER_HOST = f"{ORDER_PREFIX}1"
 SERVER = "app1.vidal.example"
 MON_PREFIX = "ordermon-"
 MON = f"{MON_PREFIX}1"
+CONTACT = "luc@vidal.example"
+MAILDIR = "/home/luc/Maildir/new"
+SCRAPE_SECONDS = 5  # the monitoring server's scrape interval in this module
 T = TypeVar("T")
+# The lab's mail server on the monitoring host: Postfix delivering the contact's domain
+# to local Maildirs, reachable on port 25 from the lab machine (the controller that
+# sends the delivery note and the report).
+LAB_MAIL_SERVER = " && ".join(
+    [
+        QUIET_APT,
+        "echo 'postfix postfix/main_mailer_type select Internet Site' | debconf-set-selections",
+        "echo 'postfix postfix/mailname string ordermon.lab' | debconf-set-selections",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+        " -o DPkg::Lock::Timeout=300 postfix",
+        "postconf -e 'mydestination=$myhostname, localhost, vidal.example'"
+        " home_mailbox=Maildir/ inet_interfaces=all inet_protocols=ipv4",
+        "(id luc || useradd --create-home --shell /usr/sbin/nologin luc)",
+        "systemctl restart postfix",
+        # the monitoring server's host firewall lets in what it serves only
+        "nft insert rule inet hostops input tcp dport 25 accept",
+    ]
+)
 
 
 def address(cli: Any, name: str) -> str:
     status = cli("lab", "status", check=True).stdout
     return next(line.split()[2] for line in status.splitlines() if line.startswith(f"{name} "))
+
+
+def mails(cli: Any, needle: str) -> list[str]:
+    """The contact's messages holding NEEDLE (reading the mailbox must work: a failed
+    read is an error, not an empty mailbox)."""
+    proc = cli(
+        "lab",
+        "ssh",
+        MON,
+        "--",
+        f"mkdir -p {MAILDIR} && grep -l -r -F -- '{needle}' {MAILDIR} || true",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return sorted(proc.stdout.split())
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float) -> T:
@@ -82,6 +130,12 @@ def lab(
             "lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", ORDER_PREFIX, check=True
         )
         server_address = address(cli, ORDER_HOST)
+        mon_address = address(cli, MON)
+        cli("lab", "ssh", MON, "--", LAB_MAIL_SERVER, check=True)
+        # positive control: a message sent from here reaches the contact's mailbox
+        with smtplib.SMTP(mon_address, 25, timeout=30) as smtp:
+            smtp.sendmail("ops@alteo.example", [CONTACT], b"Subject: lab control\r\n\r\nok\r\n")
+        wait_for("the control message", lambda: mails(cli, "Subject: lab control"), timeout=60)
         order = tmp / "order.yml"
         order.write_text(
             yaml.safe_dump(
@@ -104,16 +158,26 @@ def lab(
                     "backups": {"enabled": False},
                     # the lab has no DNS: the check names the server by its address
                     "monitoring": {"tcp_checks": [f"{server_address}:22"]},
+                    "sla": {"monthly_fee_eur": 180, "gtr_hours": 4},
                 },
                 sort_keys=False,
             )
         )
-        yield {
-            "order": order,
-            "mon": address(cli, MON),
-            "server": server_address,
-            "secrets": state_dir / "monitoring",
-        }
+        saved = {k: os.environ.get(k) for k in ("HOSTOPS_SMTP_HOST", "HOSTOPS_SMTP_PORT")}
+        os.environ.update(HOSTOPS_SMTP_HOST=mon_address, HOSTOPS_SMTP_PORT="25")
+        try:
+            yield {
+                "order": order,
+                "mon": mon_address,
+                "server": server_address,
+                "secrets": state_dir / "monitoring",
+            }
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def api(lab: dict[str, Any], path: str, **params: str) -> Any:
@@ -177,9 +241,12 @@ def test_check_mode_changes_nothing(cli: Any, lab: dict[str, Any], state_dir: Pa
 
 
 def test_apply_registers_the_server(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
-    proc = apply(cli, lab)
+    proc = apply(cli, lab, "--no-send")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Write the server's targets file" in proc.stdout
+    # --no-send: the note is written, not sent (the control message came through)
+    assert "delivery note sent" not in proc.stdout
+    assert not (state_dir / "orders" / ORDER_ID / "delivery-note.eml").exists()
 
     def probes_succeed() -> dict[str, str] | None:
         results = api(lab, "/api/v1/query", query=f'probe_success{{server="{SERVER}"}}')
@@ -204,12 +271,83 @@ def test_apply_registers_the_server(cli: Any, lab: dict[str, Any], state_dir: Pa
     assert labels["bandwidth_cap_mbps"] == "150"  # the order's own cap
     note = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
     assert "prometheus-node-exporter" in note["servers"][0]["software"]
+    assert mails(cli, "Subject: lab control")  # the mailbox reads
+    assert mails(cli, "Bon de livraison") == []
 
 
 def test_second_apply_changes_nothing(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
     proc = apply(cli, lab)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout
+    # the note was not sent yet (--no-send above): this apply sends it, through the lab's
+    # mail server, into the contact's mailbox
+    assert f"delivery note sent to {CONTACT}" in proc.stdout
+    (message,) = wait_for(
+        "the delivery note in the contact's mailbox",
+        lambda: mails(cli, f"Subject: Bon de livraison : commande {ORDER_ID}"),
+        timeout=60,
+    )
+    text = cli("lab", "ssh", MON, "--", f"cat {message}", check=True).stdout
+    assert f"To: {CONTACT}" in text
+    assert SERVER in text
+    assert 'filename="delivery-note.json"' in text
+
+
+def test_sla_report_finds_the_down_time(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:
+    """The server off the network for a minute: 'sla report' for the current month has
+    that incident, as long as measured here within one scrape interval and the probe's
+    own time-out (5 s: the blackbox exporter's, bounded by the scrape interval)."""
+    netns = f"{lab_id()}-{ORDER_HOST}"
+    query = f'probe_success{{job="hostops-icmp",server="{SERVER}"}} == 1'
+    wait_for(
+        "the server answering ping",
+        lambda: api(lab, "/api/v1/query", query=query)["data"]["result"],
+        60,
+    )
+    subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "down"], check=True)
+    down_at = time.time()
+    try:
+        time.sleep(60)
+    finally:
+        subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "up"], check=True)
+    up_at = time.time()
+    wait_for(
+        "the server answering ping again",
+        lambda: api(lab, "/api/v1/query", query=query)["data"]["result"],
+        60,
+    )
+    time.sleep(2 * SCRAPE_SECONDS)  # a few successful samples after the incident
+    month = datetime.fromtimestamp(down_at, ZoneInfo("Europe/Paris")).strftime("%Y-%m")
+    proc = cli(
+        "sla", "report", "--order", ORDER_ID, "--month", month, "--lab",
+        "--monitoring-server", MON, "--json", "--send",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    (server,) = report["servers"]
+    assert server["hostname"] == SERVER
+    near = [
+        i for i in server["incidents"]
+        if i["source"] == "monitoring"
+        and abs(datetime.fromisoformat(i["start"]).timestamp() - down_at) < 30
+    ]  # fmt: skip
+    assert len(near) == 1, server["incidents"]
+    measured = up_at - down_at
+    tolerance = SCRAPE_SECONDS + 5 + 1  # one scrape interval, the probe's time-out, rounding
+    assert abs(near[0]["duration_seconds"] - measured) <= tolerance, (near[0], measured)
+    assert near[0]["cause"] == "provider"
+    assert server["summary"]["unavailable_seconds"] >= near[0]["duration_seconds"]
+    assert report["summary"]["availability_percent"] < 100
+    folder = state_dir / "orders" / ORDER_ID / "reports" / month
+    assert (folder / "availability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (folder / "report.md").read_text()
+    assert SERVER in markdown and "## Incidents" in markdown
+    assert json.loads((folder / "report.json").read_text()) == report
+    wait_for(
+        "the report in the contact's mailbox",
+        lambda: mails(cli, f"Subject: Rapport mensuel {month} : commande {ORDER_ID}"),
+        timeout=60,
+    )
 
 
 def registered(cli: Any) -> bool:
@@ -239,6 +377,7 @@ def test_a_deregistered_server_stays_out_until_registered_again(
     proc = apply(cli, lab)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{SERVER} was deregistered from monitoring and stays out" in proc.stdout
+    assert f"delivery note already sent to {CONTACT}" in proc.stdout  # unchanged: once
     assert not registered(cli)
     # an explicit registration (with the flag names the other commands use) lifts it
     proc = cli(
