@@ -362,17 +362,18 @@ def test_the_backup_host_is_scraped_by_the_monitoring_server_only(
 ) -> None:
     """backup.yml registered the backup host: Prometheus pings it and scrapes its node
     exporter (TLS, scrape password), which answers the monitoring server and no one else."""
-    up = wait_for(
+    # its two targets: the node exporter, and the ping through the blackbox exporter
+    expected = {"hostops-icmp": 1.0, "hostops-node": 1.0}
+    wait_for(
         "the backup host's targets up",
         lambda: (
             found
             if (found := values(prometheus(state_dir, cli, f'up{{server="{BACKUP_HOST}"}}'), "job"))
-            == {"hostops-node": 1.0}
+            == expected
             else None
         ),
         timeout=150,
     )
-    assert up == {"hostops-node": 1.0}
     ping = prometheus(state_dir, cli, f'probe_success{{server="{BACKUP_HOST}"}}')
     assert values(ping, "job") == {"hostops-icmp": 1.0}, ping
     (node,) = prometheus(state_dir, cli, f'node_load1{{server="{BACKUP_HOST}"}}')
