@@ -10,7 +10,9 @@ note, and 'order list --json' lists the order; a second apply changes nothing; r
 and backups find the server by the order's FQDN. Then the host firewall, seen from the
 other lab hosts: a TCP scan from the backup host finds only the order's ports (and the
 FTP passive range let through), those ports serve, the node exporter answers the
-monitoring server only.
+monitoring server only. The backup host is watched too (issue 15): its targets up in
+Prometheus, its node exporter open to the monitoring server only, a server's repository
+metrics queried from Prometheus, and a damaged pack turning the check's metric and alert.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 import sys
-from collections.abc import Iterator
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import host_state
 import pytest
@@ -37,6 +43,7 @@ SERVER_HOST = f"{PREFIX}1"
 BACKUP_HOST = f"{PREFIX}backup1"
 FQDN = "web01.martin.example"
 MON = "monitoring1"  # the lab's monitoring server, booted by 'order apply --lab'
+T = TypeVar("T")
 
 
 def fingerprint(cli: Any, host: str) -> dict[str, list[str]]:
@@ -305,6 +312,193 @@ def test_the_rule_set_is_kept_for_the_next_boot(cli: Any, hosts: None) -> None:
     assert "policy drop" in probe
     mon = lab_address(cli, MON)
     assert f'ip saddr {mon} tcp dport 9100 accept comment "node-exporter"' in probe, probe
+
+
+# -- The backup host, watched by the monitoring server (issue 15) ----------------------------
+
+
+def prometheus_api(state_dir: Path, cli: Any, path: str, **params: str) -> Any:
+    """Prometheus's API on the lab's monitoring server as an operator: TLS trusting the
+    monitoring CA, the ops user (both made by the apply in the test's state directory)."""
+    secrets = state_dir / "monitoring"
+    query = urllib.parse.urlencode(params)
+    request = urllib.request.Request(f"https://{lab_address(cli, MON)}:9090{path}?{query}")
+    password = (secrets / "ops-password").read_text().strip()
+    token = base64.b64encode(f"ops:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    context = ssl.create_default_context(cafile=str(secrets / "ca.crt"))
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
+        return json.load(response)["data"]
+
+
+def prometheus(state_dir: Path, cli: Any, query: str) -> list[dict[str, Any]]:
+    """A PromQL query's samples."""
+    return list(prometheus_api(state_dir, cli, "/api/v1/query", query=query)["result"])
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    """PROBE's first true answer within TIMEOUT seconds (Prometheus scrapes every 30 s and
+    evaluates its rules as often)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except OSError as err:  # Prometheus not answering for a moment
+            last = err
+        else:
+            if last:
+                return last
+        time.sleep(3)
+    raise AssertionError(f"{what}: not seen within {timeout:.0f}s (last: {last!r})")
+
+
+def values(results: list[dict[str, Any]], label: str) -> dict[str, float]:
+    return {r["metric"].get(label, ""): float(r["value"][1]) for r in results}
+
+
+def test_the_backup_host_is_scraped_by_the_monitoring_server_only(
+    cli: Any, hosts: None, state_dir: Path
+) -> None:
+    """backup.yml registered the backup host: Prometheus pings it and scrapes its node
+    exporter (TLS, scrape password), which answers the monitoring server and no one else."""
+    # its two targets: the node exporter, and the ping through the blackbox exporter
+    expected = {"hostops-icmp": 1.0, "hostops-node": 1.0}
+    wait_for(
+        "the backup host's targets up",
+        lambda: (
+            found
+            if (found := values(prometheus(state_dir, cli, f'up{{server="{BACKUP_HOST}"}}'), "job"))
+            == expected
+            else None
+        ),
+        timeout=150,
+    )
+    ping = prometheus(state_dir, cli, f'probe_success{{server="{BACKUP_HOST}"}}')
+    assert values(ping, "job") == {"hostops-icmp": 1.0}, ping
+    (node,) = prometheus(state_dir, cli, f'node_load1{{server="{BACKUP_HOST}"}}')
+    assert node["metric"]["level"] == "ops", node
+    assert node["metric"]["service"] == "backup_host", node
+    assert "contact_email" not in node["metric"] and "order" not in node["metric"], node
+    # the same node exporter from the monitoring server (open) and from the order's server
+    # (dropped), beside the asking itself as Prometheus asks (the positive control)
+    backup = lab_address(cli, BACKUP_HOST)
+    assert run_python(cli, MON, NODE_EXPORTER, backup).split()[-1] == "1"
+    assert scan(cli, MON, backup, [9100]) == {9100: "open"}
+    assert scan(cli, SERVER_HOST, backup, [9100]) == {9100: "filtered"}
+
+
+def test_the_repository_metrics_reach_prometheus(cli: Any, hosts: None, state_dir: Path) -> None:
+    """A dumps run of the order's server, then the backup host's metrics run: Prometheus
+    has the server's repository (newest dumps, size, retention) and the backup host's
+    disk, and evaluates the backup host's alerts, quiet."""
+    started = time.time()
+    proc = cli("backup", "run", "--lab", "--host", FQDN, "--kind", "dumps", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cli("lab", "ssh", BACKUP_HOST, "--", "systemctl start hostops-backup-server-metrics.service",
+        check=True, timeout=300)  # fmt: skip
+    where = f'server="{BACKUP_HOST}",repository="{FQDN}"'
+    last = wait_for(
+        "the newest dumps of the order's server in Prometheus",
+        lambda: [
+            r
+            for r in prometheus(
+                state_dir,
+                cli,
+                f'hostops_backup_repository_last_snapshot_timestamp_seconds{{{where},kind="dumps"}}',
+            )
+            if float(r["value"][1]) >= started - 1
+        ],
+        timeout=150,
+    )
+    assert len(last) == 1, last
+    size = prometheus(state_dir, cli, f"hostops_backup_repository_size_bytes{{{where}}}")
+    assert float(size[0]["value"][1]) > 0, size
+    kept = prometheus(state_dir, cli, f"hostops_backup_repository_retention_days{{{where}}}")
+    assert float(kept[0]["value"][1]) == 28, kept
+    free = prometheus(
+        state_dir, cli, f'hostops_backup_server_disk_free_bytes{{server="{BACKUP_HOST}"}}'
+    )
+    assert float(free[0]["value"][1]) > 0, free
+    # the backup host's alerts are loaded and evaluated by this Prometheus; the
+    # repository's are quiet (the disk's depends on the machine's own disk: not asserted)
+    for alert in ("BackupRepositoryStale", "BackupRepositoryCheckFailed"):
+        firing = prometheus(state_dir, cli, f'ALERTS{{alertname="{alert}",{where}}}')
+        assert firing == [], (alert, firing)
+    health = rule_health(state_dir, cli)
+    for alert in ("BackupRepositoryStale", "BackupRepositoryCheckFailed", "BackupHostDiskFilling"):
+        assert health.get(alert) == "ok", (alert, health)
+
+
+def rule_health(state_dir: Path, cli: Any) -> dict[str, str]:
+    """Every alerting rule of the monitoring server and its health (ok once evaluated)."""
+    groups = prometheus_api(state_dir, cli, "/api/v1/rules", type="alert")["groups"]
+    return {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
+
+
+def backup_check(cli: Any) -> Any:
+    """The backup host's repository check of the order's server, reading all the data."""
+    return cli(
+        "lab", "ssh", BACKUP_HOST, "--",
+        f"/usr/local/sbin/hostops-backup-server --json check --repo {FQDN} --subset 100%",
+        timeout=600,
+    )  # fmt: skip
+
+
+def test_a_damaged_pack_flips_the_check_metric_and_the_alert(
+    cli: Any, hosts: None, state_dir: Path
+) -> None:
+    """The damaged pack of the backup scenario (molecule/resources/backup), seen from the
+    monitoring server: check_failed 0 while the repository is sound (the control), 1 and
+    BackupRepositoryCheckFailed pending (it fires after 5 minutes) once a pack is
+    damaged, 0 and no alert again once it is repaired."""
+    where = f'server="{BACKUP_HOST}",repository="{FQDN}"'
+    metric = f"hostops_backup_repository_check_failed{{{where}}}"
+    alert = f'ALERTS{{alertname="BackupRepositoryCheckFailed",{where}}}'
+
+    def check_failed(value: float) -> Callable[[], list[dict[str, Any]] | None]:
+        def probe() -> list[dict[str, Any]] | None:
+            found = prometheus(state_dir, cli, metric)
+            return found if [float(r["value"][1]) for r in found] == [value] else None
+
+        return probe
+
+    proc = backup_check(cli)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    wait_for("check_failed 0 (sound repository)", check_failed(0), timeout=150)
+    assert prometheus(state_dir, cli, alert) == []
+    data = f"/srv/restic-rest/{FQDN}/data"
+    pack = cli(
+        "lab", "ssh", BACKUP_HOST, "--",
+        f"find {data} -type f -printf '%s %p\\n' | sort -n | tail -n 1 | cut -d' ' -f2",
+        check=True,
+    ).stdout.strip()  # fmt: skip
+    assert pack.startswith(data), pack
+    cli("lab", "ssh", BACKUP_HOST, "--", f"cp -p {pack} /root/pack.orig", check=True)
+    try:
+        cli(
+            "lab", "ssh", BACKUP_HOST, "--",
+            f"size=$(stat -c %s {pack}); head -c 16 /dev/urandom"
+            f" | dd of={pack} bs=1 seek=$((size / 2)) conv=notrunc status=none",
+            check=True,
+        )  # fmt: skip
+        proc = backup_check(cli)
+        assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+        wait_for("check_failed 1 (damaged pack)", check_failed(1), timeout=150)
+        pending = wait_for(
+            "BackupRepositoryCheckFailed pending or firing",
+            lambda: prometheus(state_dir, cli, alert),
+            timeout=150,
+        )
+        assert pending[0]["metric"]["alertstate"] in {"pending", "firing"}, pending
+        assert pending[0]["metric"]["audience"] == "ops", pending
+    finally:
+        cli("lab", "ssh", BACKUP_HOST, "--", f"cp -p /root/pack.orig {pack} && rm /root/pack.orig",
+            check=True)  # fmt: skip
+    proc = backup_check(cli)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    wait_for("check_failed 0 again (repaired)", check_failed(0), timeout=150)
+    wait_for("no alert left", lambda: prometheus(state_dir, cli, alert) == [] or None, timeout=150)
 
 
 # -- TLS at Mozilla's intermediate profile, seen from another lab host (issue 14) -----------
