@@ -14,7 +14,7 @@ description:
     is installed beside Ansible, tasks run as with the stock C(linear) strategy but through
     Mitogen's persistent Python interpreter on each host (about 35 ms a no-op task instead
     of about 200 ms with pipelining and SSH multiplexing).
-  - Without Mitogen it is the stock C(linear) strategy, with a warning: a playbook run by
+  - Without Mitogen it is the stock C(linear) strategy, with a warning; a playbook run by
     C(ansible-playbook), molecule or AWX from an environment without Mitogen still works.
   - It lets the repository's C(ansible.cfg) name a strategy without the path of a virtual
     environment (Mitogen's own strategy plugins are found only through that path).
