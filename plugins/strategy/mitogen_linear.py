@@ -20,7 +20,8 @@ description:
     environment (Mitogen's own strategy plugins are found only through that path).
   - To run with the stock strategy, set C(ANSIBLE_STRATEGY=linear) (C(hostops) commands
     read C(HOSTOPS_ANSIBLE_STRATEGY=linear)).
-author: Alteo
+author:
+  - Alteo hostops team (@alteo)
 """
 
 from ansible.plugins.loader import strategy_loader
