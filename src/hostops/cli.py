@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from hostops import __version__
 from hostops.errors import HostopsError
 from hostops.module_utils.problems import InputProblems
-from hostops.runner import set_verbosity
+from hostops.runner import set_verbosity, strategy_name
 
 COMMAND_MODULES = (
     "hostops.lab_cli",
@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     set_verbosity(args.verbose)
     try:
+        strategy_name()  # a bad HOSTOPS_ANSIBLE_STRATEGY stops here, before any host
         status: int = args.func(args)
     except (HostopsError, InputProblems) as err:
         for line in str(err).splitlines() or [err.__class__.__name__]:

@@ -873,6 +873,9 @@ def write_inventory(
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": str(key),
                 "ansible_ssh_common_args": " ".join(ssh_options(None)),
+                # lab hosts are new at each boot: the Mitogen strategy checks host keys itself
+                # (it reads this, not the ssh options above)
+                "ansible_host_key_checking": False,
                 "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
             },
         },

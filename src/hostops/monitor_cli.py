@@ -247,6 +247,8 @@ def resolve_lab(
         "ansible_ssh_common_args": (
             "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
         ),
+        # the Mitogen strategy checks host keys itself: it reads this, not the ssh options
+        "ansible_host_key_checking": False,
         "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
     }
     return resolved, group_vars

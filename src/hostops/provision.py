@@ -83,6 +83,9 @@ def lab_group_vars(lab: Lab) -> dict[str, Any]:
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(lab.paths.ssh_key),
         "ansible_ssh_common_args": " ".join(ssh_options(None)),
+        # lab hosts are new at each boot: the Mitogen strategy checks host keys itself
+        # (it reads this, not the ssh options above)
+        "ansible_host_key_checking": False,
         "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
     }
 

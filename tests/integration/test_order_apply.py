@@ -2,6 +2,9 @@
 
 The sequence is one story, in order: check mode on the fresh host changes nothing; the
 apply succeeds and writes the delivery note; a second apply changes nothing.
+
+This module runs under Ansible's stock strategy (HOSTOPS_ANSIBLE_STRATEGY=linear), the
+rest of the suite under the default, Mitogen's: the suite runs a full order under each.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 ORDER = ROOT / "examples" / "orders" / "none.yml"
 ORDER_ID = "BDC-2027-0101"
 LAB_HOST = "bdc-2027-0101-1"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stock_strategy():  # type: ignore[no-untyped-def]
+    """Every hostops command of this module (checkout's and pip-installed) runs stock."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOSTOPS_ANSIBLE_STRATEGY", "linear")
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +144,13 @@ def test_order_list_and_show(installed: Any, fresh_host: str, state_dir: Path) -
         ("apply", "successful"),
     ]
     assert record["runs"][-1]["changed"] == 0 and record["runs"][1]["changed"] > 0
+    # the three runs were stock 'linear' runs, as this module asks (the default is Mitogen)
+    runs = sorted((state_dir / "orders" / ORDER_ID / "runs").iterdir())
+    assert len(runs) == 3, runs
+    for run in runs:
+        envvars = json.loads((run / "runner" / "env" / "envvars").read_text())
+        assert envvars["ANSIBLE_STRATEGY"] == "linear", run
+        assert "ANSIBLE_STRATEGY_PLUGINS" not in envvars, run
     shown = installed("order", "show", ORDER_ID)
     assert shown.returncode == 0, shown.stderr
     assert record["servers"][0]["address"] in shown.stdout

@@ -102,3 +102,56 @@ def test_the_command_line_verbosity_reaches_every_run(
     runner.set_verbosity(0)
     _, quiet = run(root, "good.yml")
     assert "hello from the task" not in quiet
+
+
+# The parent of a command task's shell: Mitogen's persistent interpreter names itself
+# "python3(mitogen:user@host:pid)"; under the stock strategy it is the module's own Python.
+PARENT = """---
+- name: A play that says who runs its modules
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Read the parent process
+      ansible.builtin.shell: tr '\\\\0' ' ' < /proc/$PPID/cmdline
+      register: parent
+      changed_when: false
+    - name: Publish it
+      ansible.builtin.set_stats:
+        data:
+          parent: "{{ parent.stdout }}"
+"""
+
+
+@pytest.mark.parametrize(("setting", "mitogen"), [("", True), ("mitogen", True), ("linear", False)])
+def test_the_strategy_setting_chooses_who_runs_the_tasks(
+    root: Path, monkeypatch: pytest.MonkeyPatch, setting: str, mitogen: bool
+) -> None:
+    (root / "playbooks" / "parent.yml").write_text(PARENT)
+    monkeypatch.setenv("ANSIBLE_STRATEGY", "free")  # the operator's shell does not decide
+    if setting:
+        monkeypatch.setenv("HOSTOPS_ANSIBLE_STRATEGY", setting)
+    else:
+        monkeypatch.delenv("HOSTOPS_ANSIBLE_STRATEGY", raising=False)
+    result, _ = run(root, "parent.yml")
+    assert result.ok, result.failure_lines
+    parent = result.artifacts["parent"]
+    assert ("(mitogen:" in parent) is mitogen, parent
+    assert mitogen or "AnsiballZ_command" in parent, parent
+
+
+def test_a_bad_strategy_setting_exits_2_before_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hostops.cli import main  # noqa: PLC0415
+
+    monkeypatch.setenv("HOSTOPS_ANSIBLE_STRATEGY", "mitogen_free")
+    assert main(["order", "validate", "/nonexistent/order.yml"]) == 2
+    err = capsys.readouterr().err
+    assert "HOSTOPS_ANSIBLE_STRATEGY: 'mitogen_free' is not a strategy" in err
+    # the control: the same command with the setting right reaches the order
+    monkeypatch.setenv("HOSTOPS_ANSIBLE_STRATEGY", "linear")
+    main(["order", "validate", "/nonexistent/order.yml"])
+    assert "HOSTOPS_ANSIBLE_STRATEGY" not in capsys.readouterr().err

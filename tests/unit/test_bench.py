@@ -1,0 +1,82 @@
+"""scripts/bench without a lab: its options (bad ones exit 2 naming the option and the
+value) and the table it prints from a report."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench"
+
+
+def load() -> ModuleType:
+    loader = importlib.machinery.SourceFileLoader("hostops_bench", str(SCRIPT))
+    spec = importlib.util.spec_from_loader("hostops_bench", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+bench = load()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--runs", "0"], "argument --runs: '0' is not a whole number from 1 to 20"),
+        (["--runs", "three"], "argument --runs: 'three' is not a whole number from 1 to 20"),
+        (["--tasks", "1"], "argument --tasks: '1' is not a whole number from 2 to 1000"),
+        (["--strategy", "fast"], "argument --strategy: invalid choice: 'fast'"),
+        (["--json", "report.txt"], "argument --json: 'report.txt' does not end in .json"),
+        (["--json", "/nonexistent/r.json"], "'/nonexistent/r.json': its directory does not"),
+    ],
+)
+def test_bad_options_exit_2_naming_option_and_value(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(args)
+    assert exit_.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_good_options_parse(tmp_path: Path) -> None:
+    # the control: the same options with good values
+    args = bench.build_parser().parse_args(
+        ["--runs", "3", "--tasks", "20", "--strategy", "linear", "--json", str(tmp_path / "r.json")]
+    )
+    assert (args.runs, args.tasks, args.strategy) == (3, 20, "linear")
+    assert bench.build_parser().parse_args([]).strategy == "both"
+
+
+def test_medians_and_the_table_side_by_side() -> None:
+    samples = {
+        "mitogen": [{"reapply_s": 20.0, "noop_task_ms": 30.0}, {"reapply_s": 24.0}],
+        "linear": [{"reapply_s": 50.0, "noop_task_ms": 200.0}, {"reapply_s": 60.0}],
+    }
+    report = {
+        "runs": 2,
+        "machine": {
+            "cores": 2,
+            "memory_gib": 23.4,
+            "load_before": [0.5, 0, 0],
+            "load_after": [1.5, 0, 0],
+            "ansible-core": "2.19.4",
+            "mitogen": "0.3.54",
+        },
+        "medians": {s: bench.medians(v) for s, v in samples.items()},
+    }
+    medians = report["medians"]
+    assert isinstance(medians, dict)
+    assert medians["mitogen"] == {"noop_task_ms": 30.0, "reapply_s": 22.0}
+    lines = bench.table(report).splitlines()
+    assert lines[0].split() == ["figure", "mitogen", "linear", "linear/mitogen"]
+    assert lines[2].split() == ["idempotent", "re-apply", "22.0", "s", "55.0", "s", "2.50"]
+    assert lines[3].split() == ["marginal", "no-op", "task", "30", "ms", "200", "ms", "6.67"]
+    assert len(lines) == 5  # figures nobody measured are left out
+    assert "medians of 2 run(s); 2 cores, 23.4 GiB, load 0.50 before, 1.50 after" in lines[4]
