@@ -249,6 +249,9 @@ def resolve_lab(
         ),
         # the Mitogen strategy checks host keys itself: it reads this, not the ssh options
         "ansible_host_key_checking": False,
+        # one interpreter path on every release: under Mitogen a task delegated to
+        # another host uses the delegating host's (python3.11 on Debian 12)
+        "ansible_python_interpreter": "/usr/bin/python3",
         "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
     }
     return resolved, group_vars

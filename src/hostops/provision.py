@@ -86,6 +86,9 @@ def lab_group_vars(lab: Lab) -> dict[str, Any]:
         # lab hosts are new at each boot: the Mitogen strategy checks host keys itself
         # (it reads this, not the ssh options above)
         "ansible_host_key_checking": False,
+        # one interpreter path on every release: under Mitogen a task delegated to
+        # another host uses the delegating host's (python3.11 on Debian 12)
+        "ansible_python_interpreter": "/usr/bin/python3",
         "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
     }
 

@@ -424,6 +424,9 @@ def test_refused_with_exit_2_naming_it(workdir: Path, argv: list[str], expected:
     env = {
         **os.environ,
         "HOSTOPS_STATE_DIR": str(workdir / "state"),
+        # a lab of its own, which never runs: a lab running beside (the suite's) must not
+        # change the answer ('the lab already runs on ...')
+        "HOSTOPS_LAB_ID": "hostile",
         "ANSIBLE_TIMEOUT": "5",
         "PYTHONWARNINGS": "ignore",
     }
