@@ -43,6 +43,7 @@ PHP_VERSIONS: Final[Mapping[str, tuple[str, ...]]] = {"debian13": ("8.4",), "deb
 DEFAULT_BACKUP_TIME: Final = "22:00"  # contract §4.6: databases daily at 22:00
 DEFAULT_RETENTION_DAYS: Final = 28  # §4.6: keep the last 28 days
 SHARED_HOSTING_RETENTION_DAYS: Final = 7  # §4.6: shared hosting keeps 7 days
+MAX_RETENTION_DAYS: Final = 365  # a year of daily snapshots: beyond is an archive, not a backup
 
 # Bounds on hostile input, checked before anything is built. A real order is a few KiB,
 # four levels deep and a few hundred values; these keep the worst case well under a second.
@@ -910,7 +911,7 @@ class _Checker:
         return Backups(enabled=enabled, time=time, retention_days=days, paths=paths)
 
     def retention(self, value: object, path: str) -> int | None:
-        return self.integer(value, path, low=1, high=365)
+        return self.integer(value, path, low=1, high=MAX_RETENTION_DAYS)
 
     def backup_time(self, value: object, path: str) -> str | None:
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:

@@ -869,18 +869,7 @@ def write_inventory(
     children: dict[str, object] = {
         "lab": {
             "hosts": entries,
-            "vars": {
-                "ansible_user": "root",
-                "ansible_ssh_private_key_file": str(key),
-                "ansible_ssh_common_args": " ".join(ssh_options(None)),
-                # lab hosts are new at each boot: the Mitogen strategy checks host keys itself
-                # (it reads this, not the ssh options above)
-                "ansible_host_key_checking": False,
-                # one interpreter path on every release: under Mitogen a task delegated to
-                # another host uses the delegating host's (python3.11 on Debian 12)
-                "ansible_python_interpreter": "/usr/bin/python3",
-                "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
-            },
+            "vars": connection_vars(state, key),
         },
         **{release: {"hosts": members} for release, members in by_release.items()},
     }
@@ -893,6 +882,25 @@ def write_inventory(
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     partial.write_text(header + yaml.safe_dump({"all": {"children": children}}, sort_keys=False))
     partial.replace(path)
+
+
+def connection_vars(state: LabState, key: Path) -> dict[str, object]:
+    """The inventory variables of every lab host: how Ansible reaches it, and the lab's
+    apt cache (the base role's proxy; hostops_apt_proxy names it for the tests)."""
+    proxy = f"http://{state.bridge_address}:{state.acng_port}"
+    return {
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_common_args": " ".join(ssh_options(None)),
+        # lab hosts are new at each boot: the Mitogen strategy checks host keys itself
+        # (it reads this, not the ssh options above)
+        "ansible_host_key_checking": False,
+        # one interpreter path on every release: under Mitogen a task delegated to
+        # another host uses the delegating host's (python3.11 on Debian 12)
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "hostops_apt_proxy": proxy,
+        "base_apt_proxy": proxy,
+    }
 
 
 def ssh_options(key: Path | None) -> list[str]:

@@ -26,7 +26,7 @@ import yaml
 
 from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import UsageError
-from hostops.lab import Lab, LabState, process_matches
+from hostops.lab import Lab, LabState, connection_vars, process_matches
 from hostops.order import Order, load_order
 from hostops.runner import PlaybookRun
 from hostops.settings import inventories_or_default, settings
@@ -241,19 +241,7 @@ def resolve_lab(
         resolved[name] = {"ansible_host": host.address}
     if problems:
         raise UsageError(problems)
-    group_vars = {
-        "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(lab.paths.ssh_key),
-        "ansible_ssh_common_args": (
-            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-        ),
-        # the Mitogen strategy checks host keys itself: it reads this, not the ssh options
-        "ansible_host_key_checking": False,
-        # one interpreter path on every release: under Mitogen a task delegated to
-        # another host uses the delegating host's (python3.11 on Debian 12)
-        "ansible_python_interpreter": "/usr/bin/python3",
-        "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
-    }
+    group_vars = connection_vars(state, lab.paths.ssh_key)
     return resolved, group_vars
 
 

@@ -24,7 +24,7 @@ import yaml
 
 from hostops import fleet, maintenance_cli
 from hostops.errors import HostopsError, UsageError
-from hostops.lab import HOST_NAME_RE, Lab, LabState, process_matches, ssh_options
+from hostops.lab import HOST_NAME_RE, Lab, LabState, connection_vars, process_matches
 from hostops.monitor_cli import MONITORING_GROUP, monitoring_group
 from hostops.order import Order
 from hostops.runner import PlaybookRun, RunResult
@@ -78,19 +78,7 @@ def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any], dict[str, A
 
 
 def lab_group_vars(lab: Lab) -> dict[str, Any]:
-    state = LabState.load(lab.paths.state_file)
-    return {
-        "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(lab.paths.ssh_key),
-        "ansible_ssh_common_args": " ".join(ssh_options(None)),
-        # lab hosts are new at each boot: the Mitogen strategy checks host keys itself
-        # (it reads this, not the ssh options above)
-        "ansible_host_key_checking": False,
-        # one interpreter path on every release: under Mitogen a task delegated to
-        # another host uses the delegating host's (python3.11 on Debian 12)
-        "ansible_python_interpreter": "/usr/bin/python3",
-        "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
-    }
+    return connection_vars(LabState.load(lab.paths.state_file), lab.paths.ssh_key)
 
 
 def lab_monitoring_server(name: str, out: TextIO) -> dict[str, Any]:
