@@ -433,15 +433,11 @@ class VaultFile:
 # -- The run -------------------------------------------------------------------------
 
 REDACTED = "<redacted>"
+
+
 # The tasks that refuse arguments the server's back end cannot take, once its managed
 # level is known (playbooks/tasks/plesk-request.yml, playbooks/request-database.yml):
 # their failure is bad input (exit 2), not a failed run.
-REFUSAL_TASKS = (
-    "Refuse a request that cannot be served on Plesk",
-    "Refuse a domain on a custom stack",
-)
-
-
 def new_run_dir(verb: Verb, host: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return state_dir() / "requests" / host / f"{stamp}-{verb.name}"
@@ -524,12 +520,13 @@ def run_request(
             redact_extravars(run_dir / "runner", secret_vars)
     print("", file=out)
     print(result.summary_table(), file=out)
-    refused = [f for f in result.failures if f.task in REFUSAL_TASKS]
-    if refused:
+    refused = result.artifacts.get("hostops_request_refused") or {}
+    if isinstance(refused, dict) and refused.get(host):
         # Arguments this server's back end cannot take (a Plesk database needs --domain,
-        # ...): bad input, found once the host's level was read; nothing was changed.
+        # ...): bad input, found once the host's level was read (playbooks/tasks/
+        # refuse-request.yml publishes it); nothing was changed.
         raise UsageError(
-            [f"request {what} on {host}: {refused[0].message}", f"(artifacts: {run_dir})"]
+            [f"request {what} on {host}: {str(refused[host]).strip()}", f"(artifacts: {run_dir})"]
         )
     if not result.ok:
         for line in result.failure_lines:

@@ -3,6 +3,7 @@ the host lookup and the CLI's refusals, all before any host is touched."""
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 import string
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
-from hostops import cli, requests, runner
+from hostops import cli, runner
 from hostops.errors import UsageError
 from hostops.requests import (
     FTP_ACCOUNT,
@@ -30,6 +31,7 @@ from hostops.requests import (
     resolve_inventory,
     verb_named,
 )
+from hostops.runner import PlaybookRun
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -374,14 +376,55 @@ def test_cli_unknown_host(
     assert "--host: 'web02' is not a host of the inventory" in capsys.readouterr().err
 
 
-def test_the_refusals_mapped_to_exit_2_are_tasks_of_the_request_playbooks() -> None:
-    """run_request turns the failure of these tasks into bad input (exit 2): each must be
-    a task, by that exact name, of the playbooks that refuse (a rename would silently
-    make them plain failures)."""
-    root = Path(__file__).resolve().parents[2] / "playbooks"
-    names = set()
-    for path in [root / "tasks" / "plesk-request.yml", root / "request-database.yml"]:
-        data = yaml.safe_load(path.read_text())
-        tasks = data if "tasks" not in data[0] else [t for play in data for t in play["tasks"]]
-        names |= {task.get("name") for task in tasks}
-    assert set(requests.REFUSAL_TASKS) <= names
+REFUSING = """---
+- name: A request that a server refuses, or not
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Refuse when told to
+      ansible.builtin.include_tasks: tasks/refuse-request.yml
+      vars:
+        hostops_request_refusal: "localhost cannot take this: {{ why }}"
+      when: why != ''
+
+    - name: Serve the request
+      ansible.builtin.debug:
+        msg: served
+"""
+
+
+@pytest.mark.parametrize("why", ["a domain on a custom stack", ""])
+def test_a_refusal_reaches_the_cli_as_data_not_as_a_task_name(
+    why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """playbooks/tasks/refuse-request.yml publishes the refusal (hostops_request_refused),
+    which run_request turns into bad input (exit 2), and fails the run (an AWX job fails);
+    the control: no refusal, no such data, the run goes on. Real ansible-playbook runs."""
+    root = tmp_path / "collection"
+    (root / "playbooks" / "tasks").mkdir(parents=True)
+    (root / "galaxy.yml").write_text("namespace: alteo\nname: hostops\nversion: 0.0.1\n")
+    (root / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
+    real = Path(__file__).resolve().parents[2] / "playbooks" / "tasks" / "refuse-request.yml"
+    (root / "playbooks" / "tasks" / "refuse-request.yml").write_text(real.read_text())
+    (root / "playbooks" / "refusing.yml").write_text(REFUSING)
+    (root / "inventory.yml").write_text(
+        "all:\n  hosts:\n    localhost:\n      ansible_python_interpreter: auto_silent\n"
+    )
+    monkeypatch.setenv("HOSTOPS_ROOT", str(root))
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
+    result = PlaybookRun(
+        playbook="refusing.yml",
+        inventory=[root / "inventory.yml"],
+        run_dir=tmp_path / "run",
+        extravars={"why": why},
+        out=io.StringIO(),
+    ).execute()
+    if why:
+        assert not result.ok
+        assert result.artifacts["hostops_request_refused"] == {
+            "localhost": f"localhost cannot take this: {why}"
+        }
+    else:
+        assert result.ok, result.failure_lines
+        assert "hostops_request_refused" not in result.artifacts
