@@ -342,7 +342,12 @@ def write_delivery_note(
     order: Order, targets: list[Target], result: RunResult, run_dir: Path
 ) -> Path:
     """Write the note as JSON and Markdown; the entry into service date is kept from the
-    first delivery (a re-apply does not deliver again)."""
+    first delivery (a re-apply does not deliver again).
+
+    What it lists comes from what the run recorded, not from the order's intent: each
+    server's software, DNS records and backup schedule from its local facts (the last
+    play of provision.yml, ``hostops_delivery``), the probes from what the monitoring
+    servers registered (``hostops_monitor_registered``)."""
     folder = state_dir() / "orders" / order.id
     json_path = folder / "delivery-note.json"
     previous: dict[str, Any] = {}
@@ -350,6 +355,7 @@ def write_delivery_note(
         previous = json.loads(json_path.read_text())
     now = datetime.now(PARIS)
     delivered = result.artifacts.get("hostops_delivery", {})
+    registered = result.artifacts.get("hostops_monitor_registered") or {}
     servers = []
     for target in targets:
         facts = delivered.get(target.hostname, {})
@@ -360,27 +366,24 @@ def write_delivery_note(
                 "os": facts.get("os", ""),
                 "software": dict(sorted(facts.get("software", {}).items())),
                 "dns_records": dkim_records(facts.get("mail_dkim") or {}),
+                "backups": backup_schedule(facts.get("backup") or {}),
+                "monitoring": registration(registered.get(target.hostname)),
             }
         )
-    backups = order.backups
+    schedules = [s["backups"] for s in servers if s["backups"]]
+    probes = [s["monitoring"] for s in servers if s["monitoring"]]
     note = {
         "order": order.id,
         "customer": order.customer.name,
         "service": order.service,
         "managed_level": order.managed_level,
         "servers": servers,
-        "backups": (
-            {
-                "schedule": f"daily at {backups.time} Europe/Paris",
-                "retention_days": backups.retention_days,
-            }
-            if backups.enabled
-            else None
-        ),
+        # the order's schedule as the servers recorded it (the first server's when
+        # they differ: each server's is in its entry); None when no server has backups
+        "backups": schedules[0] if schedules else None,
         "monitoring": {
-            "http_checks": list(order.monitoring.http_checks),
-            "tcp_checks": list(order.monitoring.tcp_checks),
-            "tls_checks": list(order.monitoring.tls_checks),
+            kind: [check for entry in probes for check in entry[kind]]
+            for kind in ("http_checks", "tcp_checks", "tls_checks")
         },
         "availability_target": "99.9% (at most 43 min 12 s of outage per month)",
         "entry_into_service": previous.get("entry_into_service", now.date().isoformat()),
@@ -395,6 +398,30 @@ def write_delivery_note(
     return md_path
 
 
+def backup_schedule(fact: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The schedule the backup role recorded on a server (local fact ``backup``), or None
+    when it has none (no backups, or disabled)."""
+    if not fact or fact.get("enabled") is not True:
+        return None
+    schedule = {
+        "schedule": f"daily at {fact.get('time', '?')} {fact.get('timezone', 'Europe/Paris')}",
+        "retention_days": int(fact.get("retention_days") or 0),
+    }
+    if fact.get("paths"):
+        schedule["paths"] = [str(path) for path in fact["paths"]]
+    return schedule
+
+
+def registration(entry: object) -> dict[str, list[str]] | None:
+    """What a monitoring server registered for a server (its probes and checks), or None."""
+    if not isinstance(entry, Mapping):
+        return None
+    return {
+        kind: [str(item) for item in entry.get(kind) or []]
+        for kind in ("probes", "http_checks", "tcp_checks", "tls_checks")
+    }
+
+
 def dkim_records(fact: Mapping[str, Any]) -> list[dict[str, str]]:
     """The DKIM TXT records to publish, from the mail role's local fact ``mail_dkim``
     (``{selector, records: {domain: value}}``)."""
@@ -405,6 +432,15 @@ def dkim_records(fact: Mapping[str, Any]) -> list[dict[str, str]]:
         for domain, value in sorted(records.items())
         if selector and value
     ]
+
+
+PROBE_NAMES = {
+    "icmp": "ping",
+    "node": "system metrics",
+    "http": "HTTP checks",
+    "tcp": "TCP checks",
+    "tls": "certificate expiry",
+}
 
 
 def render_markdown(note: Mapping[str, Any]) -> str:
@@ -433,15 +469,25 @@ def render_markdown(note: Mapping[str, Any]) -> str:
         lines += ["DKIM keys of the mail domains, made on the server: publish each one.", ""]
         lines += [f'- {host}: `{r["name"]}. IN {r["type"]} "{r["value"]}"`' for host, r in records]
     lines += ["", "## Backups", ""]
-    backups = note["backups"]
-    lines.append(
-        f"- {backups['schedule']}, kept {backups['retention_days']} days"
-        if backups
-        else "- not ordered"
-    )
-    lines += ["", "## Monitoring probes", ""]
-    probes = note["monitoring"]["http_checks"] + note["monitoring"]["tcp_checks"]
-    probes += [f"{p} (certificate expiry)" for p in note["monitoring"].get("tls_checks", [])]
-    lines += [f"- {p}" for p in probes] or ["- none ordered"]
+    for server in note["servers"]:
+        backups = server.get("backups")
+        lines.append(
+            f"- {server['hostname']}: {backups['schedule']}, kept {backups['retention_days']} days"
+            + (f" (files: {', '.join(backups['paths'])})" if backups.get("paths") else "")
+            if backups
+            else f"- {server['hostname']}: none scheduled"
+        )
+    lines += ["", "## Monitoring", ""]
+    for server in note["servers"]:
+        watched = server.get("monitoring")
+        if not watched:
+            lines.append(f"- {server['hostname']}: not registered")
+            continue
+        checks = watched["http_checks"] + watched["tcp_checks"]
+        checks += [f"{p} (certificate expiry)" for p in watched["tls_checks"]]
+        lines.append(
+            f"- {server['hostname']}: {', '.join(PROBE_NAMES.get(p, p) for p in watched['probes'])}"
+            + (f"; checks: {', '.join(checks)}" if checks else "")
+        )
     lines.append("")
     return "\n".join(lines)

@@ -121,9 +121,18 @@ def test_apply_provisions_the_whole_order(
         "prometheus-node-exporter",
     ):
         assert package in software, (package, software)
-    assert note["backups"] == {"schedule": "daily at 22:00 Europe/Paris", "retention_days": 28}
+    # what the server and the monitoring server recorded, not the order's intent
+    schedule = {
+        "schedule": "daily at 22:00 Europe/Paris",
+        "retention_days": 28,
+        "paths": ["/var/www", "/etc"],
+    }
+    assert note["backups"] == server["backups"] == schedule
+    assert server["monitoring"]["probes"] == ["icmp", "node", "http", "tcp", "tls"]
     assert note["monitoring"]["tcp_checks"] == ["web01.martin.example:25"]
     markdown = (state_dir / "orders" / ORDER_ID / "delivery-note.md").read_text()
+    assert "- web01.martin.example: daily at 22:00 Europe/Paris, kept 28 days" in markdown
+    assert "- web01.martin.example: ping, system metrics, HTTP checks" in markdown
     assert f"| web01.martin.example | {address} |" in markdown
     assert f"Date of entry into service: {note['entry_into_service']}" in markdown
     # the services answer on the server itself
