@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import HostopsError, UsageError
 from hostops.runner import PlaybookRun, RunResult
-from hostops.settings import inventories_or_default
+from hostops.targets import inventory_host, inventory_sources
 
 PARIS = ZoneInfo("Europe/Paris")
 KINDS = ("all", "dumps", "files")
@@ -260,36 +260,13 @@ def resolve_target(args: argparse.Namespace) -> Target:
     problems: list[str] = []
     if not _HOST.fullmatch(args.host):
         problems.append(f"--host: {args.host!r} is not a host name")
-    host = args.host
-    if args.lab:
-        from hostops.lab import LabPaths, lab_host_name  # noqa: PLC0415 - only the lab needs it
-
-        # the order's FQDN names the lab host its server was mapped onto, too
-        host = lab_host_name(host)
-        inventories = [LabPaths.default().inventory]
-        if not inventories[0].exists():
-            problems.append(
-                f"--lab: no lab inventory at {inventories[0]} (boot hosts with 'hostops lab up')"
-            )
-    else:
-        inventories = inventories_or_default(args.inventory)
-        if not inventories:
-            problems.append("--inventory: required unless --lab is given")
-        problems += [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
+    try:
+        inventories = inventory_sources(lab=args.lab, inventories=args.inventory or [])
+    except UsageError as err:
+        raise UsageError(problems + err.problems) from None
     if problems:
         raise UsageError(problems)
-    if not inventory_has_host(inventories, host):
-        where = "the lab" if args.lab else ", ".join(str(p) for p in inventories)
-        raise UsageError(f"--host: {args.host!r} is not in {where}")
-    return Target(host, inventories)
-
-
-def inventory_has_host(inventories: Sequence[Path], host: str) -> bool:
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-
-    manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventories])
-    return manager.get_host(host) is not None
+    return Target(inventory_host(args.host, inventories, lab=args.lab), inventories)
 
 
 def run_dir(host: str, action: str) -> Path:

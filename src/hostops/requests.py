@@ -44,12 +44,13 @@ import yaml
 
 from hostops import db_requests
 from hostops.errors import HostopsError, UsageError
-from hostops.lab import LabPaths, lab_host_name
+from hostops.lab import lab_host_name
 from hostops.module_utils import plesk_commands
 from hostops.module_utils.names import is_domain_name
 from hostops.module_utils.order_rules import PHP_VERSIONS as RELEASE_PHP
 from hostops.runner import PlaybookRun
-from hostops.settings import inventories_or_default, state_dir
+from hostops.settings import state_dir
+from hostops.targets import inventory_host, inventory_sources
 
 # -- Allow-lists ---------------------------------------------------------------------
 # A validator returns the problem with a value, or None when the value is good; its
@@ -315,32 +316,13 @@ def check_arguments(verb: Verb, args: Mapping[str, str | None]) -> dict[str, str
 def resolve_inventory(
     host: str, *, lab: bool, inventories: list[Path], vault_password_file: Path | None = None
 ) -> list[Path]:
-    """The inventories to run with, once HOST is known to be in them."""
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-
-    if lab and inventories:
-        raise UsageError("--inventory and --lab: give one of them, not both")
-    if lab:
-        path = LabPaths.default().inventory
-        if not path.exists():
-            raise UsageError(f"--lab: no lab inventory at {path} (run 'hostops lab up' first)")
-        inventories = [path]
-    if not lab:
-        inventories = inventories_or_default(inventories)
-    if not inventories:
-        raise UsageError("--inventory: required unless --lab is given")
-    missing = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
-    if missing:
-        raise UsageError(missing)
-    loader = DataLoader()
-    if vault_password_file is not None:
-        loader.set_vault_secrets([("default", _vault_secret(vault_password_file))])
-    manager = InventoryManager(loader=loader, sources=[str(p) for p in inventories])
-    if manager.get_host(host) is None:
-        where = "the lab (see 'hostops lab status')" if lab else "the inventory"
-        raise UsageError(f"--host: {host!r} is not a host of {where}")
-    return inventories
+    """The inventories to run with, once HOST is known to be in them (hostops.targets)."""
+    sources = inventory_sources(lab=lab, inventories=inventories)
+    vault = (
+        None if vault_password_file is None else [("default", _vault_secret(vault_password_file))]
+    )
+    inventory_host(host, sources, lab=lab, vault_secrets=vault)
+    return sources
 
 
 # -- The vault file ------------------------------------------------------------------

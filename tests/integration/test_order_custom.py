@@ -181,7 +181,7 @@ def test_the_orders_fqdn_names_the_lab_host(cli: Any, hosts: None) -> None:
     # the control: an FQDN the lab does not know is refused before any host is touched
     proc = cli("backup", "list", "--lab", "--host", "mail.martin.example")
     assert proc.returncode == 2
-    assert "--host: 'mail.martin.example' is not in the lab" in proc.stderr
+    assert "--host: 'mail.martin.example' is not a host of the lab" in proc.stderr
 
 
 # -- The host firewall, seen from other lab hosts (issue 14) ---------------------------------

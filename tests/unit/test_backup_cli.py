@@ -189,7 +189,16 @@ def test_target_must_be_in_the_inventory(tmp_path: Path) -> None:
         backup_cli.resolve_target(
             parse("list", "--host", "db02.example.fr", "--inventory", str(inventory))
         )
-    assert caught.value.problems == [f"--host: 'db02.example.fr' is not in {inventory}"]
+    assert caught.value.problems == [
+        f"--host: 'db02.example.fr' is not a host of the inventory ({inventory})"
+    ]
+    # Ansible's implicit localhost is no host of the inventory (it is the controller)
+    for name in ("localhost", "127.0.0.1"):
+        with pytest.raises(UsageError) as caught:
+            backup_cli.resolve_target(parse("list", "--host", name, "--inventory", str(inventory)))
+        assert caught.value.problems == [
+            f"--host: {name!r} is not a host of the inventory ({inventory})"
+        ]
 
 
 def test_missing_inventory_and_bad_host_are_reported_together(tmp_path: Path) -> None:

@@ -144,6 +144,26 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--at", "'2027-13-45'"],
     ),
     ("list --host", ["backup", "list", "--inventory", "inv.yml", "--host", ""], ["--host", "''"]),
+    # Ansible's implicit localhost is the controller, not a host of the inventory
+    (
+        "list --host localhost",
+        ["backup", "list", "--inventory", "inv.yml", "--host", "localhost"],
+        ["--host", "'localhost'"],
+    ),
+    (
+        "vhost --host localhost",
+        [
+            "request",
+            "vhost",
+            "--inventory",
+            "inv.yml",
+            "--host",
+            "localhost",
+            "--domain",
+            "a.example",
+        ],
+        ["--host", "'localhost'"],
+    ),
     # maintenance
     (
         "announce --start",

@@ -1,0 +1,72 @@
+"""Where a command's hosts are: the lab or the inventories, one resolver for the commands
+that act on a named server (ticket requests, backups).
+
+Every answer comes before any host is touched, and bad input is a :class:`UsageError`
+(exit status 2) naming the option. A host is a host of the inventories: never Ansible's
+implicit ``localhost`` (a request or a restore "on localhost" would run on the controller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hostops.errors import UsageError
+from hostops.settings import inventories_or_default
+
+
+def inventory_sources(*, lab: bool, inventories: Sequence[Path]) -> list[Path]:
+    """The inventories a run reads: the lab's (``--lab``), the ones given
+    (``--inventory``), or the configured default."""
+    if lab and inventories:
+        raise UsageError("--inventory and --lab: give one of them, not both")
+    if lab:
+        from hostops.lab import LabPaths  # noqa: PLC0415 - only the lab needs it
+
+        path = LabPaths.default().inventory
+        if not path.exists():
+            raise UsageError(
+                f"--lab: no lab inventory at {path} (boot hosts with 'hostops lab up')"
+            )
+        return [path]
+    chosen = inventories_or_default(list(inventories))
+    if not chosen:
+        raise UsageError("--inventory: required unless --lab is given")
+    missing = [f"--inventory: {p} does not exist" for p in chosen if not p.exists()]
+    if missing:
+        raise UsageError(missing)
+    return chosen
+
+
+def inventory_host(
+    name: str,
+    inventories: Sequence[Path],
+    *,
+    lab: bool,
+    option: str = "--host",
+    vault_secrets: list[tuple[str, Any]] | None = None,
+) -> str:
+    """The inventory name of the host NAME, which must be a host of *inventories* (a lab
+    host also answers to the FQDN its order gave it); never the implicit localhost."""
+    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
+    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+
+    wanted = name
+    if lab:
+        from hostops.lab import lab_host_name  # noqa: PLC0415 - only the lab needs it
+
+        wanted = lab_host_name(name)
+    loader = DataLoader()
+    if vault_secrets:
+        loader.set_vault_secrets(vault_secrets)
+    manager = InventoryManager(loader=loader, sources=[str(p) for p in inventories])
+    host = manager.get_host(wanted)
+    if host is None or getattr(host, "implicit", False):
+        where = (
+            "the lab (see 'hostops lab status')"
+            if lab
+            else "the inventory (" + ", ".join(str(p) for p in inventories) + ")"
+        )
+        raise UsageError(f"{option}: {name!r} is not a host of {where}")
+    return str(host.name)
