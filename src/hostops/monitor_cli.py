@@ -29,7 +29,8 @@ from hostops.errors import UsageError
 from hostops.lab import Lab, LabState, connection_vars, process_matches
 from hostops.order import Order, load_order
 from hostops.runner import PlaybookRun
-from hostops.settings import inventories_or_default, settings
+from hostops.settings import settings
+from hostops.targets import inventory_sources
 
 MONITORING_GROUP = "monitoring_servers"
 SERVERS_GROUP = "hostops_monitor_targets"
@@ -254,19 +255,21 @@ def resolve_inventory(
 ) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """The server's and the monitoring server's entries in the generated inventory, and
     the run's limit (the chosen monitoring server only, when OPTION names one)."""
-    inventories = inventories_or_default(inventories)
-    if not inventories:
-        raise UsageError("--inventory: required unless --lab is given")
-    problems = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
-    if problems:
-        raise UsageError(problems)
+    inventories = inventory_sources(lab=False, inventories=inventories)
+    problems: list[str] = []
     from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
     from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
 
     manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventories])
+
+    def known(name: str) -> bool:
+        """A host of the inventories (Ansible's implicit localhost is the controller)."""
+        found = manager.get_host(name)
+        return found is not None and not getattr(found, "implicit", False)
+
     target: dict[str, Any] = {}
     if host is not None:
-        if manager.get_host(host) is None and address is None:
+        if not known(host) and address is None:
             problems.append(
                 f"HOST: {host!r} is in none of the inventories and the order gives no address"
             )
@@ -276,7 +279,7 @@ def resolve_inventory(
     monitoring: dict[str, Any] = {}
     limit = None
     if server:
-        if manager.get_host(server) is None:
+        if not known(server):
             problems.append(f"{option}: {server!r} is in none of the inventories")
         monitoring = {server: {}}
         limit = ",".join(["localhost", server, *([host] if host else [])])
