@@ -174,13 +174,13 @@ def isolate(cli: Any, *more: str) -> subprocess.CompletedProcess[str]:
         "--reason", "compromis : envoi de spam", "--contact", CONTACT, *more,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc  # type: ignore[no-any-return]
+    return proc
 
 
 def release(cli: Any) -> subprocess.CompletedProcess[str]:
     proc = cli("release", SERVER, "--lab", "--contact", CONTACT, "--no-send")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc  # type: ignore[no-any-return]
+    return proc
 
 
 def assert_open(cli: Any, lab: dict[str, str]) -> None:
