@@ -236,7 +236,7 @@ def test_irc_blocked_and_isolation_over_the_firewall(cli: Any, lab: dict[str, st
     proc = subprocess.run(
         [
             str(BIN / "ansible-playbook"), "-i", str(LabPaths.default().inventory),
-            str(playbook),
+            str(playbook), "-e", f"hostops_test_host={SERVER}",
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False,
         env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
