@@ -202,6 +202,9 @@ class Order:
     # The host firewall: always on at levels supervision and custom (False refused there),
     # on request at levels none and basic; None when the order does not say.
     firewall: bool | None = None
+    # Outbound IRC (§3.1.3 forbids IRC services): the host firewall blocks it unless the
+    # order says allow_irc: true; None when the order does not say (blocked).
+    allow_irc: bool | None = None
 
     def to_vars(self) -> dict[str, Any]:
         """The order as plain data (dicts, lists, scalars) for Ansible extra vars.
@@ -229,6 +232,7 @@ ORDER_VARS: Final[Mapping[str, str]] = {
     "hostops_sla": "sla",
     "hostops_servers": "servers",
     "hostops_firewall": "firewall",
+    "hostops_allow_irc": "allow_irc",
 }
 # order field -> Order attribute (the order number is Order.id)
 _ORDER_ATTRS: Final[Mapping[str, str]] = {
@@ -484,6 +488,7 @@ _TOP_FIELDS = (
     "monitoring",
     "sla",
     "firewall",
+    "allow_irc",
 )
 # Levels where the host firewall is part of the service (playbooks/vars/firewall.yml;
 # on Plesk servers through Plesk's own firewall extension).
@@ -701,6 +706,7 @@ class _Checker:
         monitoring = self.field(raw, "", "monitoring", self.monitoring, default=Monitoring())
         sla = self.field(raw, "", "sla", self.sla)
         firewall = self.firewall(raw, level)
+        allow_irc = self.field(raw, "", "allow_irc", self.boolean)
         if (
             self.problems
             or order_id is None
@@ -728,6 +734,7 @@ class _Checker:
             monitoring=monitoring,
             sla=sla,
             firewall=firewall,
+            allow_irc=allow_irc,
         )
 
     def version(self, value: object, path: str) -> int | None:

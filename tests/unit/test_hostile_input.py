@@ -399,6 +399,57 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["monitor", "register", "--inventory", "inv.yml", "--host", "web01", "--order", "adir"],
         ["adir", "a directory"],
     ),
+    # isolation and bandwidth caps (issue 19)
+    ("order allow_irc", ["order", "validate", "@allow_irc='yes'"], ["allow_irc:", "'yes'"]),
+    (
+        "isolate --reason",
+        ["isolate", "web01", "--inventory", "inv.yml", "--contact", "a@b.fr", "--reason", " "],
+        ["--reason", "required"],
+    ),
+    (
+        "isolate --ssh-source",
+        [
+            "isolate",
+            "web01",
+            "--inventory",
+            "inv.yml",
+            "--reason",
+            "x",
+            "--ssh-source",
+            "10.0.0.300",
+        ],
+        ["--ssh-source", "'10.0.0.300'"],
+    ),
+    (
+        "isolate --contact",
+        ["isolate", "web01", "--inventory", "inv.yml", "--reason", "spam", "--contact", "x"],
+        ["--contact", "'x'"],
+    ),
+    (
+        "isolate HOST",
+        ["isolate", "Web 01", "--inventory", "inv.yml", "--reason", "spam", "--contact", "a@b.fr"],
+        ["HOST", "'Web 01'"],
+    ),
+    (
+        "isolate unknown HOST",
+        ["isolate", "web02", "--inventory", "inv.yml", "--reason", "spam", "--contact", "a@b.fr"],
+        ["HOST", "'web02'"],
+    ),
+    (
+        "release HOST",
+        ["release", "web_01", "--inventory", "inv.yml", "--contact", "a@b.fr"],
+        ["HOST", "'web_01'"],
+    ),
+    (
+        "bandwidth --mbps",
+        ["bandwidth", "notify", "web01", "--mbps", "-3", "--contact", "a@b.fr"],
+        ["--mbps", "'-3'"],
+    ),
+    (
+        "bandwidth --at",
+        ["bandwidth", "cap", "web01", "--inventory", "inv.yml", "--at", "tomorrow"],
+        ["--at", "'tomorrow'"],
+    ),
     ("sla FILE", ["sla", "compute", "/dev/zero"], ["/dev/zero", "character device"]),
 ]
 

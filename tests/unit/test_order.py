@@ -249,7 +249,7 @@ BAD = [
     Bad({"managed_level": "plesk", "plesk": {"license_vault_var": "v"}}, "stack", "'plesk'"),
     Bad({"stack.web": "nginx"}, "stack.web", "got text 'nginx'"),
     Bad({"stack.web": {}}, "stack.web.php_version", "required field is missing"),
-    Bad({"stack.web.php_version": 8.4}, "stack.web.php_version", 'got number 8.4; YAML reads it'),
+    Bad({"stack.web.php_version": 8.4}, "stack.web.php_version", "got number 8.4; YAML reads it"),
     Bad({"stack.web.php_version": 8.4}, "stack.web.php_version", 'quote it ("8.4")'),
     Bad({"stack.web.php_version": "8.2"}, "stack.web.php_version", "'8.2' is not provided by"),
     Bad(
@@ -361,7 +361,9 @@ BAD = [
     Bad({"monitoring.tcp_checks": ["web01:25"]}, "monitoring.tcp_checks[0]", "'web01:25'"),
     Bad({"monitoring.tcp_checks": [25]}, "monitoring.tcp_checks[0]", "got integer 25"),
     Bad({"monitoring.tls_checks": ["mx.martin.example"]}, "monitoring.tls_checks[0]", "HOST:"),
-    Bad({"monitoring.tls_checks": ["https://x.fr/"]}, "monitoring.tls_checks[0]", "'https://x.fr/'"),
+    Bad(
+        {"monitoring.tls_checks": ["https://x.fr/"]}, "monitoring.tls_checks[0]", "'https://x.fr/'"
+    ),
     # sla
     Bad({"sla": 250}, "sla", "got integer 250"),
     Bad({"sla.monthly_fee_eur": DELETE}, "sla.monthly_fee_eur", "required field is missing"),
@@ -420,10 +422,10 @@ def test_every_problem_is_reported_at_once() -> None:
     assert problems == [
         "colour: unknown field (allowed: version, order, customer, service,"
         " os, managed_level, bandwidth_mbps, servers, stack, plesk, backups, monitoring, sla,"
-        " firewall)",
+        " firewall, allow_irc)",
         "managed_level: 'gold' is not one of none, basic, supervision, plesk, custom",
         "servers[1].hostname: duplicate of servers[0] ('app1.lemoine.example')",
-        'stack.web.php_version: expected text; got number 8.4; YAML reads it as a number: quote'
+        "stack.web.php_version: expected text; got number 8.4; YAML reads it as a number: quote"
         ' it ("8.4")',
         "backups.retention_days: 0 is out of range 1..365",
     ]
@@ -694,6 +696,8 @@ GOOD: dict[str, dict[str, object]] = {
     "firewall off, level basic": {**NOT_CUSTOM, "managed_level": "basic", "firewall": False},
     "firewall said again, level custom": {"firewall": True},
     "firewall said again, level plesk": {**PLESK, "firewall": True},
+    "IRC allowed": {"allow_irc": True},
+    "IRC said blocked": {**NOT_CUSTOM, "allow_irc": False},
     "non-ASCII names": {
         "customer.name": "Pâtisserie Éloïse & Fils",
         "customer.contact.name": "Zoé",
@@ -832,6 +836,7 @@ def test_to_vars_of_the_brief_example() -> None:
         "hostops_sla": BASE["sla"],
         "hostops_servers": BASE["servers"],
         "hostops_firewall": None,
+        "hostops_allow_irc": None,
     }
 
 
@@ -893,6 +898,29 @@ def test_firewall_option_reaches_the_playbooks(
     order = validate_order_text(render(changed(changes)))
     assert order.firewall is expected
     assert order.to_vars()["hostops_firewall"] is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("yes", "allow_irc: expected true or false; got text 'yes'"),
+        (None, "allow_irc: empty value"),
+        ([6667], "allow_irc: expected true or false"),
+    ],
+)
+def test_allow_irc_refused(value: object, problem: str) -> None:
+    problems = problems_of(render(changed({"allow_irc": value})))
+    assert any(line.startswith(problem) for line in problems), problems
+
+
+@pytest.mark.parametrize(("changes", "expected"), [({}, None), ({"allow_irc": True}, True)])
+def test_allow_irc_reaches_the_playbooks(changes: dict[str, object], expected: bool | None) -> None:
+    """IRC is blocked unless the order says allow_irc: true (playbooks/firewall.yml)."""
+    order = validate_order_text(render(changed(changes)))
+    assert order.allow_irc is expected
+    assert order.to_vars()["hostops_allow_irc"] is expected
+    # an AWX job's extra variables are read back the same way
+    assert order_rules.vars_problems(order.to_vars()) == []
 
 
 def test_firewall_on_plesk_is_available() -> None:
@@ -1015,4 +1043,3 @@ def test_accept_order_checks_the_schema_then_availability(tmp_path: Path) -> Non
     assert caught.value.problems == [
         "managed_level: 'gold' is not one of none, basic, supervision, plesk, custom"
     ]
-
