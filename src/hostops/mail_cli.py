@@ -24,6 +24,7 @@ value).
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import re
@@ -113,7 +114,11 @@ def check_reason(reason: str) -> list[str]:
 
 
 def operator() -> str:
-    return os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
+    """Who runs the command: the sudo caller, else the login (environment, then passwd)."""
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def order_contacts(host: str) -> list[str]:
