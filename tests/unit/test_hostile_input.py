@@ -447,22 +447,6 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ],
         ["--contact", "'nobody'"],
     ),
-    (
-        "mail suspend without a contact",
-        [
-            "mail",
-            "suspend",
-            "--inventory",
-            "inv.yml",
-            "--host",
-            "web01",
-            "--address",
-            "bob@example.fr",
-            "--reason",
-            "spam",
-        ],
-        ["--contact", "web01"],
-    ),
     # the rest
     (
         "updates --package",

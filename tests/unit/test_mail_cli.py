@@ -87,3 +87,29 @@ def test_the_notices_name_the_account_the_server_and_the_reason() -> None:
     )
     assert resumed.subject == "Envoi de courriel rétabli pour bob@shop.example"
     assert "Motif" not in resumed.body
+
+
+def test_no_contact_is_refused_before_any_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --contact, an inventory contact or an order, and without --no-send: exit 2
+    naming --contact and the host, and nothing run (no run directory). The host's SSH
+    port is closed: a run would fail otherwise."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(state))
+    inventory = tmp_path / "inv.yml"
+    hosts = {"web01": {"ansible_host": "127.0.0.1", "ansible_port": 1}}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    with pytest.raises(UsageError, match="--contact: web01 has no customer contact") as err:
+        mail_cli.run(
+            state="suspended",
+            host="web01",
+            address="bob@example.fr",
+            reason="spam",
+            contacts=[],
+            no_send=False,
+            lab=False,
+            inventories=[inventory],
+        )
+    assert err.value.exit_status == 2
+    assert not (state / "mail-suspensions").exists()
