@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "hostops.monitor_cli",
     "hostops.sla_cli",
     "hostops.isolate_cli",
+    "hostops.mail_cli",
 )
 
 

@@ -9,6 +9,8 @@ an ``.eml`` file, and sends it when an SMTP relay is configured:
 * ``HOSTOPS_SMTP_HOST`` (and ``HOSTOPS_SMTP_PORT``, default 25): the relay; without it
   nothing is sent and the ``.eml`` file is what an operator forwards;
 * ``HOSTOPS_MAIL_FROM``: the sender (default ``infogerance@alixans.example``).
+* ``HOSTOPS_SMTP_HELO``: the name this machine greets the relay with (default: Python's
+  idea of the machine's FQDN, which a relay that wants a FQDN may refuse).
 
 ``hostops patch run --emergency`` uses the same builder for its emergency notice.
 """
@@ -145,7 +147,8 @@ def deliver(notice: Notice, path: Path) -> Delivery:
         return Delivery(path, notice.to, sent=False)
     port = int(os.environ.get("HOSTOPS_SMTP_PORT", "25"))
     try:
-        with smtplib.SMTP(host, port, timeout=30) as smtp:
+        helo = os.environ.get("HOSTOPS_SMTP_HELO") or None
+        with smtplib.SMTP(host, port, timeout=30, local_hostname=helo) as smtp:
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as err:
         return Delivery(path, notice.to, sent=False, error=f"{host}:{port}: {err}")

@@ -235,7 +235,7 @@ def test_the_map_hands_an_orders_values_to_the_roles(tmp_path: Path) -> None:
     assert named["backup_paths"] == ["/srv"]
     assert named["backup_retention_days"] == order.backups.retention_days
     assert named["backup_engines_required"] == [
-        db for db in ("mariadb", "postgresql") if db in stack["databases"]
+        db for db in stack["databases"] if db in ("mariadb", "postgresql")
     ]
     assert named["mail_antispam"] is bool(stack.get("antispam"))
     assert named["mail_profile"] == stack["mail_profile"]
