@@ -53,6 +53,7 @@ ENVIRONMENT: Final = (
     "HOSTOPS_LAB_ID",
     "HOSTOPS_LAB_SUBNET",
     "HOSTOPS_ANSIBLE_STRATEGY",
+    "HOSTOPS_ROOT",
 )
 _PLAIN = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
 

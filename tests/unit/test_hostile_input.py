@@ -219,6 +219,139 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["patch", "plan", "--inventory", "inv.yml", "--order", "adir"],
         ["adir", "a directory"],
     ),
+    # majors by agreement, scheduled runs (issue 19)
+    (
+        "approve --host",
+        [
+            "patch",
+            "approve",
+            "--inventory",
+            "inv.yml",
+            "--host",
+            "web99",
+            "--package",
+            "nginx",
+            "--reference",
+            "ticket 1",
+        ],
+        ["--host", "'web99'"],
+    ),  # fmt: skip
+    (
+        "approve --package",
+        [
+            "patch",
+            "approve",
+            "--inventory",
+            "inv.yml",
+            "--host",
+            "web01",
+            "--package",
+            "Nginx;",
+            "--reference",
+            "ticket 1",
+        ],
+        ["--package", "'Nginx;'"],
+    ),  # fmt: skip
+    (
+        "approve --reference",
+        [
+            "patch",
+            "approve",
+            "--inventory",
+            "inv.yml",
+            "--host",
+            "web01",
+            "--package",
+            "nginx",
+            "--reference",
+            " ",
+        ],
+        ["--reference", "' '"],
+    ),  # fmt: skip
+    (
+        "approve --version",
+        [
+            "patch",
+            "approve",
+            "--inventory",
+            "inv.yml",
+            "--host",
+            "web01",
+            "--package",
+            "nginx",
+            "--reference",
+            "ticket 1",
+            "--version",
+            "1.2 3",
+        ],
+        ["--version", "'1.2 3'"],
+    ),  # fmt: skip
+    (
+        "refuse --reference",
+        [
+            "patch",
+            "refuse",
+            "--inventory",
+            "inv.yml",
+            "--host",
+            "web01",
+            "--package",
+            "nginx",
+            "--reference",
+            "",
+        ],
+        ["--reference", "''"],
+    ),  # fmt: skip
+    (
+        "schedule --at",
+        [
+            "patch",
+            "schedule",
+            "--inventory",
+            "inv.yml",
+            "--group",
+            "all",
+            "--at",
+            "17:00",
+            "--unit-dir",
+            "adir",
+        ],
+        ["--at", "'17:00'", "outside the maintenance window"],
+    ),  # fmt: skip
+    (
+        "schedule --days",
+        [
+            "patch",
+            "schedule",
+            "--inventory",
+            "inv.yml",
+            "--group",
+            "all",
+            "--at",
+            "10:00",
+            "--days",
+            "Mon-Sun",
+            "--unit-dir",
+            "adir",
+        ],
+        ["--days", "'Mon-Sun'", "weekends"],
+    ),  # fmt: skip
+    (
+        "schedule --group",
+        [
+            "patch",
+            "schedule",
+            "--inventory",
+            "inv.yml",
+            "--group",
+            "nosuch",
+            "--at",
+            "10:00",
+            "--unit-dir",
+            "adir",
+        ],
+        ["--group", "'nosuch'"],
+    ),  # fmt: skip
     # ticket requests
     (
         "vhost --domain",
