@@ -166,10 +166,10 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.alteo.hostops.plugins.module_utils.apt_updates import (
-    HELD_MAJOR,
     Change,
     Held,
     Simulation,
+    approved_updates,
     install_arguments,
     lock_holder,
     newest_kernel,
@@ -182,10 +182,7 @@ from ansible_collections.alteo.hostops.plugins.module_utils.apt_updates import (
     unit_of_cgroup,
     unmet_dependencies,
 )
-from ansible_collections.alteo.hostops.plugins.module_utils.versions import (
-    compare_versions,
-    parse_version,
-)
+from ansible_collections.alteo.hostops.plugins.module_utils.versions import parse_version
 
 LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
 DPKG_UPDATES = "/var/lib/dpkg/updates"
@@ -470,43 +467,6 @@ def reboot_reasons() -> list[str]:
     if newest and newest != running:
         reasons.append("kernel %s is installed, %s runs" % (newest, running))
     return reasons
-
-
-def approved_updates(
-    held: Sequence[Held], approved: dict[str, str | None], installed: dict[str, str]
-) -> tuple[list[Change], list[Held], dict[str, dict[str, Any]]]:
-    """Take the approved majors out of the held ones: the changes to apply, the rest held,
-    and the outcome of every approval that has nothing to apply."""
-    changes: list[Change] = []
-    still_held: list[Held] = []
-    outcomes: dict[str, dict[str, Any]] = {}
-    for entry in held:
-        name = entry.change.name
-        if entry.reason != HELD_MAJOR or name not in approved:
-            still_held.append(entry)
-            continue
-        version = approved[name] or entry.change.candidate
-        if entry.change.installed and compare_versions(version, entry.change.installed) <= 0:
-            still_held.append(entry)  # the approved version is already there
-            continue
-        changes.append(Change(name, entry.change.installed, version))
-    for name, wanted in approved.items():
-        if name in {change.name for change in changes}:
-            continue
-        current = installed.get(name)
-        if current is None:
-            outcomes[name] = {"name": name, "from": None, "to": wanted, "outcome": "not installed"}
-        elif wanted and compare_versions(current, wanted) < 0:
-            outcomes[name] = {
-                "name": name,
-                "from": current,
-                "to": wanted,
-                "outcome": "held",
-                "reason": "the archive offers no update to this version",
-            }
-        else:
-            outcomes[name] = {"name": name, "from": current, "to": wanted, "outcome": "up to date"}
-    return changes, still_held, outcomes
 
 
 def _diff(changes: Sequence[Change]) -> dict[str, str]:

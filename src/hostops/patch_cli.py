@@ -434,9 +434,12 @@ def execute(
         "hostops_patch_reason": record["emergency_reason"] or "",
         "hostops_patch_report_dir": str(reports_dir),
         "hostops_patch_order_http_checks": targets.order_http_checks,
+        # the client's agreements apply in the window only, never in an emergency outside it
         "hostops_patch_approved_majors": patch_agreements.approvals_for(
             targets.hosts, patch_agreements.load()
-        ),
+        )
+        if check or record["window"]["open"]
+        else {},
     }
     if serial is not None:
         extravars["hostops_patch_serial"] = serial

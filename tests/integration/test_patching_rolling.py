@@ -38,13 +38,18 @@ INSIDE = "2027-01-12T10:00:00+01:00"  # a Tuesday morning: the window is open
 # offered is put behind.
 SMALL = ("login.defs", "libzstd1", "tzdata")
 INSTALLED = "dpkg-query -W -f '${Package} ${Version}\\n'"
+# All four hosts, in order: Ansible's batches follow the order in which the inventories
+# first name the hosts, and this file may be read first.
 HEALTH = f"""\
 all:
   vars:
     patching_reboot: false
   hosts:
+    {HOSTS[0]}: {{}}
     {FAILING}:
       patching_health_services: [{ABSENT_UNIT}]
+    {HOSTS[2]}: {{}}
+    {HOSTS[3]}: {{}}
 """
 
 Cli = Callable[..., Any]

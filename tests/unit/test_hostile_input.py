@@ -235,7 +235,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
             "ticket 1",
         ],
         ["--host", "'web99'"],
-    ),  # fmt: skip
+    ),
     (
         "approve --package",
         [
@@ -251,7 +251,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
             "ticket 1",
         ],
         ["--package", "'Nginx;'"],
-    ),  # fmt: skip
+    ),
     (
         "approve --reference",
         [
@@ -267,7 +267,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
             " ",
         ],
         ["--reference", "' '"],
-    ),  # fmt: skip
+    ),
     (
         "approve --version",
         [
@@ -285,7 +285,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
             "1.2 3",
         ],
         ["--version", "'1.2 3'"],
-    ),  # fmt: skip
+    ),
     (
         "refuse --reference",
         [
@@ -301,7 +301,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
             "",
         ],
         ["--reference", "''"],
-    ),  # fmt: skip
+    ),
     (
         "schedule --at",
         [
@@ -317,7 +317,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
             "adir",
         ],
         ["--at", "'17:00'", "outside the maintenance window"],
-    ),  # fmt: skip
+    ),
     (
         "schedule --days",
         [
@@ -335,7 +335,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
             "adir",
         ],
         ["--days", "'Mon-Sun'", "weekends"],
-    ),  # fmt: skip
+    ),
     (
         "schedule --group",
         [
@@ -351,7 +351,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
             "adir",
         ],
         ["--group", "'nosuch'"],
-    ),  # fmt: skip
+    ),
     # ticket requests
     (
         "vhost --domain",

@@ -285,3 +285,51 @@ def test_the_mailed_report_names_only_the_customers_servers(tmp_path: Path) -> N
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     deliveries = patch_schedule.mail_reports({"it@a.example": ["a"]}, tmp_path)
     assert deliveries[0]["sent"] is False and (tmp_path / "report-mail-1.eml").exists()
+
+
+# -- the module's choice of the approved majors ----------------------------------------
+
+
+def test_only_the_approved_majors_leave_the_held_ones() -> None:
+    from hostops.module_utils.apt_updates import (  # noqa: PLC0415
+        HELD_APT_MARK,
+        HELD_MAJOR,
+        Change,
+        Held,
+        approved_updates,
+    )
+
+    pg = Change("postgresql-15", "15.18-0+deb12u1", "15.20-0+deb12u1")
+    libpq = Change("libpq5", "15.18-0+deb12u1", "15.20-0+deb12u1")
+    php = Change("php8.2-fpm", "8.2.32-1", "8.3.1-1")
+    held = [Held(pg, HELD_MAJOR), Held(libpq, HELD_MAJOR), Held(php, HELD_APT_MARK)]
+    installed = {
+        "postgresql-15": "15.18-0+deb12u1",
+        "libpq5": "15.18-0+deb12u1",
+        "nginx": "1.26.3-3",
+    }
+    approved: dict[str, str | None] = {
+        "postgresql-15": None,  # the candidate
+        "php8.2-fpm": None,  # on hold with apt-mark: stays held
+        "nginx": None,  # nothing pending
+        "absent": "1.0-1",
+    }
+    changes, still, outcomes = approved_updates(held, approved, installed)
+    assert changes == [pg]
+    assert [entry.change.name for entry in still] == ["libpq5", "php8.2-fpm"]
+    assert outcomes["php8.2-fpm"]["outcome"] == "held"
+    assert outcomes["php8.2-fpm"]["reason"] == HELD_APT_MARK
+    assert outcomes["nginx"]["outcome"] == "up to date"
+    assert outcomes["absent"]["outcome"] == "not installed"
+    # an approved version: exactly it; one already installed: up to date; one the
+    # archive does not offer beyond what is installed: held
+    changes, _still, _outcomes = approved_updates(
+        held, {"postgresql-15": "15.19-0+deb12u1"}, installed
+    )
+    assert changes == [Change("postgresql-15", pg.installed, "15.19-0+deb12u1")]
+    changes, _still, outcomes = approved_updates(
+        held, {"postgresql-15": "15.18-0+deb12u1"}, installed
+    )
+    assert changes == [] and outcomes["postgresql-15"]["outcome"] == "up to date"
+    changes, _still, outcomes = approved_updates([], {"libpq5": "15.30-0+deb12u1"}, installed)
+    assert changes == [] and outcomes["libpq5"]["outcome"] == "held"
