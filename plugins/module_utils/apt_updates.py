@@ -137,23 +137,40 @@ def plan_updates(
 
 
 def approved_updates(
-    held: Iterable[Held], approved: dict[str, str | None], installed: dict[str, str]
-) -> tuple[list[Change], list[Held], dict[str, dict[str, Any]]]:
+    held: Iterable[Held],
+    approved: dict[str, str | None],
+    installed: dict[str, str],
+    sources: dict[str, str] | None = None,
+) -> tuple[list[Change], list[Held], dict[str, dict[str, Any]], dict[str, str]]:
     """Take the approved majors out of the held ones: the changes to apply, the rest held,
-    and the outcome of every approval that has nothing to apply."""
+    the outcome of every approval that has nothing to apply, and the packages applied
+    with an approved one ({package: approved package}).
+
+    An approval covers the packages built from the same source (``sources``: package to
+    source package) whose major update is held too, at the same version: apt needs them
+    together (postgresql-15 15.20 wants libpq5 and postgresql-client-15 15.20). Nothing
+    else held is taken.
+    """
+    sources = sources or {}
+    held = list(held)
+    by_source = {sources.get(name, name): name for name in approved}
     changes: list[Change] = []
     still_held: list[Held] = []
     outcomes: dict[str, dict[str, Any]] = {}
+    siblings: dict[str, str] = {}
     for entry in held:
         name = entry.change.name
-        if entry.reason != HELD_MAJOR or name not in approved:
+        parent = name if name in approved else by_source.get(sources.get(name, name))
+        if entry.reason != HELD_MAJOR or parent is None:
             still_held.append(entry)
             continue
-        version = approved[name] or entry.change.candidate
+        version = approved[parent] or entry.change.candidate
         if entry.change.installed and compare_versions(version, entry.change.installed) <= 0:
             still_held.append(entry)  # the approved version is already there
             continue
         changes.append(Change(name, entry.change.installed, version))
+        if parent != name:
+            siblings[name] = parent
     pending = {entry.change.name: entry for entry in held}
     for name, wanted in approved.items():
         if name in {change.name for change in changes}:
@@ -180,7 +197,7 @@ def approved_updates(
             }
         else:
             outcomes[name] = {"name": name, "from": current, "to": wanted, "outcome": "up to date"}
-    return changes, still_held, outcomes
+    return changes, still_held, outcomes, siblings
 
 
 def transaction_problems(

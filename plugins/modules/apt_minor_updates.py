@@ -53,8 +53,10 @@ options:
     description:
       - Major updates the client agreed to (contract §4.1.3), as package name to version;
         an empty version means the candidate. Each is applied like a minor update, to
-        exactly that version and with nothing else held (an upgrade of it that would drag
-        another major update, a held package or a removal stays held, with the reason).
+        exactly that version, with the packages built from the same source whose major
+        update is held too (at the same version - apt needs them together: libpq5 with
+        postgresql-15), and nothing else held (an upgrade that would drag another major
+        update, a held package or a removal stays held, with the reason).
       - The outcome of each is returned in RV(approved).
     type: dict
     default: {}
@@ -274,6 +276,14 @@ class Host:
     def installed(self) -> dict[str, str]:
         _rc, out, _err = self.run(["dpkg-query", "-W", "-f", INSTALLED_FORMAT], locks=False)
         return parse_installed(out)
+
+    def sources(self) -> dict[str, str]:
+        """{package: its source package} of the installed packages."""
+        _rc, out, _err = self.run(
+            ["dpkg-query", "-W", "-f", "${Package} ${source:Package}\n"], locks=False
+        )
+        pairs = (line.split() for line in out.splitlines())
+        return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
 
     def dpkg_interrupted(self) -> bool:
         try:
@@ -524,8 +534,11 @@ def main() -> None:
     exclude = set(module.params["exclude"])
     plan = plan_updates(pending.upgrades, holds, exclude)
     # majors the client agreed to join the minor updates, at the approved version
-    majors, plan_held, outcomes = approved_updates(
-        plan.held, approved, host.installed() if approved else {}
+    majors, plan_held, outcomes, siblings = approved_updates(
+        plan.held,
+        approved,
+        host.installed() if approved else {},
+        host.sources() if approved else {},
     )
     wanted = list(plan.minor) + majors
     changes, held_for_dependencies = minor_transaction(host, wanted, holds | exclude)
@@ -542,6 +555,8 @@ def main() -> None:
     done = {change.name for change in applied}
     approved_names = {change.name for change in majors}
     for change in majors:
+        if change.name in siblings:
+            continue  # reported with the approved package it comes with
         outcome: dict[str, Any] = dict(change.as_dict())
         if change.name in done:
             outcome["outcome"] = "would apply" if module.check_mode else "applied"
@@ -557,7 +572,7 @@ def main() -> None:
     result = dict(
         changed=bool(applied) or repaired,
         applied=[
-            dict(change.as_dict(), approved_major=True)
+            dict(change.as_dict(), approved_major=True, approved_with=siblings.get(change.name))
             if change.name in approved_names
             else change.as_dict()
             for change in applied

@@ -15,9 +15,9 @@ move). Then:
 * an emergency run outside the window records its reason and writes the customer email;
 * the client refuses one major and approves postgresql-15's: the command of the group's
   scheduled service (``hostops patch schedule``, units in a temporary directory) refuses
-  with ``--at`` outside the window, and inside it upgrades postgresql-15 and nothing else
-  held, mails the report (a local SMTP sink) with the refusal, and a second run changes
-  nothing.
+  with ``--at`` outside the window, and inside it upgrades postgresql-15 (with its own
+  source's packages) and nothing else held, mails the report (a local SMTP sink) with
+  the refusal, and a second run changes nothing.
 
 If the archive no longer offers a version pair the story needs, the test fails and says
 which (it never skips).
@@ -429,19 +429,15 @@ def test_a_scheduled_run_applies_the_approved_major_only_inside_the_window(
 ) -> None:
     """postgresql-15 stayed held without the client's agreement (above); approved, the
     scheduled service's command refuses outside the window and applies it inside, with
-    nothing else held; the refusal of another major is in the report mailed; a second
-    run changes nothing."""
+    the packages of its own source (libpq5, postgresql-client-15 at the same version: apt
+    needs them together) and nothing else held; the refusal of another major is in the
+    report mailed; a second run changes nothing."""
     old, new = lab["pairs"][BOOKWORM]["postgresql-15"]
     before = packages(cli, BOOKWORM)
     assert before["postgresql-15"] == old  # held until now
-    held_others = {
-        name: version
-        for name, version in before.items()
-        if name in ("libpq5", "postgresql-client-15") and version == old
-    }
     inventories = lab["inventory_args"]
     proc = cli(
-        "patch", "refuse", *inventories, "--host", BOOKWORM, "--package", "postgresql-client-15",
+        "patch", "refuse", *inventories, "--host", BOOKWORM, "--package", "ca-certificates",
         "--reference", "mail of 2027-01-05", "--by", "ops-test",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -513,8 +509,11 @@ def test_a_scheduled_run_applies_the_approved_major_only_inside_the_window(
                 os.environ[name] = value
     after = packages(cli, BOOKWORM)
     assert after["postgresql-15"] == new
-    for name, version in held_others.items():
-        assert after[name] == version, f"{name} was held and is now {after[name]}"
+    # nothing else held: only postgresql-15 and its own source's packages changed
+    changed = {name for name, version in after.items() if before.get(name) != version}
+    assert "postgresql-15" in changed
+    assert changed <= {"postgresql-15", "libpq5", "postgresql-client-15"}, changed
+    assert after.get("ca-certificates") == before.get("ca-certificates")
     run = run_dirs(state_dir, "run")[-1]
     bookworm = report(run, BOOKWORM)["result"]
     [applied] = [entry for entry in bookworm["applied"] if entry["name"] == "postgresql-15"]
@@ -524,11 +523,11 @@ def test_a_scheduled_run_applies_the_approved_major_only_inside_the_window(
     agreements = json.loads((state_dir / "patch-agreements.json").read_text())["agreements"]
     approval = agreements[f"{BOOKWORM}/postgresql-15"]
     assert approval["status"] == "applied" and approval["applied_version"] == new
-    assert f"{BOOKWORM}  postgresql-client-15  REFUSED" in inside.stdout
+    assert f"{BOOKWORM}  ca-certificates  REFUSED" in inside.stdout
     assert f"{BOOKWORM}  postgresql-15  APPROVED to the candidate, applied ({new}" in inside.stdout
     summary = json.loads((run / "summary.json").read_text())
     kinds = {(m["kind"], m["package"]) for m in summary["majors"] if m["host"] == BOOKWORM}
-    assert ("refused", "postgresql-client-15") in kinds and ("approved", "postgresql-15") in kinds
+    assert ("refused", "ca-certificates") in kinds and ("approved", "postgresql-15") in kinds
 
     # the report mailed to the customer: its servers, the applied major, the refusal
     [sent] = relay.messages
@@ -537,7 +536,7 @@ def test_a_scheduled_run_applies_the_approved_major_only_inside_the_window(
     assert message["To"] == "client@alixans-lab.example"
     body = message.get_body().get_content()  # type: ignore[union-attr]
     assert f"postgresql-15 {old} -> {new} (mise à jour majeure approuvée)" in body
-    assert "postgresql-client-15 (réf. mail of 2027-01-05)" in body
+    assert "ca-certificates (réf. mail of 2027-01-05)" in body
     assert (run / "report-mail-1.eml").exists()
 
     # the services still answer, and a second run changes nothing (the approval expired)

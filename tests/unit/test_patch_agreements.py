@@ -314,7 +314,7 @@ def test_only_the_approved_majors_leave_the_held_ones() -> None:
         "nginx": None,  # nothing pending
         "absent": "1.0-1",
     }
-    changes, still, outcomes = approved_updates(held, approved, installed)
+    changes, still, outcomes, _with = approved_updates(held, approved, installed)
     assert changes == [pg]
     assert [entry.change.name for entry in still] == ["libpq5", "php8.2-fpm"]
     assert outcomes["php8.2-fpm"]["outcome"] == "held"
@@ -323,13 +323,23 @@ def test_only_the_approved_majors_leave_the_held_ones() -> None:
     assert outcomes["absent"]["outcome"] == "not installed"
     # an approved version: exactly it; one already installed: up to date; one the
     # archive does not offer beyond what is installed: held
-    changes, _still, _outcomes = approved_updates(
+    changes, _still, _outcomes, _with = approved_updates(
         held, {"postgresql-15": "15.19-0+deb12u1"}, installed
     )
     assert changes == [Change("postgresql-15", pg.installed, "15.19-0+deb12u1")]
-    changes, _still, outcomes = approved_updates(
+    changes, _still, outcomes, _with = approved_updates(
         held, {"postgresql-15": "15.18-0+deb12u1"}, installed
     )
     assert changes == [] and outcomes["postgresql-15"]["outcome"] == "up to date"
-    changes, _still, outcomes = approved_updates([], {"libpq5": "15.30-0+deb12u1"}, installed)
+    changes, _still, outcomes, _with = approved_updates(
+        [], {"libpq5": "15.30-0+deb12u1"}, installed
+    )
     assert changes == [] and outcomes["libpq5"]["outcome"] == "held"
+    # the packages built from the same source come with it, at the same version
+    sources = {"postgresql-15": "postgresql-15", "libpq5": "postgresql-15", "php8.2-fpm": "php8.2"}
+    changes, still, outcomes, siblings = approved_updates(
+        held, {"postgresql-15": None}, installed, sources
+    )
+    assert changes == [pg, libpq] and siblings == {"libpq5": "postgresql-15"}
+    assert [entry.change.name for entry in still] == ["php8.2-fpm"]
+    assert outcomes == {}
