@@ -54,7 +54,7 @@ options:
       - Major updates the client agreed to (contract §4.1.3), as package name to version;
         an empty version means the candidate. Each is applied like a minor update, to
         exactly that version, with the packages built from the same source whose major
-        update is held too (at the same version - apt needs them together: libpq5 with
+        update is held too (at the same version, as apt needs them together, libpq5 with
         postgresql-15), and nothing else held (an upgrade that would drag another major
         update, a held package or a removal stays held, with the reason).
       - The outcome of each is returned in RV(approved).
