@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from functools import cmp_to_key
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .versions import MAJOR, UNCHANGED, classify_update, compare_versions
 
@@ -134,6 +134,70 @@ def plan_updates(
         else:
             minor.append(change)
     return Plan(tuple(minor), tuple(held))
+
+
+def approved_updates(
+    held: Iterable[Held],
+    approved: dict[str, str | None],
+    installed: dict[str, str],
+    sources: dict[str, str] | None = None,
+) -> tuple[list[Change], list[Held], dict[str, dict[str, Any]], dict[str, str]]:
+    """Take the approved majors out of the held ones: the changes to apply, the rest held,
+    the outcome of every approval that has nothing to apply, and the packages applied
+    with an approved one ({package: approved package}).
+
+    An approval covers the packages built from the same source (``sources``: package to
+    source package) whose major update is held too, at the same version: apt needs them
+    together (postgresql-15 15.20 wants libpq5 and postgresql-client-15 15.20). Nothing
+    else held is taken.
+    """
+    sources = sources or {}
+    held = list(held)
+    by_source = {sources.get(name, name): name for name in approved}
+    changes: list[Change] = []
+    still_held: list[Held] = []
+    outcomes: dict[str, dict[str, Any]] = {}
+    siblings: dict[str, str] = {}
+    for entry in held:
+        name = entry.change.name
+        parent = name if name in approved else by_source.get(sources.get(name, name))
+        if entry.reason != HELD_MAJOR or parent is None:
+            still_held.append(entry)
+            continue
+        version = approved[parent] or entry.change.candidate
+        if entry.change.installed and compare_versions(version, entry.change.installed) <= 0:
+            still_held.append(entry)  # the approved version is already there
+            continue
+        changes.append(Change(name, entry.change.installed, version))
+        if parent != name:
+            siblings[name] = parent
+    pending = {entry.change.name: entry for entry in held}
+    for name, wanted in approved.items():
+        if name in {change.name for change in changes}:
+            continue
+        current = installed.get(name)
+        other = pending.get(name)
+        if other is not None and other.reason != HELD_MAJOR:
+            outcomes[name] = {
+                "name": name,
+                "from": current,
+                "to": wanted or other.change.candidate,
+                "outcome": "held",
+                "reason": other.reason,
+            }
+        elif current is None:
+            outcomes[name] = {"name": name, "from": None, "to": wanted, "outcome": "not installed"}
+        elif wanted and compare_versions(current, wanted) < 0:
+            outcomes[name] = {
+                "name": name,
+                "from": current,
+                "to": wanted,
+                "outcome": "held",
+                "reason": "the archive offers no update to this version",
+            }
+        else:
+            outcomes[name] = {"name": name, "from": current, "to": wanted, "outcome": "up to date"}
+    return changes, still_held, outcomes, siblings
 
 
 def transaction_problems(

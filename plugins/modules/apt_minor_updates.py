@@ -49,6 +49,17 @@ options:
     type: list
     elements: str
     default: []
+  approved_majors:
+    description:
+      - Major updates the client agreed to (contract §4.1.3), as package name to version;
+        an empty version means the candidate. Each is applied like a minor update, to
+        exactly that version, with the packages built from the same source whose major
+        update is held too (at the same version, as apt needs them together, libpq5 with
+        postgresql-15), and nothing else held (an upgrade that would drag another major
+        update, a held package or a removal stays held, with the reason).
+      - The outcome of each is returned in RV(approved).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     description: Predicts RV(applied) and RV(held) from apt's simulation; changes nothing.
@@ -129,6 +140,14 @@ services_to_restart:
   type: list
   elements: str
   sample: [nginx.service, php8.4-fpm.service]
+approved:
+  description: What became of each approved major update - C(applied) (or, in check
+    mode, C(would apply)), C(held) with the reason, C(up to date) (the installed version
+    is the approved one or newer, or no update is pending), C(not installed).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: postgresql-15, from: 15.18-0+deb12u1, to: 15.20-0+deb12u1, outcome: applied}]
 lock_wait_seconds:
   description: How long the module waited for dpkg and apt locks held by other processes.
   returned: always
@@ -152,6 +171,7 @@ from ansible_collections.alteo.hostops.plugins.module_utils.apt_updates import (
     Change,
     Held,
     Simulation,
+    approved_updates,
     install_arguments,
     lock_holder,
     newest_kernel,
@@ -164,6 +184,7 @@ from ansible_collections.alteo.hostops.plugins.module_utils.apt_updates import (
     unit_of_cgroup,
     unmet_dependencies,
 )
+from ansible_collections.alteo.hostops.plugins.module_utils.versions import parse_version
 
 LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
 DPKG_UPDATES = "/var/lib/dpkg/updates"
@@ -255,6 +276,14 @@ class Host:
     def installed(self) -> dict[str, str]:
         _rc, out, _err = self.run(["dpkg-query", "-W", "-f", INSTALLED_FORMAT], locks=False)
         return parse_installed(out)
+
+    def sources(self) -> dict[str, str]:
+        """{package: its source package} of the installed packages."""
+        _rc, out, _err = self.run(
+            ["dpkg-query", "-W", "-f", "${Package} ${source:Package}\n"], locks=False
+        )
+        pairs = (line.split() for line in out.splitlines())
+        return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
 
     def dpkg_interrupted(self) -> bool:
         try:
@@ -471,6 +500,7 @@ def main() -> None:
             update_cache=dict(type="bool", default=True),
             lock_timeout=dict(type="int", default=300),
             exclude=dict(type="list", elements="str", default=[]),
+            approved_majors=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
@@ -478,6 +508,15 @@ def main() -> None:
         module.fail_json(
             msg="lock_timeout must be 0 or more, got %d" % module.params["lock_timeout"]
         )
+    approved: dict[str, str | None] = {}
+    for name, given in module.params["approved_majors"].items():
+        version = str(given or "").strip() or None
+        try:
+            if version is not None:
+                parse_version(version)
+        except ValueError as err:
+            module.fail_json(msg="approved_majors: %s: %s" % (name, err))
+        approved[str(name)] = version
     host = Host(module)
 
     repaired = False
@@ -494,22 +533,53 @@ def main() -> None:
     holds = host.apt_mark("showhold")
     exclude = set(module.params["exclude"])
     plan = plan_updates(pending.upgrades, holds, exclude)
-    changes, held_for_dependencies = minor_transaction(host, plan.minor, holds | exclude)
+    # majors the client agreed to join the minor updates, at the approved version
+    majors, plan_held, outcomes, siblings = approved_updates(
+        plan.held,
+        approved,
+        host.installed() if approved else {},
+        host.sources() if approved else {},
+    )
+    wanted = list(plan.minor) + majors
+    changes, held_for_dependencies = minor_transaction(host, wanted, holds | exclude)
     dragging = {entry.change for entry in held_for_dependencies}
-    minor = [change for change in plan.minor if change not in dragging]
-    held = sorted(plan.held + tuple(held_for_dependencies), key=lambda entry: entry.change.name)
+    minor = [change for change in wanted if change not in dragging]
+    held = sorted(
+        list(plan_held) + list(held_for_dependencies), key=lambda entry: entry.change.name
+    )
 
     applied: list[Change] = changes
     failed: list[dict[str, Any]] = []
     if changes and not module.check_mode:
         applied, failed = apply(host, minor, changes)
+    done = {change.name for change in applied}
+    approved_names = {change.name for change in majors}
+    for change in majors:
+        if change.name in siblings:
+            continue  # reported with the approved package it comes with
+        outcome: dict[str, Any] = dict(change.as_dict())
+        if change.name in done:
+            outcome["outcome"] = "would apply" if module.check_mode else "applied"
+        else:
+            outcome["outcome"] = "held"
+            outcome["reason"] = next(
+                (entry.reason for entry in held_for_dependencies if entry.change == change),
+                next((f["msg"] for f in failed if f["name"] == change.name), "not applied"),
+            )
+        outcomes[change.name] = outcome
     services, pid1 = services_to_restart(host)
     reasons = reboot_reasons()
     result = dict(
         changed=bool(applied) or repaired,
-        applied=[change.as_dict() for change in applied],
+        applied=[
+            dict(change.as_dict(), approved_major=True, approved_with=siblings.get(change.name))
+            if change.name in approved_names
+            else change.as_dict()
+            for change in applied
+        ],
         held=[entry.as_dict() for entry in held],
         failed_updates=failed,
+        approved=[outcomes[name] for name in sorted(outcomes)],
         dpkg_repaired=repaired,
         reboot_required=bool(reasons),
         reboot_reasons=reasons,

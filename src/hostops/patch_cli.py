@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from hostops import maintenance_cli
+from hostops import maintenance_cli, patch_agreements, patch_agreements_cli, patch_schedule
 from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import HostopsError, UsageError
 from hostops.module_utils.maintenance_window import (
@@ -98,7 +98,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="customer contact for the emergency notice (repeatable); also read from "
         f"the inventory variable {CONTACT_VAR} and from --order",
     )
+    run.add_argument(
+        "--mail-report",
+        action="store_true",
+        help="email each customer contact the run's report on its servers (scheduled runs)",
+    )
     run.set_defaults(func=cmd_run)
+    patch_agreements_cli.register(verbs)
+    patch_schedule.register(verbs)
 
 
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -305,6 +312,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     targets = resolve_targets(args)
     for email in args.contact:
         targets.contacts[email] = list(targets.hosts)
+    if getattr(args, "mail_report", False) and not targets.contacts:
+        raise UsageError(
+            "--mail-report: no customer contact: give --contact EMAIL, --order FILE with a "
+            f"contact, or {CONTACT_VAR} in the inventory"
+        )
     if args.emergency and not targets.contacts:
         raise UsageError(
             "--emergency: the client must be told (contract §4.1.3): give --contact EMAIL, "
@@ -330,7 +342,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.emergency:
         record["notices"] = send_emergency_notices(targets, run_dir, reason)
     result, reports = execute(targets, run_dir, record, serial, args, check=False)
-    return finish(result, reports, targets, run_dir, record, plan=False)
+    code = finish(result, reports, targets, run_dir, record, plan=False)
+    if getattr(args, "mail_report", False):
+        patch_schedule.mail_reports(targets.contacts, run_dir)
+    return code
 
 
 def _check_max_fail(value: int | None) -> None:
@@ -419,6 +434,12 @@ def execute(
         "hostops_patch_reason": record["emergency_reason"] or "",
         "hostops_patch_report_dir": str(reports_dir),
         "hostops_patch_order_http_checks": targets.order_http_checks,
+        # the client's agreements apply in the window only, never in an emergency outside it
+        "hostops_patch_approved_majors": patch_agreements.approvals_for(
+            targets.hosts, patch_agreements.load()
+        )
+        if check or record["window"]["open"]
+        else {},
     }
     if serial is not None:
         extravars["hostops_patch_serial"] = serial
@@ -471,6 +492,7 @@ def host_rows(
                 "held_major": [h for h in held if h.get("reason") == "major"],
                 "held_other": [h for h in held if h.get("reason") != "major"],
                 "failed": outcome.get("failed") or [],
+                "approved": outcome.get("approved") or [],
                 "restarted": outcome.get("restarted") or [],
                 "restart_skipped": outcome.get("restart_skipped") or [],
                 "rebooted": bool(outcome.get("rebooted")),
@@ -530,6 +552,13 @@ def details(rows: Sequence[Mapping[str, Any]], plan: bool) -> list[str]:
             lines.append(f"{row['host']} FAILED: {_versions(entry)}: {entry.get('msg', '')}")
         if row["error"]:
             lines.append(f"{row['host']} FAILED: {row['error']}")
+        for entry in row.get("approved", []):
+            if entry.get("outcome") not in ("applied", "would apply"):
+                lines.append(
+                    f"{row['host']} approved major {entry['name']} to {entry.get('to')}: "
+                    f"{entry.get('outcome')}"
+                    + (f" ({entry['reason']})" if entry.get("reason") else "")
+                )
         for entry in row["held_other"]:
             lines.append(f"{row['host']} held: {_versions(entry)} ({entry['reason']})")
         if row["restart_skipped"]:
@@ -562,6 +591,10 @@ def finish(
     rows = host_rows(targets.hosts, reports, result)
     table = summary_table(rows, plan)
     extra = details(rows, plan)
+    agreements = patch_agreements.overview(
+        targets.hosts, patch_agreements.after_run(reports, run_dir, check=plan)
+    )
+    extra += patch_agreements.overview_lines(agreements)
     print("", file=out)
     print(table, file=out)
     if extra:
@@ -575,7 +608,7 @@ def finish(
         rc=result.rc,
     )
     write_json(run_dir / "run.json", record)
-    write_json(run_dir / "summary.json", {"run": record, "hosts": rows})
+    write_json(run_dir / "summary.json", {"run": record, "hosts": rows, "majors": agreements})
     (run_dir / "summary.txt").write_text(table + "\n" + ("\n".join(extra) + "\n" if extra else ""))
     what = "plan" if plan else "run"
     if not result.ok:

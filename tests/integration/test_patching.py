@@ -12,7 +12,12 @@ move). Then:
   words) and reports both; on Debian 13 it upgrades nginx and php8.4-fpm; local
   configuration (apache2 moved to port 8080) is kept and the services answer;
 * a second run changes nothing;
-* an emergency run outside the window records its reason and writes the customer email.
+* an emergency run outside the window records its reason and writes the customer email;
+* the client refuses one major and approves postgresql-15's: the command of the group's
+  scheduled service (``hostops patch schedule``, units in a temporary directory) refuses
+  with ``--at`` outside the window, and inside it upgrades postgresql-15 (with its own
+  source's packages) and nothing else held, mails the report (a local SMTP sink) with
+  the refusal, and a second run changes nothing.
 
 If the archive no longer offers a version pair the story needs, the test fails and says
 which (it never skips).
@@ -24,7 +29,11 @@ import email
 import email.message
 import email.policy
 import json
+import os
 import re
+import shlex
+import socketserver
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -368,3 +377,173 @@ def test_an_emergency_outside_the_window_records_why_and_writes_the_email(
     assert message["To"] == "ops@alixans-lab.example"
     body = message.get_body().get_content()  # type: ignore[union-attr]
     assert f"Motif : {reason}" in body and TRIXIE in body
+
+
+# -- majors by agreement, through the scheduled run (issue 19) ---------------------------
+
+
+class _Sink(socketserver.StreamRequestHandler):
+    """Just enough SMTP to receive the scheduled run's report (the relay ops configure)."""
+
+    def handle(self) -> None:
+        server: Any = self.server
+        self.wfile.write(b"220 relay.lab ESMTP\r\n")
+        lines: list[bytes] = []
+        in_data = False
+        while line := self.rfile.readline():
+            if in_data:
+                if line == b".\r\n":
+                    server.messages.append(b"".join(lines))
+                    lines, in_data = [], False
+                    self.wfile.write(b"250 queued\r\n")
+                else:
+                    lines.append(line[1:] if line.startswith(b"..") else line)
+                continue
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                in_data = True
+                self.wfile.write(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+def service_command(unit: Path) -> tuple[list[str], dict[str, str]]:
+    """The scheduled service's ExecStart and Environment, as systemd would run them."""
+    argv: list[str] = []
+    environment: dict[str, str] = {}
+    for line in unit.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name == "ExecStart":
+            argv = shlex.split(value)
+        elif name == "Environment":
+            variable, _, setting = shlex.split(value)[0].partition("=")
+            environment[variable] = setting
+    return argv, environment
+
+
+def test_a_scheduled_run_applies_the_approved_major_only_inside_the_window(
+    cli: Cli, lab: dict[str, Any], state_dir: Path, tmp_path: Path
+) -> None:
+    """postgresql-15 stayed held without the client's agreement (above); approved, the
+    scheduled service's command refuses outside the window and applies it inside, with
+    the packages of its own source (libpq5, postgresql-client-15 at the same version: apt
+    needs them together) and nothing else held; the refusal of another major is in the
+    report mailed; a second run changes nothing."""
+    old, new = lab["pairs"][BOOKWORM]["postgresql-15"]
+    before = packages(cli, BOOKWORM)
+    assert before["postgresql-15"] == old  # held until now
+    inventories = lab["inventory_args"]
+    proc = cli(
+        "patch", "refuse", *inventories, "--host", BOOKWORM, "--package", "ca-certificates",
+        "--reference", "mail of 2027-01-05", "--by", "ops-test",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = cli(
+        "patch", "approve", *inventories, "--host", BOOKWORM, "--package", "postgresql-15",
+        "--reference", "ticket 4711", "--by", "ops-test",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    agreements = json.loads((state_dir / "patch-agreements.json").read_text())["agreements"]
+    approval = agreements[f"{BOOKWORM}/postgresql-15"]
+    assert approval["decision"] == "approved" and approval["status"] == "pending"
+    assert approval["by"] == "ops-test" and approval["reference"] == "ticket 4711"
+
+    relay: Any = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Sink)
+    relay.messages = []
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    saved = {name: os.environ.get(name) for name in ("HOSTOPS_SMTP_HOST", "HOSTOPS_SMTP_PORT")}
+    os.environ.update(HOSTOPS_SMTP_HOST="127.0.0.1", HOSTOPS_SMTP_PORT=str(relay.server_address[1]))
+    try:
+        units = tmp_path / "units"
+        units.mkdir()
+        proc = cli(
+            "patch", "schedule", "--group", "patch_targets", "--at", "10:30", "--days", "Mon-Fri",
+            *inventories, "--contact", "client@alixans-lab.example", "--unit-dir", str(units),
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        timer = units / "hostops-patch-patch_targets.timer"
+        service = units / "hostops-patch-patch_targets.service"
+        assert "OnCalendar=Mon,Tue,Wed,Thu,Fri *-*-* 10:30:00 Europe/Paris" in timer.read_text()
+        argv, environment = service_command(service)
+        assert argv[1:3] == ["patch", "run"] and "--mail-report" in argv
+        assert environment["HOSTOPS_STATE_DIR"] == str(state_dir)
+        env = {**os.environ, **environment}
+
+        # outside the window: refused, nothing changed, no run recorded
+        runs_before = run_dirs(state_dir, "run")
+        outside = subprocess.run(
+            [*argv, "--at", OUTSIDE],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert outside.returncode == 1, outside.stdout + outside.stderr
+        assert "the maintenance window is closed" in outside.stderr
+        assert packages(cli, BOOKWORM)["postgresql-15"] == old
+        assert run_dirs(state_dir, "run") == runs_before
+
+        # inside: the approved major applied, and only it
+        inside = subprocess.run(
+            [*argv, "--at", INSIDE],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        assert inside.returncode == 0, inside.stdout + inside.stderr
+    finally:
+        relay.shutdown()
+        relay.server_close()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    after = packages(cli, BOOKWORM)
+    assert after["postgresql-15"] == new
+    # nothing else held: only postgresql-15 and its own source's packages changed
+    changed = {name for name, version in after.items() if before.get(name) != version}
+    assert "postgresql-15" in changed
+    assert changed <= {"postgresql-15", "libpq5", "postgresql-client-15"}, changed
+    assert after.get("ca-certificates") == before.get("ca-certificates")
+    run = run_dirs(state_dir, "run")[-1]
+    bookworm = report(run, BOOKWORM)["result"]
+    [applied] = [entry for entry in bookworm["applied"] if entry["name"] == "postgresql-15"]
+    assert (applied["from"], applied["to"], applied["approved_major"]) == (old, new, True)
+    assert {a["name"]: a["outcome"] for a in bookworm["approved"]} == {"postgresql-15": "applied"}
+    assert "postgresql-15" not in {h["name"] for h in bookworm["held"]}
+    agreements = json.loads((state_dir / "patch-agreements.json").read_text())["agreements"]
+    approval = agreements[f"{BOOKWORM}/postgresql-15"]
+    assert approval["status"] == "applied" and approval["applied_version"] == new
+    assert f"{BOOKWORM}  ca-certificates  REFUSED" in inside.stdout
+    assert f"{BOOKWORM}  postgresql-15  APPROVED to the candidate, applied ({new}" in inside.stdout
+    summary = json.loads((run / "summary.json").read_text())
+    kinds = {(m["kind"], m["package"]) for m in summary["majors"] if m["host"] == BOOKWORM}
+    assert ("refused", "ca-certificates") in kinds and ("approved", "postgresql-15") in kinds
+
+    # the report mailed to the customer: its servers, the applied major, the refusal
+    [sent] = relay.messages
+    message = email.message_from_bytes(sent, policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    assert message["To"] == "client@alixans-lab.example"
+    body = message.get_body().get_content()  # type: ignore[union-attr]
+    assert f"postgresql-15 {old} -> {new} (mise à jour majeure approuvée)" in body
+    assert "ca-certificates (réf. mail of 2027-01-05)" in body
+    assert (run / "report-mail-1.eml").exists()
+
+    # the services still answer, and a second run changes nothing (the approval expired)
+    assert "active" in sh(cli, BOOKWORM, "systemctl is-active postgresql@15-main")
+    proc = cli("patch", "run", *inventories, "--at", INSIDE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "patch run done: 0 change(s)" in proc.stdout
+    assert packages(cli, BOOKWORM) == after
+    second = report(run_dirs(state_dir, "run")[-1], BOOKWORM)["result"]
+    assert second["approved"] == [] and second["applied"] == []
