@@ -852,6 +852,10 @@ class Lab:
         )
 
 
+# Where lab hosts' debsecan reads the security tracker's data (a file per suite).
+LAB_SECURITY_WATCH_SOURCE = "file:///var/lib/hostops-security-watch/offline/"
+
+
 def write_inventory(
     path: Path, hosts: list[LabHost], state: LabState, key: Path, group: str | None = None
 ) -> None:
@@ -880,6 +884,9 @@ def write_inventory(
                 # another host uses the delegating host's (python3.11 on Debian 12)
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
+                # no route out: debsecan reads an offline copy of the security tracker's
+                # data (roles/security_watch/README.md), put there by the tests
+                "security_watch_source": LAB_SECURITY_WATCH_SOURCE,
             },
         },
         **{release: {"hosts": members} for release, members in by_release.items()},
