@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "hostops.updates_cli",
     "hostops.monitor_cli",
     "hostops.sla_cli",
+    "hostops.security_cli",
 )
 
 
