@@ -167,7 +167,8 @@ def build_report(
         order = (data or {}).get("order") or {}
         row: dict[str, Any] = {
             "host": host,
-            "server": (data or {}).get("fqdn") or host,
+            # the order's name for it (the lab's hosts have names of their own)
+            "server": order.get("fqdn") or (data or {}).get("fqdn") or host,
             "customer": order.get("customer") or customer or "",
             "order": order.get("order") or "",
             "managed_level": order.get("managed_level") or "",
