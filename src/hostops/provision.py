@@ -24,7 +24,14 @@ import yaml
 
 from hostops import fleet, maintenance_cli
 from hostops.errors import HostopsError, UsageError
-from hostops.lab import HOST_NAME_RE, Lab, LabState, process_matches, ssh_options
+from hostops.lab import (
+    HOST_NAME_RE,
+    LAB_SECURITY_WATCH_SOURCE,
+    Lab,
+    LabState,
+    process_matches,
+    ssh_options,
+)
 from hostops.monitor_cli import MONITORING_GROUP, monitoring_group
 from hostops.order import Order
 from hostops.runner import PlaybookRun, RunResult
@@ -90,6 +97,8 @@ def lab_group_vars(lab: Lab) -> dict[str, Any]:
         # another host uses the delegating host's (python3.11 on Debian 12)
         "ansible_python_interpreter": "/usr/bin/python3",
         "hostops_apt_proxy": f"http://{state.bridge_address}:{state.acng_port}",
+        # no route out: debsecan reads an offline copy of the tracker's data
+        "security_watch_source": LAB_SECURITY_WATCH_SOURCE,
     }
 
 
