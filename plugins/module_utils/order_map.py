@@ -30,6 +30,9 @@ from .order_rules import (
 # playbooks apply them; MongoDB has no role (order validate refuses it).
 STACK_ROLES: Final[tuple[str, ...]] = ("web", "ftp", "mariadb", "postgresql", "mail", "webmail")
 DATABASE_ROLES: Final[tuple[str, ...]] = ("mariadb", "postgresql")
+# Levels whose servers the provider watches for security flaws (§4.1.1): the security
+# watch (debsecan) goes with the node metrics.
+WATCHED_LEVELS: Final[tuple[str, ...]] = ("supervision", "plesk", "custom")
 
 _DEFAULTS: Final[Mapping[str, object]] = {
     "backups.enabled": Backups().enabled,
@@ -85,14 +88,16 @@ def order_roles(level: object, stack: object, by_hand: Iterable[str] = STACK_ROL
 
     *level* and *stack* are the order's ``hostops_managed_level`` and ``hostops_stack``;
     level None means no order (a playbook run by hand): then *by_hand*, the playbook's own
-    part. Level custom: the stack's roles; level plesk: ``plesk``; other levels: none.
+    part. Level custom: the stack's roles; level plesk: ``plesk``; then, at the watched
+    levels (:data:`WATCHED_LEVELS`), ``security_watch``.
     """
     if level is None or level == "":
         return list(by_hand)
+    watch = ["security_watch"] if level in WATCHED_LEVELS else []
     if level == "plesk":
-        return ["plesk"]
+        return ["plesk", *watch]
     if level != "custom":
-        return []
+        return watch
     parts = stack if isinstance(stack, Mapping) else {}
     roles = []
     if parts.get("web") is not None:
@@ -103,7 +108,7 @@ def order_roles(level: object, stack: object, by_hand: Iterable[str] = STACK_ROL
     if isinstance(databases, list | tuple):
         roles.extend(role for role in DATABASE_ROLES if role in databases)
     roles.extend(role for role in ("mail", "webmail") if _flag(parts.get(role)))
-    return roles
+    return roles + watch
 
 
 def _days_problem(value: object) -> str | None:

@@ -27,6 +27,7 @@ ROLE_RELEASES: dict[str, tuple[str, ...]] = {
     "patching": ("12", "13"),
     "plesk": ("12",),  # the release Plesk's installer supports (docs/plesk.md)
     "postgresql": ("12", "13"),
+    "security_watch": ("12", "13"),
     "web": ("13",),
     "webmail": ("13",),
 }

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "hostops.sla_cli",
     "hostops.isolate_cli",
     "hostops.mail_cli",
+    "hostops.security_cli",
 )
 
 

@@ -852,6 +852,10 @@ class Lab:
         )
 
 
+# Where lab hosts' debsecan reads the security tracker's data (a file per suite).
+LAB_SECURITY_WATCH_SOURCE = "file:///var/lib/hostops-security-watch/offline/"
+
+
 def write_inventory(
     path: Path, hosts: list[LabHost], state: LabState, key: Path, group: str | None = None
 ) -> None:
@@ -900,6 +904,9 @@ def connection_vars(state: LabState, key: Path) -> dict[str, object]:
         "ansible_python_interpreter": "/usr/bin/python3",
         "hostops_apt_proxy": proxy,
         "base_apt_proxy": proxy,
+        # no route out: debsecan reads an offline copy of the security tracker's data
+        # (roles/security_watch/README.md), put there by the tests
+        "security_watch_source": LAB_SECURITY_WATCH_SOURCE,
     }
 
 

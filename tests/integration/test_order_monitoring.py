@@ -15,11 +15,17 @@ mailbox, as in the molecule scenario monitoring-server-trixie): the first apply,
 server is taken off the network for a minute, and 'hostops sla report' for the current
 month finds that incident, its duration within the probes' resolution, writes the
 Markdown, JSON and PNG, and mails them to the contact.
+
+Before that, the security watch the order installed (level supervision): the server put
+behind on libxml2, debsecan fed offline data made from Debian's own changelog of the
+newer version lists its CVEs, 'hostops security report' shows them for the customer, and
+Prometheus scrapes their count, which goes back to 0 once the package is up to date.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import smtplib
@@ -291,6 +297,102 @@ def test_second_apply_changes_nothing(cli: Any, lab: dict[str, Any], state_dir: 
     assert f"To: {CONTACT}" in text
     assert SERVER in text
     assert 'filename="delivery-note.json"' in text
+
+
+# The security watch (issue 19): a package put behind on purpose, the oldest version of
+# it the archive offers; the lab's offline debsecan data made from the Debian changelog of
+# the newest one (hostops.debsecan_data); debsecan itself lists the CVEs.
+BEHIND_PACKAGE = "libxml2"
+WATCH_DATA = "/var/lib/hostops-security-watch/offline"
+
+
+def on_server(cli: Any, command: str) -> str:
+    return str(cli("lab", "ssh", ORDER_HOST, "--", command, check=True).stdout)
+
+
+def open_fixed(lab: dict[str, Any]) -> dict[str, float] | None:
+    """The server's hostops_vulnerabilities in Prometheus, by fixed="true|false", summed
+    over the urgencies; None until scraped."""
+    results = api(
+        lab,
+        "/api/v1/query",
+        query=f'sum by (fixed) (hostops_vulnerabilities{{server="{SERVER}"}})',
+    )["data"]["result"]
+    values = {r["metric"]["fixed"]: float(r["value"][1]) for r in results}
+    return values if set(values) == {"true", "false"} else None
+
+
+def counted(lab: dict[str, Any], fixable: int) -> dict[str, float] | None:
+    values = open_fixed(lab)
+    return values if values is not None and values["true"] == fixable else None
+
+
+def test_security_watch_lists_the_cves_of_a_package_put_behind(
+    cli: Any, lab: dict[str, Any], state_dir: Path
+) -> None:
+    from hostops.debsecan_data import changelog_fixes, render  # noqa: PLC0415
+    from hostops.module_utils.versions import compare_versions  # noqa: PLC0415
+
+    # the watch is installed by the order (level supervision), its timer enabled
+    assert on_server(cli, "systemctl is-enabled hostops-security-watch.timer").strip() == "enabled"
+    assert f"SOURCE=file://{WATCH_DATA}/" in on_server(cli, "cat /etc/default/debsecan")
+    madison = on_server(cli, f"apt-cache madison {BEHIND_PACKAGE}")
+    offered = sorted(
+        {line.split("|")[1].strip() for line in madison.splitlines() if "|" in line},
+        key=functools.cmp_to_key(compare_versions),
+    )
+    assert len(offered) >= 2, f"the archive offers one {BEHIND_PACKAGE} only: {madison}"
+    old, new = offered[0], offered[-1]
+    changelog = on_server(
+        cli,
+        f"{QUIET_APT} && apt-get install -y -q --allow-downgrades -o DPkg::Lock::Timeout=300"
+        f' {BEHIND_PACKAGE}={old} >/dev/null && cd "$(mktemp -d)"'
+        f" && apt-get download -q {BEHIND_PACKAGE}={new} >/dev/null"
+        f" && dpkg-deb --fsys-tarfile {BEHIND_PACKAGE}_*.deb"
+        f" | tar -xO ./usr/share/doc/{BEHIND_PACKAGE}/changelog.Debian.gz | zcat",
+    )
+    fixes = changelog_fixes(changelog, old)
+    assert fixes, f"Debian's changelog of {BEHIND_PACKAGE} {new} names no CVE fixed since {old}"
+    data = base64.b64encode(render(fixes)).decode()
+    on_server(cli, f"mkdir -p {WATCH_DATA} && echo {data} | base64 -d > {WATCH_DATA}/trixie")
+
+    # debsecan itself, as configured by the role, lists every one of them
+    listed = on_server(cli, "debsecan --format summary")
+    for fix in fixes:
+        assert f"{fix.cve} {BEHIND_PACKAGE} (fixed" in listed, listed
+
+    # the report, per customer: the CVEs, their fix a minor update (no approval needed)
+    proc = cli("security", "report", "--lab", "--customer", "Vidal Transports", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (row,) = json.loads(proc.stdout)["hosts"]
+    assert row["server"] == SERVER and row["order"] == ORDER_ID and row["status"] == "ok"
+    mine = [v for v in row["vulnerabilities"] if v["package"] == BEHIND_PACKAGE]
+    assert {v["cve"] for v in mine} == {fix.cve for fix in fixes}
+    assert {(v["installed"], v["candidate"], v["update"]) for v in mine} == {(old, new, "minor")}
+    assert not any(v["needs_approval"] for v in mine)
+    text = cli("security", "report", "--lab", "--host", SERVER, check=True).stdout
+    assert "customer Vidal Transports" in text and fixes[0].cve in text
+
+    # the metric, scraped: the fixable count is the CVEs', the unfixed one 0 (a clean count)
+    wait_for(
+        "the CVEs counted in Prometheus",
+        lambda: counted(lab, len(fixes)),
+        timeout=90,
+    )
+    assert open_fixed(lab) == {"true": len(fixes), "false": 0.0}
+
+    # brought up to date, the same data lists nothing and the count goes back to 0
+    on_server(
+        cli,
+        f"apt-get install -y -q -o DPkg::Lock::Timeout=300 {BEHIND_PACKAGE}={new} >/dev/null"
+        " && systemctl start hostops-security-watch.service",
+    )
+    assert BEHIND_PACKAGE not in on_server(cli, "debsecan --format summary")
+    wait_for(
+        "the count back to 0 in Prometheus",
+        lambda: counted(lab, 0),
+        timeout=90,
+    )
 
 
 def test_sla_report_finds_the_down_time(cli: Any, lab: dict[str, Any], state_dir: Path) -> None:

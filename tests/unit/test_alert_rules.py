@@ -158,7 +158,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case(rendered: Path) -> None:
             for case in test.get("alert_rule_test", []):
                 (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
     alerts = alert_names(rendered / "hostops-alerts.rules.yml")
-    assert len(alerts) == 19
+    assert len(alerts) == 21
     assert alerts - firing == set(), "alerts never seen firing"
     assert alerts - quiet == set(), "alerts never seen quiet"
     assert (firing | quiet) - alerts == set(), "tests of alerts that do not exist"
@@ -198,7 +198,7 @@ def test_prometheus_config_and_targets_file_pass_promtool(rendered: Path) -> Non
     proc = run(tool("promtool"), "check", "config", str(rendered / "prometheus.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # the rule files and the server's targets file were read too
-    assert "SUCCESS: 19 rules found" in proc.stdout
+    assert "SUCCESS: 21 rules found" in proc.stdout
     assert "SUCCESS: 9 rules found" in proc.stdout
     targets = yaml.safe_load((rendered / "targets" / "app1.lemoine.example.yml").read_text())
     probes = {group["labels"]["__hostops_probe"]: group for group in targets}

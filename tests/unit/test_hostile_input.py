@@ -669,6 +669,16 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--at", "'tomorrow'"],
     ),
     ("sla FILE", ["sla", "compute", "/dev/zero"], ["/dev/zero", "character device"]),
+    (
+        "security --customer",
+        ["security", "report", "--inventory", "inv.yml", "--customer", "Nobody; rm"],
+        ["--customer", "'Nobody; rm'"],
+    ),
+    (
+        "security --host",
+        ["security", "report", "--inventory", "inv.yml", "--host", "web99"],
+        ["--host", "'web99'"],
+    ),
 ]
 
 

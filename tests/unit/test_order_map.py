@@ -77,16 +77,21 @@ def test_the_map_gives_the_roles_documented_inputs_only() -> None:
         (None, None, ["web", "ftp"], ["web", "ftp"]),  # by hand: the playbook's part
         ("none", None, ["web", "ftp"], []),
         ("basic", {"web": {}}, ["web"], []),  # a stack below level custom installs nothing
-        ("supervision", None, [], []),
-        ("plesk", None, [], ["plesk"]),
+        ("supervision", None, [], ["security_watch"]),
+        ("plesk", None, [], ["plesk", "security_watch"]),
         (
             "custom",
             {"web": {}, "ftp": True, "databases": ["postgresql", "mariadb"], "mail": False},
             [],
-            ["web", "ftp", "mariadb", "postgresql"],
+            ["web", "ftp", "mariadb", "postgresql", "security_watch"],
         ),
-        ("custom", {"web": None, "ftp": False, "databases": [], "webmail": True}, [], ["webmail"]),
-        ("custom", {"mail": "true", "ftp": "false"}, [], ["mail"]),
+        (
+            "custom",
+            {"web": None, "ftp": False, "databases": [], "webmail": True},
+            [],
+            ["webmail", "security_watch"],
+        ),
+        ("custom", {"mail": "true", "ftp": "false"}, [], ["mail", "security_watch"]),
     ],
 )
 def test_order_roles(level: Any, stack: Any, by_hand: list[str], roles: list[str]) -> None:
@@ -226,7 +231,7 @@ def test_the_map_hands_an_orders_values_to_the_roles(tmp_path: Path) -> None:
     roles = [r for r in ("web", "ftp") if stack.get(r) not in (None, False)]
     roles += [db for db in ("mariadb", "postgresql") if db in stack["databases"]]
     roles += [r for r in ("mail", "webmail") if stack.get(r)]
-    assert named["roles"] == roles
+    assert named["roles"] == [*roles, "security_watch"]
     assert named["base_fqdn"] == named["web_fqdn"] == named["mail_hostname"] == "web01.example.net"
     assert named["webmail_domain"] == "webmail.web01.example.net"
     assert bare["base_fqdn"] == "bare"
