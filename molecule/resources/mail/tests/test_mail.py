@@ -424,6 +424,80 @@ def test_spf_fail_is_refused_and_spf_pass_accepted(
     assert b"SPF fail" in reply
     got = wait_for(alice_imap, "INBOX", tag)
     assert str(got["Received-SPF"]).startswith("Pass"), got["Received-SPF"]
+    assert "HOSTOPS_SPF_SOFTFAIL" not in str(got["X-Spam-Status"])  # control of the next
+
+
+def test_spf_softfail_is_accepted_and_scored(
+    mailbox_server: Server, alice_imap: imaplib.IMAP4_SSL
+) -> None:
+    """spf-softfail.example allows another network only, with "~all"."""
+    tag = token()
+    with smtp(mailbox_server, 25) as client:
+        client.send_message(message(f"Softfail {tag}", tag, sender="news@spf-softfail.example"))
+    got = wait_for(alice_imap, "INBOX", tag)
+    assert str(got["Received-SPF"]).startswith("Softfail"), got["Received-SPF"]
+    assert "HOSTOPS_SPF_SOFTFAIL" in str(got["X-Spam-Status"]), got["X-Spam-Status"]
+
+
+def dmarc_results(got: Message, server: Server) -> str:
+    """The server's own Authentication-Results headers (its host name as authserv-id)."""
+    mine = [
+        str(v) for v in got.get_all("Authentication-Results", []) if str(v).startswith(server.fqdn)
+    ]
+    return "\n".join(mine)
+
+
+def test_dmarc_reject_refuses_unaligned_mail_and_accepts_aligned_mail(
+    mailbox_server: Server, alice_imap: imaplib.IMAP4_SSL
+) -> None:
+    """dmarc-reject.example publishes p=reject and an SPF record listing this machine: its
+    From with its own envelope sender is aligned (SPF pass); the same From with
+    spf-pass.example's envelope sender (an SPF pass, not aligned) and no signature fails,
+    also when the client adds an Authentication-Results header in the server's name."""
+    from_ = "ceo@dmarc-reject.example"
+    aligned, unaligned, forged = token(), token(), token()
+    with smtp(mailbox_server, 25) as client:
+        client.send_message(message(f"DMARC aligned {aligned}", aligned, sender=from_))
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.send_message(
+                message(f"DMARC unaligned {unaligned}", unaligned, sender=from_),
+                from_addr="news@spf-pass.example",
+            )
+        fake = message(f"DMARC forged {forged}", forged, sender=from_)
+        fake["Authentication-Results"] = (
+            f"{mailbox_server.fqdn}; dkim=pass header.d=dmarc-reject.example"
+            " header.i=@dmarc-reject.example"
+        )
+        with pytest.raises(smtplib.SMTPDataError) as refused_forged:
+            client.send_message(fake, from_addr="news@spf-pass.example")
+    for error in (refused.value, refused_forged.value):
+        assert error.smtp_code == 550, error
+        assert b"DMARC" in error.smtp_error, error
+    got = wait_for(alice_imap, "INBOX", aligned)
+    results = dmarc_results(got, mailbox_server)
+    assert "dmarc=pass" in results and "header.from=dmarc-reject.example" in results, results
+    for tag in (unaligned, forged):
+        assert find(alice_imap, "INBOX", tag) is None
+        assert find(alice_imap, "Junk", tag) is None
+
+
+def test_dmarc_quarantine_failure_is_accepted_marked_and_scored_into_junk(
+    mailbox_server: Server, alice_imap: imaplib.IMAP4_SSL
+) -> None:
+    """dmarc-quarantine.example publishes p=quarantine; spf-pass.example's envelope sender
+    passes SPF but is not aligned with it."""
+    tag = token()
+    with smtp(mailbox_server, 25) as client:
+        client.send_message(
+            message(f"Invoice {tag}", tag, sender="billing@dmarc-quarantine.example"),
+            from_addr="news@spf-pass.example",
+        )
+    got = wait_for(alice_imap, "Junk", tag)
+    results = dmarc_results(got, mailbox_server)
+    assert "dmarc=fail" in results and "p=quarantine" in results, results
+    assert "HOSTOPS_DMARC_QUARANTINE" in str(got["X-Spam-Status"]), got["X-Spam-Status"]
+    assert got["Subject"] == f"[SPAM] Invoice {tag}"
+    assert find(alice_imap, "INBOX", tag) is None
 
 
 # -- Ticket requests -------------------------------------------------------------------
