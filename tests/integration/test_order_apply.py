@@ -18,11 +18,14 @@ import host_state
 import pytest
 from lab_helpers import pip_installed_hostops
 
+from hostops import run_events
+
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = ROOT / "examples" / "orders" / "none.yml"
 ORDER_ID = "BDC-2027-0101"
 LAB_HOST = "bdc-2027-0101-1"
+SERVER = "lab1.alixans.example"  # its name in the order's inventory
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,6 +55,15 @@ def fingerprint(cli: Any, host: str) -> dict[str, list[str]]:
     return host_state.of_lab_host(cli, host)
 
 
+def gatherings_of_last_run(state_dir: Path) -> dict[str, int]:
+    """Fact gatherings per host in the order's last run, from ansible-runner's events
+    (reads of /etc/ansible/facts.d alone not counted: docs/performance.md)."""
+    runs = sorted((state_dir / "orders" / ORDER_ID / "runs").iterdir())
+    results = list(run_events.task_results(runs[-1]))
+    assert results, f"no job events under {runs[-1]}"
+    return run_events.gatherings_per_host(results)
+
+
 # At level none the software, and so its updates, stay the client's (issue 19): the client
 # has Debian's automatic updates on; hostops must leave them so.
 CLIENT_UPDATES = (
@@ -76,6 +88,8 @@ def test_check_mode_on_a_fresh_host_changes_nothing(
     assert "check mode predicts" in proc.stdout
     predicted = int(proc.stdout.split("check mode predicts ")[1].split()[0])
     assert predicted > 0  # a fresh host needs work, and check mode says so
+    # provision.yml's plays share one gathering per host (issue 20)
+    assert gatherings_of_last_run(state_dir) == {SERVER: 1}
     assert host_state.differences(before, fingerprint(cli, fresh_host)) == []
     assert not (state_dir / "orders" / ORDER_ID / "delivery-note.json").exists()
 
@@ -89,6 +103,9 @@ def test_apply_provisions_and_writes_the_delivery_note(
     assert "lab1.alixans.example" in proc.stdout
     assert "changed" in proc.stdout
     assert "HOST" in proc.stdout and "CHANGED" in proc.stdout
+    # facts gathered once for the whole run: provision.yml imports several playbooks, the
+    # first play gathers and the others reuse its facts (issue 20)
+    assert gatherings_of_last_run(state_dir) == {SERVER: 1}
     note = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
     assert note["order"] == ORDER_ID
     server = note["servers"][0]
@@ -119,6 +136,7 @@ def test_second_apply_changes_nothing(installed: Any, fresh_host: str, state_dir
     proc = installed("order", "apply", str(ORDER), "--lab")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout
+    assert gatherings_of_last_run(state_dir) == {SERVER: 1}
     second = json.loads((state_dir / "orders" / ORDER_ID / "delivery-note.json").read_text())
     assert second["entry_into_service"] == first["entry_into_service"]
     assert second["delivered_at"] == first["delivered_at"]
