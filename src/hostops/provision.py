@@ -355,7 +355,14 @@ def write_delivery_note(
         previous = json.loads(json_path.read_text())
     now = datetime.now(PARIS)
     delivered = result.artifacts.get("hostops_delivery", {})
-    registered = result.artifacts.get("hostops_monitor_registered") or {}
+    registered = dict(result.artifacts.get("hostops_monitor_registered") or {})
+    # A server deregistered since its delivery stays out of monitoring (the contract's
+    # isolation); its note keeps what was delivered rather than changing (and being sent
+    # again) on every re-apply.
+    before = {s.get("hostname"): s.get("monitoring") for s in previous.get("servers") or []}
+    for name in result.artifacts.get("hostops_monitor_left_out") or []:
+        if name not in registered and before.get(name):
+            registered[name] = before[name]
     servers = []
     for target in targets:
         facts = delivered.get(target.hostname, {})

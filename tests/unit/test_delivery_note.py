@@ -116,3 +116,37 @@ def test_the_note_lists_the_recorded_schedule_and_registration(
     assert note["monitoring"]["tcp_checks"] == [f"{host}:25"]
     assert f"- {host}: daily at 21:30 Europe/Paris, kept 14 days (files: /srv)" in text
     assert f"- {host}: ping; checks: {host}:25" in text
+
+
+def test_a_server_left_out_of_monitoring_keeps_its_delivered_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server deregistered after delivery stays out at the next apply: its note keeps
+    the probes delivered (the note does not change, nor is it sent again); the control: a
+    server neither registered nor left out is listed as not registered."""
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path))
+    order = load_order(CUSTOM)
+    host = order.servers[0].hostname
+    facts = {host: {"address": "192.0.2.10", "os": "Debian 13.2"}}
+    entry = {"probes": ["icmp"], "http_checks": [], "tcp_checks": [], "tls_checks": []}
+    run_dir = tmp_path / "run"
+    first = RunResult(
+        "successful",
+        0,
+        run_dir,
+        artifacts={"hostops_delivery": facts, "hostops_monitor_registered": {host: entry}},
+    )
+    note = write_delivery_note(order, [Target(host, None, {})], first, run_dir)
+    delivered = note.read_text()
+    left_out = RunResult(
+        "successful",
+        0,
+        run_dir,
+        artifacts={"hostops_delivery": facts, "hostops_monitor_left_out": [host]},
+    )
+    assert write_delivery_note(order, [Target(host, None, {})], left_out, run_dir).read_text() == (
+        delivered
+    )
+    neither = RunResult("successful", 0, run_dir, artifacts={"hostops_delivery": facts})
+    text = write_delivery_note(order, [Target(host, None, {})], neither, run_dir).read_text()
+    assert f"- {host}: not registered" in text

@@ -55,7 +55,7 @@ def test_bad_arguments_are_refused_before_any_host_is_touched(cli: Any) -> None:
     assert any("--to: only with --path" in line for line in lines)
     proc = cli("list", "--host", "nowhere.example", "--inventory", INVENTORY)
     assert proc.returncode == 2
-    assert "--host: 'nowhere.example' is not in" in proc.stderr
+    assert "--host: 'nowhere.example' is not a host of the inventory" in proc.stderr
 
 
 def test_run_and_list(cli: Any, host: Any, baseline: Any) -> None:
