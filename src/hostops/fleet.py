@@ -133,6 +133,22 @@ def order(order_id: str) -> OrderRecord:
     return _record(folder)
 
 
+def contacts() -> dict[str, str]:
+    """Each delivered order's customer contact (order number -> email), from the order
+    kept beside its runs."""
+    found: dict[str, str] = {}
+    for record in orders():
+        if record.delivered_at is None:
+            continue
+        order = _json(state_dir() / "orders" / record.order / "order.json")
+        customer = order.get("hostops_customer") or {}
+        contact = customer.get("contact") if isinstance(customer, Mapping) else None
+        email = contact.get("email") if isinstance(contact, Mapping) else None
+        if email:
+            found[record.order] = str(email)
+    return found
+
+
 def by_customer() -> dict[str, dict[str, list[dict[str, Any]]]]:
     """The fleet: customer -> managed level -> servers (with their order)."""
     fleet: dict[str, dict[str, list[dict[str, Any]]]] = {}

@@ -21,9 +21,10 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from hostops import fleet
+from hostops import fleet, maintenance_cli
 from hostops.cli_options import add_inventory_or_lab
 from hostops.errors import UsageError
 from hostops.module_utils.versions import MAJOR, classify_update
@@ -71,6 +72,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     report.add_argument(
         "--json", action="store_true", help="the report as JSON on stdout (progress to stderr)"
+    )
+    report.add_argument(
+        "--mail",
+        action="store_true",
+        help="email each delivered order's contact the part of the report on its own "
+        "servers (the weekly report; HOSTOPS_SMTP_HOST, else the .eml files only)",
     )
     report.set_defaults(func=cmd_report)
 
@@ -137,6 +144,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print(render_text(report))
+    if args.mail:
+        for line in mail_reports(report, run_dir):
+            print(line, file=out)
     for line in result.failure_lines:
         print(line, file=sys.stderr)
     failed = [h for h in report["hosts"] if h["status"] not in ("ok", "not watched")]
@@ -195,6 +205,40 @@ def build_report(
         "customer": customer,
         "hosts": rows,
     }
+
+
+def mail_reports(report: Mapping[str, Any], run_dir: Path) -> list[str]:
+    """Email each delivered order's contact the report on that order's servers only (one
+    customer never sees another's); the .eml files stay in RUN_DIR. Lines for the
+    operator: what became of each order's mail."""
+    emails = fleet.contacts()
+    by_order: dict[str, list[Mapping[str, Any]]] = {}
+    for row in report["hosts"]:
+        by_order.setdefault(str(row.get("order") or ""), []).append(row)
+    lines = []
+    for order, rows in sorted(by_order.items()):
+        names = ", ".join(str(row["server"]) for row in rows)
+        if not order or order not in emails:
+            lines.append(f"security report of {names}: not mailed (no delivered order's contact)")
+            continue
+        part = {**report, "hosts": rows}
+        notice = maintenance_cli.Notice(
+            to=(emails[order],),
+            subject=f"Rapport de sécurité : commande {order}",
+            body="Bonjour,\n\nVoici les vulnérabilités connues des logiciels de vos serveurs "
+            f"(commande {order}), relevées par notre veille de sécurité.\n\n"
+            f"{render_text(part)}\n\nL'équipe infogérance Alixans\n",
+            attachments=(
+                (
+                    "security-report.json",
+                    "application/json",
+                    (json.dumps(part, indent=2, ensure_ascii=False) + "\n").encode(),
+                ),
+            ),
+        )
+        delivery = maintenance_cli.deliver(notice, run_dir / f"security-report-{order}.eml")
+        lines.append(f"security report of order {order}: {delivery.describe()}")
+    return lines
 
 
 def counts(vulnerabilities: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:

@@ -370,8 +370,15 @@ def test_security_watch_lists_the_cves_of_a_package_put_behind(
     assert {v["cve"] for v in mine} == {fix.cve for fix in fixes}
     assert {(v["installed"], v["candidate"], v["update"]) for v in mine} == {(old, new, "minor")}
     assert not any(v["needs_approval"] for v in mine)
-    text = cli("security", "report", "--lab", "--host", SERVER, check=True).stdout
+    # the weekly report: the contact gets its server's part by mail (the lab's relay)
+    text = cli("security", "report", "--lab", "--host", SERVER, "--mail", check=True).stdout
     assert "customer Vidal Transports" in text and fixes[0].cve in text
+    assert f"security report of order {ORDER_ID}: " in text, text
+    wait_for(
+        "the security report in the contact's mailbox",
+        lambda: mails(cli, fixes[0].cve),
+        timeout=60,
+    )
 
     # the metric, scraped: the fixable count is the CVEs', the unfixed one 0 (a clean count)
     wait_for(

@@ -258,3 +258,79 @@ def test_bad_arguments_are_refused_before_any_host(
         main(["security", "report", "--lab", "--host", "a", "--customer", "B"])
     assert exit_info.value.code == 2
     assert not (tmp_path / "security-reports").exists()
+
+
+def _delivered(state: Path, order: str, customer: str, email: str, server: str) -> None:
+    folder = state / "orders" / order
+    folder.mkdir(parents=True)
+    (folder / "order.json").write_text(
+        json.dumps(
+            {
+                "hostops_order": order,
+                "hostops_customer": {"name": customer, "contact": {"name": "x", "email": email}},
+                "hostops_managed_level": "supervision",
+                "hostops_servers": [{"hostname": server}],
+            }
+        )
+    )
+    (folder / "delivery-note.json").write_text(
+        json.dumps({"order": order, "delivered_at": "2027-01-04T10:00:00+01:00"})
+    )
+
+
+def _row(host: str, order: str, customer: str, cve: str) -> dict[str, Any]:
+    vulnerability = {
+        "cve": cve,
+        "package": "libxml2",
+        "installed": "2.9.14+dfsg-1.3~deb12u1",
+        "candidate": "2.9.14+dfsg-1.3~deb12u2",
+        "urgency": "high",
+        "fixed": True,
+        "update": "minor",
+        "needs_approval": False,
+    }
+    return {
+        "host": host,
+        "server": host,
+        "customer": customer,
+        "order": order,
+        "managed_level": "supervision",
+        "status": "ok",
+        "vulnerabilities": [vulnerability],
+        "counts": security_cli.counts([vulnerability]),
+        "needs_approval": [],
+    }
+
+
+def test_the_weekly_mail_gives_each_customer_its_own_servers_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--mail: one message per delivered order, to its contact, listing its servers'
+    flaws and no other customer's; a server of no delivered order is not mailed."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(state))
+    monkeypatch.delenv("HOSTOPS_SMTP_HOST", raising=False)
+    _delivered(state, "BDC-2027-0001", "Vidal", "luc@vidal.example", "app1.vidal.example")
+    _delivered(state, "BDC-2027-0002", "Martin", "eve@martin.example", "web01.martin.example")
+    report = {
+        "generated_at": "2027-01-04T07:00:00+00:00",
+        "customer": None,
+        "hosts": [
+            _row("app1.vidal.example", "BDC-2027-0001", "Vidal", "CVE-2027-1111"),
+            _row("web01.martin.example", "BDC-2027-0002", "Martin", "CVE-2027-2222"),
+            _row("lost.example", "", "", "CVE-2027-3333"),
+        ],
+    }
+    run_dir = tmp_path / "run"
+    lines = security_cli.mail_reports(report, run_dir)
+    assert lines[0] == "security report of lost.example: not mailed (no delivered order's contact)"
+    vidal = (run_dir / "security-report-BDC-2027-0001.eml").read_text()
+    martin = (run_dir / "security-report-BDC-2027-0002.eml").read_text()
+    assert "To: luc@vidal.example" in vidal and "To: eve@martin.example" in martin
+    assert "CVE-2027-1111" in vidal and "CVE-2027-2222" not in vidal
+    assert "CVE-2027-2222" in martin and "CVE-2027-1111" not in martin
+    assert "CVE-2027-3333" not in vidal + martin
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "security-report-BDC-2027-0001.eml",
+        "security-report-BDC-2027-0002.eml",
+    ]
