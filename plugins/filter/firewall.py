@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -24,6 +23,7 @@ from ansible_collections.alteo.hostops.plugins.module_utils.firewall import (
     normalise_openings,
     opening_problems,
 )
+from ansible_collections.alteo.hostops.plugins.module_utils.order_rules import plain_data
 from ansible_collections.alteo.hostops.plugins.module_utils.plesk_firewall import (
     firewall_commands,
 )
@@ -54,38 +54,27 @@ _value:
 """
 
 
-def _plain(value: Any) -> Any:
-    """Ansible's own container and string types as plain Python data."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
 def firewall_problems(openings: Any, label: str = "firewall_openings") -> list[str]:
-    return opening_problems(_plain(openings), str(label))
+    return opening_problems(plain_data(openings), str(label))
 
 
 def firewall_rules(openings: Any) -> list[dict[str, Any]]:
     try:
-        return normalise_openings(_plain(openings))
+        return normalise_openings(plain_data(openings))
     except ValueError as err:
         raise AnsibleFilterError(f"alteo.hostops.firewall_rules: {err}") from err
 
 
 def firewall_admits(openings: Any, address: str, port: Any, proto: str = "tcp") -> bool:
     try:
-        return admits(_plain(openings), str(address), _plain(port), str(proto))
+        return admits(plain_data(openings), str(address), plain_data(port), str(proto))
     except ValueError as err:
         raise AnsibleFilterError(f"alteo.hostops.firewall_admits: {err}") from err
 
 
 def plesk_firewall_commands(listed: Any, openings: Any) -> list[list[str]]:
     try:
-        return firewall_commands(_plain(listed), _plain(openings))
+        return firewall_commands(plain_data(listed), plain_data(openings))
     except ValueError as err:
         raise AnsibleFilterError(f"alteo.hostops.plesk_firewall_commands: {err}") from err
 

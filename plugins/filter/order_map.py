@@ -24,6 +24,7 @@ from ansible_collections.alteo.hostops.plugins.module_utils.order_map import (
     order_backups,
     order_roles,
 )
+from ansible_collections.alteo.hostops.plugins.module_utils.order_rules import plain_data
 
 DOCUMENTATION = r"""
 name: order_roles
@@ -53,23 +54,12 @@ _value:
 """
 
 
-def _plain(value: Any) -> Any:
-    """Ansible's own container and string types as plain Python data."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
 def order_roles_filter(level: Any, stack: Any = None, by_hand: Any = STACK_ROLES) -> list[str]:
     if isinstance(by_hand, str) or not isinstance(by_hand, list | tuple):
         raise AnsibleFilterError(
             f"alteo.hostops.order_roles: by_hand must be a list of roles, got {by_hand!r}"
         )
-    return order_roles(_plain(level), _plain(stack), [str(role) for role in by_hand])
+    return order_roles(plain_data(level), plain_data(stack), [str(role) for role in by_hand])
 
 
 def contract_default_filter(name: Any) -> Any:
@@ -80,7 +70,7 @@ def contract_default_filter(name: Any) -> Any:
 
 
 def order_backups_filter(section: Any, service: Any = None) -> dict[str, Any]:
-    return order_backups(_plain(section), _plain(service))
+    return order_backups(plain_data(section), plain_data(service))
 
 
 def backup_problems_filter(inputs: Any) -> list[str]:
@@ -88,7 +78,7 @@ def backup_problems_filter(inputs: Any) -> list[str]:
         raise AnsibleFilterError(
             f"alteo.hostops.backup_problems: expected a dict of inputs, got {inputs!r}"
         )
-    return backup_problems(_plain(inputs))
+    return backup_problems(plain_data(inputs))
 
 
 class FilterModule:

@@ -283,7 +283,7 @@ def order_document(values: Mapping[str, object]) -> dict[str, object]:
     """The order document that provision.yml's extra variables carry (see Order.to_vars)."""
     document: dict[str, object] = {"version": FORMAT_VERSION}
     for var, field in ORDER_VARS.items():
-        value = _without_nulls(_plain_data(values.get(var)))
+        value = _without_nulls(plain_data(values.get(var)))
         if value is None:
             continue
         if field == "stack" and isinstance(value, dict):
@@ -305,7 +305,7 @@ def _stack_as_written(stack: dict[str, Any], level: object) -> dict[str, Any] | 
     return stack
 
 
-def _plain_data(value: object) -> object:
+def plain_data(value: object) -> Any:
     """Ansible's values (tagged str, dict and list subclasses) as plain Python data."""
     if isinstance(value, bool) or value is None:
         return value
@@ -316,9 +316,9 @@ def _plain_data(value: object) -> object:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, Mapping):
-        return {_plain_data(key): _plain_data(item) for key, item in value.items()}
+        return {plain_data(key): plain_data(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain_data(item) for item in value]
+        return [plain_data(item) for item in value]
     return value
 
 

@@ -45,6 +45,7 @@ from hostops.module_utils.maintenance_window import parse_at
 from hostops.order import load_order
 from hostops.runner import PlaybookRun
 from hostops.settings import inventories_or_default, state_dir
+from hostops.targets import generated_inventory
 
 TARGETS_GROUP = "hostops_isolate_targets"
 MONITORING_GROUP = "monitoring_servers"
@@ -216,11 +217,7 @@ class Target:
     limit: str | None = None
 
     def inventory(self) -> dict[str, Any]:
-        children = {group: {"hosts": hosts} for group, hosts in self.hosts.items()}
-        data: dict[str, Any] = {"all": {"children": children}}
-        if self.group_vars:
-            data["all"]["vars"] = dict(self.group_vars)
-        return data
+        return generated_inventory(self.hosts, self.group_vars)
 
 
 def resolve(args: argparse.Namespace) -> Target:

@@ -30,7 +30,7 @@ from hostops.lab import Lab, LabState, connection_vars, process_matches
 from hostops.order import Order, load_order
 from hostops.runner import PlaybookRun
 from hostops.settings import settings
-from hostops.targets import inventory_sources
+from hostops.targets import generated_inventory, inventory_sources
 
 MONITORING_GROUP = "monitoring_servers"
 SERVERS_GROUP = "hostops_monitor_targets"
@@ -124,11 +124,7 @@ class Plan:
     limit: str | None = None
 
     def inventory(self) -> dict[str, Any]:
-        children = {group: {"hosts": hosts} for group, hosts in self.hosts.items()}
-        data: dict[str, Any] = {"all": {"children": children}}
-        if self.group_vars:
-            data["all"]["vars"] = dict(self.group_vars)
-        return data
+        return generated_inventory(self.hosts, self.group_vars)
 
 
 def plan_register(

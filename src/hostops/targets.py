@@ -8,12 +8,24 @@ implicit ``localhost`` (a request or a restore "on localhost" would run on the c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hostops.errors import UsageError
 from hostops.settings import inventories_or_default
+
+
+def generated_inventory(
+    hosts: Mapping[str, Mapping[str, Any]], group_vars: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The inventory a command writes for its run: group -> hosts -> host variables, and
+    the variables of all its hosts."""
+    children = {group: {"hosts": dict(members)} for group, members in hosts.items()}
+    data: dict[str, Any] = {"all": {"children": children}}
+    if group_vars:
+        data["all"]["vars"] = dict(group_vars)
+    return data
 
 
 def inventory_sources(*, lab: bool, inventories: Sequence[Path]) -> list[Path]:
