@@ -4,8 +4,10 @@ alerts on), B's earlier snapshots stay intact (restic on the backup host), and t
 after space is freed succeeds.
 
 The full disk is a small tmpfs mounted over the backup host's repositories' root
-(/srv/restic-rest, inside its lab container) with a copy of B's repository, filled to the
-last byte by a file of its own: bounded, and the machine's real disk is never filled. The
+(/srv/restic-rest, inside its lab container) with a copy of B's repository, first with room
+left (the control: the disk published as not filling), then filled to the last byte by a
+file of its own: bounded, the machine's real disk is never filled, and what that disk holds
+does not change the test. The
 real directory stays reachable through a private bind mount; what B adds once space is
 freed is copied back there before the tmpfs goes away.
 """
@@ -55,13 +57,16 @@ def disk(backup_host: Any) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def full_disk(backup_host: Any, name: str) -> Iterator[None]:
-    """The repositories' root on a 32 MiB tmpfs holding the repository *name*, filled."""
+def tmpfs_root(backup_host: Any, name: str) -> Iterator[None]:
+    """The repositories' root on a tmpfs holding a copy of the repository *name*, with as
+    much room again (at least 32 MiB) left: bounded, and the same disk whatever the
+    machine's own disk holds."""
     sh(backup_host, f"mkdir -p {REAL} && mount --bind {ROOT_DIR} {REAL}")
     sh(backup_host, f"mount --make-private {REAL}")  # the tmpfs must not show there too
     try:
         used = int(sh(backup_host, f"du -sk {REAL}/{name} | cut -f1").split()[0])
-        sh(backup_host, f"mount -t tmpfs -o size={used + 32768}k tmpfs {ROOT_DIR}")
+        room = max(used, 32768)
+        sh(backup_host, f"mount -t tmpfs -o size={used + room}k tmpfs {ROOT_DIR}")
         sh(
             backup_host,
             f"chown --reference={REAL} {ROOT_DIR} && chmod --reference={REAL} {ROOT_DIR} "
@@ -69,10 +74,6 @@ def full_disk(backup_host: Any, name: str) -> Iterator[None]:
         )
         # the REST server's own mount namespace (ProtectSystem) sees the tmpfs once restarted
         sh(backup_host, "systemctl restart restic-rest-server.service")
-        # full: the filler takes every byte left (dd ends with 'No space left on device')
-        filled = backup_host.run(f"dd if=/dev/zero of={FILLER} bs=64k status=none")
-        assert "No space left on device" in filled.stderr, filled.stderr
-        assert sh(backup_host, f"df --output=avail -k {ROOT_DIR} | tail -1").strip() == "0"
         yield
     finally:
         # what was added meanwhile (the new snapshot's files) goes to the real directory
@@ -83,6 +84,13 @@ def full_disk(backup_host: Any, name: str) -> Iterator[None]:
         backup_host.run("systemctl restart restic-rest-server.service")
 
 
+def fill(backup_host: Any) -> None:
+    """The filler takes every byte left (dd ends with 'No space left on device')."""
+    filled = backup_host.run(f"dd if=/dev/zero of={FILLER} bs=64k status=none")
+    assert "No space left on device" in filled.stderr, filled.stderr
+    assert sh(backup_host, f"df --output=avail -k {ROOT_DIR} | tail -1").strip() == "0"
+
+
 def test_a_full_backup_host_fails_the_run_visibly_and_the_next_run_succeeds(
     other: Any, backup_host: Any
 ) -> None:
@@ -91,12 +99,15 @@ def test_a_full_backup_host_fails_the_run_visibly_and_the_next_run_succeeds(
     assert other.run("systemctl start hostops-backup-files.service").rc == 0
     before = repo_ids(backup_host, name)
     assert before
-    free, size = disk(backup_host)
-    assert free / size > 0.15  # BackupHostDiskFilling quiet
     success = metrics(other)[("hostops_backup_last_success_timestamp_seconds", "files")]
     sh(other, f"head -c 8M /dev/urandom > {NEW_DATA}")  # new data to upload
     try:
-        with full_disk(backup_host, name):
+        with tmpfs_root(backup_host, name):
+            # positive control: with room left the published disk is not filling
+            # (BackupHostDiskFilling's expression quiet), on the same tmpfs filled below
+            free, size = disk(backup_host)
+            assert free / size > 0.15, (free, size)
+            fill(backup_host)
             # full: the run fails, at once (restic alone retries for 15 minutes)
             started = now(other)
             clock = time.monotonic()
