@@ -30,6 +30,7 @@ import ipaddress
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,7 +46,7 @@ from hostops.module_utils.maintenance_window import parse_at
 from hostops.order import load_order
 from hostops.runner import PlaybookRun
 from hostops.settings import inventories_or_default, state_dir
-from hostops.targets import generated_inventory
+from hostops.targets import Inventory, generated_inventory
 
 TARGETS_GROUP = "hostops_isolate_targets"
 MONITORING_GROUP = "monitoring_servers"
@@ -265,20 +266,12 @@ def _lab_state_file() -> Path:
 
 def _resolve_inventory(host: str, given: list[Path]) -> Target:
     inventories = inventories_or_default(given)
-    if not inventories:
-        raise UsageError("--inventory: required unless --lab is given")
-    problems = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
-    if problems:
-        raise UsageError(problems)
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-
-    manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventories])
-    if manager.get_host(host) is None:
+    inventory = Inventory.open(inventories)
+    if inventory.host(host) is None:
         raise UsageError(f"HOST: {host!r} is in none of the inventories")
+    problems: list[str] = []
     monitoring = []
-    group = manager.groups.get(MONITORING_GROUP)
-    for member in group.get_hosts() if group else []:
+    for member in inventory.group_hosts(MONITORING_GROUP):
         address = str(member.vars.get("ansible_host", member.name))
         try:
             monitoring.append(str(ipaddress.ip_address(address)))
@@ -316,13 +309,7 @@ def run_playbook(
         extravars={"hostops_targets": TARGETS_GROUP, **extravars},
         limit=target.limit,
     ).execute()
-    print("")
-    print(result.summary_table())
-    if not result.ok:
-        for line in result.failure_lines:
-            print(line)
-        print(f"{verb} {target.host}: the run failed (artifacts: {run_dir})")
-    return result.ok, run_dir
+    return result.report(sys.stdout, f"{verb} {target.host}", run_dir), run_dir
 
 
 def append_event(folder: Path, event: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ from hostops.module_utils.names import mail_address_problem
 from hostops.requests import check_host, resolve_inventory
 from hostops.runner import PlaybookRun
 from hostops.settings import state_dir
+from hostops.targets import Inventory
 
 PLAYBOOK = "mail-suspend.yml"
 CONTACT_VAR = "hostops_customer_email"
@@ -138,16 +139,11 @@ def order_contacts(host: str) -> list[str]:
 
 
 def inventory_contacts(inventories: list[Path], host: str) -> list[str]:
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-    from ansible.vars.manager import VariableManager  # noqa: PLC0415
-
-    loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(p) for p in inventories])
-    found = manager.get_host(host)
+    inventory = Inventory.open(inventories)
+    found = inventory.host(host)
     if found is None:
         return []
-    value = VariableManager(loader=loader, inventory=manager).get_vars(host=found).get(CONTACT_VAR)
+    value = inventory.host_vars(found).get(CONTACT_VAR)
     values = [value] if isinstance(value, str) else list(value or [])
     bad = [v for v in values if not maintenance_cli.EMAIL.fullmatch(str(v))]
     if bad:
@@ -282,9 +278,7 @@ def run(
     record["changed"] = result.changed
     if not result.ok:
         _write(run_dir / "record.json", record)
-        for line in result.failure_lines:
-            print(line, file=out)
-        print(f"mail {verb} {address} on {host}: failed (artifacts: {run_dir})", file=out)
+        result.report(out, f"mail {verb} {address} on {host}", run_dir, table=False)
         return 1
     status = record["status"].strip()
     if check:

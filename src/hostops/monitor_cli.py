@@ -30,7 +30,7 @@ from hostops.lab import Lab, LabState, connection_vars, process_matches
 from hostops.order import Order, load_order
 from hostops.runner import PlaybookRun
 from hostops.settings import settings
-from hostops.targets import generated_inventory, inventory_sources
+from hostops.targets import Inventory, generated_inventory, inventory_sources
 
 MONITORING_GROUP = "monitoring_servers"
 SERVERS_GROUP = "hostops_monitor_targets"
@@ -253,15 +253,10 @@ def resolve_inventory(
     the run's limit (the chosen monitoring server only, when OPTION names one)."""
     inventories = inventory_sources(lab=False, inventories=inventories)
     problems: list[str] = []
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-
-    manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventories])
+    inventory = Inventory.open(inventories)
 
     def known(name: str) -> bool:
-        """A host of the inventories (Ansible's implicit localhost is the controller)."""
-        found = manager.get_host(name)
-        return found is not None and not getattr(found, "implicit", False)
+        return inventory.host(name) is not None
 
     target: dict[str, Any] = {}
     if host is not None:
@@ -279,9 +274,7 @@ def resolve_inventory(
             problems.append(f"{option}: {server!r} is in none of the inventories")
         monitoring = {server: {}}
         limit = ",".join(["localhost", server, *([host] if host else [])])
-    elif (
-        not manager.groups.get(MONITORING_GROUP) or not manager.groups[MONITORING_GROUP].get_hosts()
-    ):
+    elif not inventory.group_hosts(MONITORING_GROUP):
         problems.append(
             f"{option}: required: the inventories have no host in the group {MONITORING_GROUP}"
         )
@@ -313,16 +306,7 @@ def execute(plan: Plan, *, check: bool, out: TextIO = sys.stdout) -> int:
         diff=check,
         out=out,
     ).execute()
-    print("", file=out)
-    print(result.summary_table(), file=out)
-    if not result.ok:
-        for line in result.failure_lines:
-            print(line, file=out)
-        print(
-            f"monitor {plan.verb} {plan.host}: the run failed; re-run the same command once "
-            f"the cause is fixed (artifacts: {run_dir})",
-            file=out,
-        )
+    if not result.report(out, f"monitor {plan.verb} {plan.host}", run_dir):
         return 1
     if check:
         print(

@@ -46,6 +46,7 @@ from hostops.module_utils.maintenance_window import (
 from hostops.order import load_order
 from hostops.runner import PlaybookRun, RunResult
 from hostops.settings import inventories_or_default, state_dir
+from hostops.targets import Inventory
 
 LAB_GROUP = "hostops_patch"
 CONTACT_VAR = "hostops_customer_email"
@@ -183,22 +184,12 @@ def resolve_targets(args: argparse.Namespace) -> Targets:
 
 
 def _inventory_targets(inventories: list[Path], limit: str | None) -> Targets:
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-    from ansible.vars.manager import VariableManager  # noqa: PLC0415
-
-    problems = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
-    if problems:
-        raise UsageError(problems)
-    loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(p) for p in inventories])
-    if limit:
-        manager.subset(limit)
-    variables = VariableManager(loader=loader, inventory=manager)
-    chosen = sorted(manager.get_hosts("all"), key=lambda host: host.name)
+    inventory = Inventory.open(inventories)
+    problems: list[str] = []
+    chosen = inventory.hosts(limit)
     contacts: dict[str, list[str]] = {}
     for host in chosen:
-        value = variables.get_vars(host=host).get(CONTACT_VAR)
+        value = inventory.host_vars(host).get(CONTACT_VAR)
         for email in [value] if isinstance(value, str) else list(value or []):
             if not maintenance_cli.EMAIL.fullmatch(str(email)):
                 problems.append(f"{host.name}: {CONTACT_VAR} {email!r} is not an email address")

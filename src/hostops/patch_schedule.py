@@ -37,6 +37,7 @@ from hostops import maintenance_cli
 from hostops.errors import HostopsError, UsageError
 from hostops.module_utils.maintenance_window import DEFAULT_CONFIG
 from hostops.settings import inventories_or_default
+from hostops.targets import Inventory
 
 DEFAULT_UNIT_DIR: Final = Path("/etc/systemd/system")
 GROUP: Final = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -166,17 +167,13 @@ def window_problems(start: time, days: Sequence[int], at: str, days_text: str) -
 def group_problems(group: str, inventories: Sequence[Path]) -> list[str]:
     if not GROUP.fullmatch(group):
         return [f"--group: {group!r} is not an inventory group name (A-Z, a-z, 0-9, _)"]
-    missing = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
-    if missing:
-        return missing
     if not inventories:
         return ["--inventory: none given and none configured"]
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-
-    manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventories])
-    group_of = manager.groups.get(group)
-    if group_of is None or not group_of.get_hosts():
+    try:
+        inventory = Inventory.open(inventories)
+    except UsageError as error:
+        return list(error.problems)
+    if not inventory.group_hosts(group):
         return [f"--group: {group!r} is not a group with hosts in the inventory"]
     return []
 

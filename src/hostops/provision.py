@@ -29,6 +29,7 @@ from hostops.monitor_cli import MONITORING_GROUP, monitoring_group
 from hostops.order import Order
 from hostops.runner import PlaybookRun, RunResult
 from hostops.settings import inventories_or_default, state_dir
+from hostops.targets import Inventory
 
 PARIS = ZoneInfo("Europe/Paris")
 ORDER_GROUP = "hostops_order"
@@ -141,16 +142,11 @@ def lab_monitoring_server(name: str, out: TextIO) -> dict[str, Any]:
 
 def inventory_targets(order: Order, inventories: list[Path]) -> list[Target]:
     """Resolve the order's servers in the operator's inventory, before touching any host."""
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-
-    problems = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
-    if problems:
-        raise UsageError(problems)
-    manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventories])
+    inventory = Inventory.open(inventories)
+    problems: list[str] = []
     targets = []
     for index, server in enumerate(order.servers):
-        host = manager.get_host(server.hostname)
+        host = inventory.host(server.hostname)
         if host is None and server.address is None:
             problems.append(
                 f"servers[{index}].hostname: {server.hostname!r} is in none of the inventories "
@@ -271,16 +267,7 @@ def apply_order(
             "finished_at": datetime.now(PARIS).isoformat(timespec="seconds"),
         },
     )
-    print("", file=out)
-    print(result.summary_table(), file=out)
-    if not result.ok:
-        for line in result.failure_lines:
-            print(line, file=out)
-        print(
-            f"order {order.id}: the run failed; re-run the same command once the cause is "
-            f"fixed (artifacts: {run_dir})",
-            file=out,
-        )
+    if not result.report(out, f"order {order.id}", run_dir):
         return 1
     for name in result.artifacts.get("hostops_monitor_left_out") or []:
         print(

@@ -510,13 +510,7 @@ def run_request(
         raise UsageError(
             [f"request {what} on {host}: {str(refused[host]).strip()}", f"(artifacts: {run_dir})"]
         )
-    if not result.ok:
-        for line in result.failure_lines:
-            print(line, file=out)
-        print(
-            f"request {what} on {host}: failed; nothing more was done (artifacts: {run_dir})",
-            file=out,
-        )
+    if not result.report(out, f"request {what} on {host}", run_dir, table=False):
         return 1
     details = dict((result.artifacts.get("hostops_request") or {}).get(host) or {})
     status = str(details.pop("status", "") or "unknown").strip()

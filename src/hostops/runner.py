@@ -176,6 +176,24 @@ class RunResult:
     def changed(self) -> int:
         return sum(counts.get("changed", 0) for counts in self.hosts.values())
 
+    def report(self, out: TextIO, what: str, run_dir: Path, *, table: bool = True) -> bool:
+        """The one way commands report a run: the hosts' table (unless *table* is false),
+        then, when the run failed, each failure and where its artifacts are. True when the
+        run succeeded."""
+        if table:
+            print("", file=out)
+            print(self.summary_table(), file=out)
+        if self.ok:
+            return True
+        for line in self.failure_lines:
+            print(line, file=out)
+        print(
+            f"{what}: the run failed; re-run the same command once the cause is fixed "
+            f"(artifacts: {run_dir})",
+            file=out,
+        )
+        return False
+
     def summary_table(self) -> str:
         columns = ("ok", "changed", "failed", "unreachable", "skipped")
         rows = [("HOST", *(c.upper() for c in columns))]

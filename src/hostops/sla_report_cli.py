@@ -57,6 +57,7 @@ from hostops.sla_report import (
     server_incidents,
     union,
 )
+from hostops.targets import Inventory
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 OPS_USER = "ops"
@@ -216,35 +217,24 @@ def monitoring_address(args: argparse.Namespace) -> tuple[str, str]:
             raise UsageError(f"--monitoring-server: {name!r} is not a lab host name")
         resolved, _ = resolve_lab([name], name, "--monitoring-server")
         return name, str(resolved[name]["ansible_host"])
-    inventories = inventories_or_default(args.inventory)
-    if not inventories:
-        raise UsageError("--inventory: required unless --lab is given (or a configuration file)")
-    missing = [f"--inventory: {p} does not exist" for p in inventories if not p.exists()]
-    if missing:
-        raise UsageError(missing)
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-    from ansible.vars.manager import VariableManager  # noqa: PLC0415
+    inventory = Inventory.open(inventories_or_default(args.inventory))
 
     from hostops.monitor_cli import MONITORING_GROUP  # noqa: PLC0415
 
-    loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(p) for p in inventories])
     name = args.monitoring_server or settings().monitoring_server
     if name:
-        host = manager.get_host(name)
+        host = inventory.host(name)
         if host is None:
             raise UsageError(f"--monitoring-server: {name!r} is in none of the inventories")
     else:
-        group = manager.groups.get(MONITORING_GROUP)
-        hosts = group.get_hosts() if group else []
+        hosts = inventory.group_hosts(MONITORING_GROUP)
         if not hosts:
             raise UsageError(
                 f"--monitoring-server: required: the inventories have no host in the group "
                 f"{MONITORING_GROUP}"
             )
         host = hosts[0]
-    hostvars = VariableManager(loader=loader, inventory=manager).get_vars(host=host)
+    hostvars = inventory.host_vars(host)
     address = hostvars.get("hostops_monitor_address") or hostvars.get("ansible_host") or host.name
     return host.name, str(address)
 

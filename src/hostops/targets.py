@@ -1,14 +1,17 @@
-"""Where a command's hosts are: the lab or the inventories, one resolver for the commands
-that act on a named server (ticket requests, backups).
+"""Where a command's hosts are: the lab or the inventories. Every command reads the
+operator's inventories through :class:`Inventory` (Ansible's own parser, opened once), and
+the commands that act on a named server resolve it with :func:`inventory_host`.
 
 Every answer comes before any host is touched, and bad input is a :class:`UsageError`
 (exit status 2) naming the option. A host is a host of the inventories: never Ansible's
-implicit ``localhost`` (a request or a restore "on localhost" would run on the controller).
+implicit ``localhost`` (a request, a restore or an isolation "on localhost" would run on
+the controller).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,71 @@ def inventory_sources(*, lab: bool, inventories: Sequence[Path]) -> list[Path]:
     return chosen
 
 
+@dataclass
+class Inventory:
+    """The operator's inventories, parsed once by Ansible's own inventory manager."""
+
+    sources: list[Path]
+    manager: Any
+    loader: Any
+    _variables: Any = field(default=None, repr=False)
+
+    @classmethod
+    def open(
+        cls,
+        sources: Sequence[Path],
+        *,
+        option: str = "--inventory",
+        vault_secrets: list[tuple[str, Any]] | None = None,
+    ) -> Inventory:
+        """Parse *sources*; a UsageError naming OPTION when there is none or one is
+        missing."""
+        if not sources:
+            raise UsageError(f"{option}: required unless --lab is given")
+        missing = [f"{option}: {p} does not exist" for p in sources if not p.exists()]
+        if missing:
+            raise UsageError(missing)
+        from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
+        from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+
+        loader = DataLoader()
+        if vault_secrets:
+            loader.set_vault_secrets(vault_secrets)
+        manager = InventoryManager(loader=loader, sources=[str(p) for p in sources])
+        return cls(list(sources), manager, loader)
+
+    def host(self, name: str) -> Any | None:
+        """The host NAME of the inventories, or None; never Ansible's implicit localhost
+        (the controller)."""
+        found = self.manager.get_host(name)
+        if found is None or getattr(found, "implicit", False):
+            return None
+        return found
+
+    def group_hosts(self, group: str) -> list[Any]:
+        """The hosts of GROUP (none when the group is not there)."""
+        found = self.manager.groups.get(group)
+        return list(found.get_hosts()) if found else []
+
+    def hosts(self, limit: str | None = None) -> list[Any]:
+        """All the hosts, or those of Ansible's --limit PATTERN, by name."""
+        if limit:
+            self.manager.subset(limit)
+        try:
+            return sorted(self.manager.get_hosts("all"), key=lambda host: host.name)
+        finally:
+            if limit:
+                self.manager.subset(None)
+
+    def host_vars(self, host: Any) -> dict[str, Any]:
+        """The inventory's variables of *host* (host, groups, group_vars, host_vars)."""
+        if self._variables is None:
+            from ansible.vars.manager import VariableManager  # noqa: PLC0415 - slow import
+
+            self._variables = VariableManager(loader=self.loader, inventory=self.manager)
+        return dict(self._variables.get_vars(host=host))
+
+
 def inventory_host(
     name: str,
     inventories: Sequence[Path],
@@ -61,20 +129,13 @@ def inventory_host(
 ) -> str:
     """The inventory name of the host NAME, which must be a host of *inventories* (a lab
     host also answers to the FQDN its order gave it); never the implicit localhost."""
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-
     wanted = name
     if lab:
         from hostops.lab import lab_host_name  # noqa: PLC0415 - only the lab needs it
 
         wanted = lab_host_name(name)
-    loader = DataLoader()
-    if vault_secrets:
-        loader.set_vault_secrets(vault_secrets)
-    manager = InventoryManager(loader=loader, sources=[str(p) for p in inventories])
-    host = manager.get_host(wanted)
-    if host is None or getattr(host, "implicit", False):
+    host = Inventory.open(inventories, vault_secrets=vault_secrets).host(wanted)
+    if host is None:
         where = (
             "the lab (see 'hostops lab status')"
             if lab

@@ -654,6 +654,20 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["HOST", "'web02'"],
     ),
     (
+        "isolate localhost",
+        [
+            "isolate",
+            "localhost",
+            "--inventory",
+            "inv.yml",
+            "--reason",
+            "spam",
+            "--contact",
+            "a@b.fr",
+        ],
+        ["HOST", "'localhost'"],
+    ),
+    (
         "release HOST",
         ["release", "web_01", "--inventory", "inv.yml", "--contact", "a@b.fr"],
         ["HOST", "'web_01'"],
