@@ -1,0 +1,84 @@
+"""alteo.hostops.apt_present: apt's state=present, run only when dpkg says a package is
+missing. Its reading of dpkg-query, and real runs of the action on this controller (a
+Debian system) in check mode: installed packages answer at once, unchanged, without apt;
+a missing one, or a name that is not a plain package name, goes to ansible.builtin.apt."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from hostops.runner import repo_root, run_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE = Path(sys.executable).parent / "ansible"
+MODULE = "alteo.hostops.apt_present"
+
+
+def load_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "apt_present", ROOT / "plugins" / "modules" / "apt_present.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_installed_reads_dpkg_status_abbreviations() -> None:
+    output = "dpkg ii \nold rc \ngone un \nhalf iU \nheld hi \nbroken iiR\n"
+    assert load_module().installed(output) == {"dpkg", "held"}
+
+
+@pytest.mark.parametrize(
+    ("name", "plain"),
+    [
+        ("nftables", True),
+        ("php8.4-fpm", True),
+        ("libstdc++6", True),
+        ("dpkg=1.0", False),
+        ("libc6:amd64", False),
+        ("php*", False),
+        ("./local.deb", False),
+    ],
+)
+def test_only_plain_package_names_are_asked_of_dpkg(name: str, plain: bool) -> None:
+    assert bool(load_module().PLAIN.fullmatch(name)) is plain
+
+
+def run_action(names: list[str]) -> dict[str, object]:
+    """The action on this controller, in check mode (nothing is installed)."""
+    if not Path("/usr/bin/dpkg-query").exists():
+        pytest.fail("this test needs a Debian controller (dpkg-query)")
+    args = json.dumps({"name": names, "update_cache": False})
+    # the system's Python: apt's module needs its apt bindings (python3-apt)
+    interpreter = "ansible_python_interpreter=/usr/bin/python3"
+    argv = [str(ANSIBLE), "localhost", "--check", "-e", interpreter, "-m", MODULE, "-a", args]
+    env = run_environment(repo_root())
+    env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env, timeout=120)
+    data = json.loads(proc.stdout)
+    return dict(data["plays"][0]["tasks"][0]["hosts"]["localhost"])
+
+
+def test_installed_packages_answer_unchanged_without_apt() -> None:
+    result = run_action(["dpkg", "coreutils"])
+    assert result.get("failed") is not True, result
+    assert (result["changed"], result["apt"], result["missing"]) == (False, False, []), result
+
+
+@pytest.mark.parametrize("name", ["hostops-no-such-package", "dpkg=0.0-hostops"])
+def test_a_missing_or_pinned_package_goes_to_apt(name: str) -> None:
+    # apt itself answers (in check mode it cannot find the package or version): the
+    # action did hand the task over to ansible.builtin.apt
+    result = run_action(["dpkg", name])
+    assert result["apt"] is True, result
+    assert result["missing"] == [name], result
+    assert result.get("failed") is True, result
+    assert name.split("=", maxsplit=1)[0] in str(result.get("msg")), result
