@@ -361,6 +361,12 @@ def test_no_monitoring_server_no_sla_no_contact(
     assert "--monitoring-server: required: the inventories have no host in the group " in (
         capsys.readouterr().err
     )
+    # Ansible's implicit localhost is the controller, not a monitoring server
+    where = ["--inventory", str(inventory(state))]
+    assert report(*args, *where, "--monitoring-server", "localhost") == 2
+    assert "--monitoring-server: 'localhost' is in none of the inventories" in (
+        capsys.readouterr().err
+    )
     # the order without its sla block, and without a contact, asked to --send
     record = state / "state" / "orders" / "BDC-2027-0193" / "order.json"
     data = json.loads(record.read_text())
