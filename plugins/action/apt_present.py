@@ -34,10 +34,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         if not missing:
             result.update(changed=False, missing=[], apt=False, msg="all installed")
             return result
-        apt_args = {key: value for key, value in args.items() if key != "state"}
-        apt_args["state"] = "present"
         installed = self._execute_module(
-            module_name="ansible.builtin.apt", module_args=apt_args, task_vars=task_vars
+            module_name="ansible.builtin.apt",
+            module_args={**args, "state": "present"},
+            task_vars=task_vars,
         )
         result.update(installed)
         result.update(missing=missing, apt=True)

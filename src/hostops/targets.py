@@ -46,19 +46,23 @@ def inventory_sources(*, lab: bool, inventories: Sequence[Path]) -> list[Path]:
             )
         return [path]
     chosen = inventories_or_default(list(inventories))
-    if not chosen:
-        raise UsageError("--inventory: required unless --lab is given")
-    missing = [f"--inventory: {p} does not exist" for p in chosen if not p.exists()]
+    _check_sources(chosen, "--inventory")
+    return chosen
+
+
+def _check_sources(sources: Sequence[Path], option: str) -> None:
+    """A UsageError naming OPTION when there is no inventory or one is missing."""
+    if not sources:
+        raise UsageError(f"{option}: required unless --lab is given")
+    missing = [f"{option}: {p} does not exist" for p in sources if not p.exists()]
     if missing:
         raise UsageError(missing)
-    return chosen
 
 
 @dataclass
 class Inventory:
     """The operator's inventories, parsed once by Ansible's own inventory manager."""
 
-    sources: list[Path]
     manager: Any
     loader: Any
     _variables: Any = field(default=None, repr=False)
@@ -73,11 +77,7 @@ class Inventory:
     ) -> Inventory:
         """Parse *sources*; a UsageError naming OPTION when there is none or one is
         missing."""
-        if not sources:
-            raise UsageError(f"{option}: required unless --lab is given")
-        missing = [f"{option}: {p} does not exist" for p in sources if not p.exists()]
-        if missing:
-            raise UsageError(missing)
+        _check_sources(sources, option)
         from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 - slow import
         from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
 
@@ -85,7 +85,7 @@ class Inventory:
         if vault_secrets:
             loader.set_vault_secrets(vault_secrets)
         manager = InventoryManager(loader=loader, sources=[str(p) for p in sources])
-        return cls(list(sources), manager, loader)
+        return cls(manager, loader)
 
     def host(self, name: str) -> Any | None:
         """The host NAME of the inventories, or None; never Ansible's implicit localhost
