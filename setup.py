@@ -3,7 +3,7 @@
 The metadata is in pyproject.toml; this file only adds the collection's files (galaxy.yml,
 ansible.cfg, meta/, playbooks/, plugins/, roles/, examples/) to the built package under
 ``hostops/collection/ansible_collections/alteo/hostops``, where
-``hostops.runner.repo_root`` finds them when the package is not run from a checkout.
+``hostops.core.runner.repo_root`` finds them when the package is not run from a checkout.
 An editable install (``pip install -e``, what scripts/setup does) uses the checkout itself.
 """
 

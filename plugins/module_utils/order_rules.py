@@ -1,7 +1,7 @@
 """The order's rules: its schema, defaults and what the toolkit can provision, written once.
 
 An order (bon de commande, ``examples/orders/``) reaches hostops twice: as a YAML file that
-``hostops order validate|apply`` reads (``hostops.order`` parses it safely, then calls
+``hostops order validate|apply`` reads (``hostops.orders.order`` parses it safely, then calls
 :func:`check_document`), and as the extra variables of ``playbooks/provision.yml``
 (``Order.to_vars()``; what an AWX job template carries), which the playbook's first play
 checks on the controller with the filter ``alteo.hostops.order_problems`` (:func:`vars_problems`)

@@ -61,7 +61,7 @@ from . import names as request_names
 from .problems import InputProblems
 
 PLESK: Final = "plesk"
-# The extra variable that carries the password a request sets (hostops.requests passes
+# The extra variable that carries the password a request sets (hostops.requests.verbs passes
 # it and redacts it from the run's files afterwards).
 PASSWORD_VAR: Final = "plesk_request_password"  # noqa: S105 - a name, not a password
 PASSWORD_ENV: Final = "PSA_PASSWORD"  # noqa: S105 - the name of a variable, not a password

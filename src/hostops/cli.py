@@ -2,7 +2,7 @@
 
 Each command group lives in its own module exposing ``register(subparsers)``; the
 function it sets as ``func`` returns the exit status. Errors for people are raised
-as :class:`hostops.errors.HostopsError` and printed here, one line per problem.
+as :class:`hostops.core.errors.HostopsError` and printed here, one line per problem.
 """
 
 from __future__ import annotations
@@ -12,23 +12,23 @@ import sys
 from collections.abc import Sequence
 
 from hostops import __version__
-from hostops.errors import HostopsError
+from hostops.core.errors import HostopsError
+from hostops.core.runner import set_verbosity, strategy_name
 from hostops.module_utils.problems import InputProblems
-from hostops.runner import set_verbosity, strategy_name
 
 COMMAND_MODULES = (
-    "hostops.lab_cli",
-    "hostops.backup_cli",
-    "hostops.order_cli",
-    "hostops.maintenance_cli",
-    "hostops.patch_cli",
-    "hostops.request_cli",
-    "hostops.updates_cli",
-    "hostops.monitor_cli",
-    "hostops.sla_cli",
-    "hostops.isolate_cli",
-    "hostops.mail_cli",
-    "hostops.security_cli",
+    "hostops.lab.cli",
+    "hostops.backup.cli",
+    "hostops.orders.cli",
+    "hostops.maintenance.cli",
+    "hostops.patching.cli",
+    "hostops.requests.cli",
+    "hostops.patching.updates_cli",
+    "hostops.monitoring.cli",
+    "hostops.sla.cli",
+    "hostops.isolation.cli",
+    "hostops.mail.cli",
+    "hostops.security.cli",
 )
 
 

@@ -74,7 +74,7 @@ def pip_installed_hostops(
     """``hostops`` as an operator gets it: ``pip install`` of the clone into a fresh
     virtual environment (not editable), run from a directory outside the clone. It shares
     the test's lab and state directory (HOSTOPS_STATE_DIR, read when it runs)."""
-    from hostops.lab import LabPaths  # noqa: PLC0415 - the checkout's own rule
+    from hostops.lab.nspawn import LabPaths  # noqa: PLC0415 - the checkout's own rule
 
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

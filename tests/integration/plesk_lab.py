@@ -21,8 +21,8 @@ from typing import Any
 import host_state
 import yaml
 
-from hostops.lab import Lab
-from hostops.runner import PlaybookRun, RunResult
+from hostops.core.runner import PlaybookRun, RunResult
+from hostops.lab.nspawn import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 from lab_helpers import QUIET_APT, owned_prefixes
 
-from hostops.lab import LabPaths
+from hostops.lab.nspawn import LabPaths
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import host_state
 import pytest
 from lab_helpers import pip_installed_hostops
 
-from hostops import run_events
+from hostops.core import run_events
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]

@@ -46,7 +46,7 @@ import pytest
 import yaml
 from lab_helpers import QUIET_APT, monitoring_server, owned_prefixes
 
-from hostops.lab import lab_id
+from hostops.lab.nspawn import lab_id
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,7 +301,7 @@ def test_second_apply_changes_nothing(cli: Any, lab: dict[str, Any], state_dir: 
 
 # The security watch (issue 19): a package put behind on purpose, the oldest version of
 # it the archive offers; the lab's offline debsecan data made from the Debian changelog of
-# the newest one (hostops.debsecan_data); debsecan itself lists the CVEs.
+# the newest one (hostops.security.debsecan); debsecan itself lists the CVEs.
 BEHIND_PACKAGE = "libxml2"
 WATCH_DATA = "/var/lib/hostops-security-watch/offline"
 
@@ -330,8 +330,8 @@ def counted(lab: dict[str, Any], fixable: int) -> dict[str, float] | None:
 def test_security_watch_lists_the_cves_of_a_package_put_behind(
     cli: Any, lab: dict[str, Any], state_dir: Path
 ) -> None:
-    from hostops.debsecan_data import changelog_fixes, render  # noqa: PLC0415
     from hostops.module_utils.versions import compare_versions  # noqa: PLC0415
+    from hostops.security.debsecan import changelog_fixes, render  # noqa: PLC0415
 
     # the watch is installed by the order (level supervision), its timer enabled
     assert on_server(cli, "systemctl is-enabled hostops-security-watch.timer").strip() == "enabled"

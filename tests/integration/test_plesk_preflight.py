@@ -26,7 +26,7 @@ from plesk_lab import (
     write_vault_secrets,
 )
 
-from hostops.lab import Lab, LabState
+from hostops.lab.nspawn import Lab, LabState
 
 pytestmark = pytest.mark.lab
 

@@ -55,8 +55,8 @@ from plesk_lab import (
     write_vault_secrets,
 )
 
+from hostops.core.runner import repo_root, run_environment
 from hostops.module_utils import plesk_commands
-from hostops.runner import repo_root, run_environment
 
 pytestmark = pytest.mark.lab
 

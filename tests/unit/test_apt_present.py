@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from hostops.runner import repo_root, run_environment
+from hostops.core.runner import repo_root, run_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE = Path(sys.executable).parent / "ansible"

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hostops import backup_cli
-from hostops.errors import UsageError
+from hostops.backup import cli as backup_cli
+from hostops.core.errors import UsageError
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = dt.datetime(2026, 11, 26, 10, 0, 0, tzinfo=PARIS)

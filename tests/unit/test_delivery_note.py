@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from hostops.order import load_order
-from hostops.provision import Target, dkim_records, write_delivery_note
-from hostops.runner import RunResult
+from hostops.core.runner import RunResult
+from hostops.orders.order import load_order
+from hostops.orders.provision import Target, dkim_records, write_delivery_note
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOM = ROOT / "examples" / "orders" / "custom.yml"

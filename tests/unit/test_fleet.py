@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from hostops import fleet, settings
 from hostops.cli import main
-from hostops.order import load_order
-from hostops.provision import Target, write_delivery_note
-from hostops.runner import RunResult
+from hostops.core import settings
+from hostops.core.runner import RunResult
+from hostops.orders import fleet
+from hostops.orders.order import load_order
+from hostops.orders.provision import Target, write_delivery_note
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOM = ROOT / "examples" / "orders" / "custom.yml"

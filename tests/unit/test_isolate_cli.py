@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from hostops.cli import main
-from hostops.isolate_cli import check_addresses, isolation_notice
+from hostops.isolation.cli import check_addresses, isolation_notice
 
 
 @pytest.fixture

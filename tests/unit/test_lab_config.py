@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hostops import lab
-from hostops.errors import HostopsError, UsageError
+from hostops.core.errors import HostopsError, UsageError
+from hostops.lab import nspawn as lab
 
 
 def write(path: Path, text: str) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hostops import mail_cli
-from hostops.errors import UsageError
+from hostops.core.errors import UsageError
+from hostops.mail import cli as mail_cli
 
 
 @pytest.mark.parametrize(

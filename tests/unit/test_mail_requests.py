@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hostops.errors import UsageError
-from hostops.mail_requests import MAILBOX, PASSWORD_VAR, check_address
-from hostops.requests import check_arguments, run_request
+from hostops.core.errors import UsageError
+from hostops.requests.mail import MAILBOX, PASSWORD_VAR, check_address
+from hostops.requests.verbs import check_arguments, run_request
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIL_VARS = ROOT / "roles" / "mail" / "vars" / "main.yml"

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hostops import cli, maintenance_cli
+from hostops import cli
+from hostops.maintenance import cli as maintenance_cli
 
 PARIS = ZoneInfo("Europe/Paris")
 # "Now" in these tests: Monday 4 January 2027, 17:00 Paris time.
@@ -28,7 +29,7 @@ def announce(
     monkeypatch.setattr(
         cli,
         "COMMAND_MODULES",
-        tuple(dict.fromkeys((*cli.COMMAND_MODULES, "hostops.maintenance_cli"))),
+        tuple(dict.fromkeys((*cli.COMMAND_MODULES, "hostops.maintenance.cli"))),
     )
     monkeypatch.setattr(maintenance_cli, "now", lambda: NOW)
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))

@@ -9,15 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hostops import updates_cli
 from hostops.cli import main
-from hostops.errors import UsageError
+from hostops.core.errors import UsageError
 from hostops.module_utils.maintenance_window import (
     WindowConfig,
     check_window,
     parse_at,
     public_holiday,
 )
+from hostops.patching import updates_cli
 
 PARIS = ZoneInfo("Europe/Paris")
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from hostops.cli import main
-from hostops.errors import UsageError
-from hostops.monitor_cli import (
+from hostops.core.errors import UsageError
+from hostops.monitoring.cli import (
     MONITORING_GROUP,
     SERVERS_GROUP,
     lab_host_name,
     plan_deregister,
     plan_register,
 )
-from hostops.order import load_order
+from hostops.orders.order import load_order
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = ROOT / "examples" / "orders"
@@ -217,8 +217,7 @@ def test_dash_dash_host_and_dash_dash_monitoring_server_as_other_commands_name_t
     inventory: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the same plan as 'deregister HOST --server NAME' (the control: that spelling works)
-    from hostops import monitor_cli  # noqa: PLC0415
-
+    from hostops.monitoring import cli as monitor_cli  # noqa: PLC0415
     plans: list[monitor_cli.Plan] = []
     monkeypatch.setattr(monitor_cli, "execute", lambda plan, check: plans.append(plan) or 0)  # type: ignore[func-returns-value]  # record, then 0
     for spelling in (

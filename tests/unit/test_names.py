@@ -9,16 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hostops.db_requests import (
-    DATABASE,
-    DB_USER,
-    PASSWORD_ENV,
-    PASSWORD_MIN_LENGTH,
-    PASSWORD_VAR,
-    STATS_KEY,
-    VERBS,
-)
-from hostops.errors import UsageError
+from hostops.core.errors import UsageError
 from hostops.module_utils.names import (
     ENGINES,
     MAX_LENGTH,
@@ -29,6 +20,15 @@ from hostops.module_utils.names import (
     engine_problems,
     show,
     user_name_problems,
+)
+from hostops.requests.database import (
+    DATABASE,
+    DB_USER,
+    PASSWORD_ENV,
+    PASSWORD_MIN_LENGTH,
+    PASSWORD_VAR,
+    STATS_KEY,
+    VERBS,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

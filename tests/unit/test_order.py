@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hostops import order as order_module
-from hostops.errors import UsageError
+from hostops.core.errors import UsageError
 from hostops.module_utils import order_rules
-from hostops.order import (
+from hostops.orders import order as order_module
+from hostops.orders.order import (
     AVAILABLE,
     MAX_DEPTH,
     MAX_NODES,

@@ -18,7 +18,7 @@ import yaml
 
 from hostops.module_utils.order_map import backup_problems, order_backups, order_roles
 from hostops.module_utils.order_rules import ORDER_VARS
-from hostops.order import load_order
+from hostops.orders.order import load_order
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from hostops import patch_agreements, patch_schedule
-from hostops.errors import UsageError
+from hostops.core.errors import UsageError
+from hostops.patching import agreements as patch_agreements
+from hostops.patching import schedule as patch_schedule
 
 HOST = "web01.example.fr"
 
@@ -245,7 +246,6 @@ def test_schedule_writes_both_units_and_unschedule_removes_them(
     units.mkdir()
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
     from hostops import cli  # noqa: PLC0415
-
     base = ["patch", "schedule", "--group", "web", "--inventory", str(inventory)]
     assert cli.main([*base, "--at", "10:00", "--unit-dir", str(units)]) == 0
     assert sorted(p.name for p in units.iterdir()) == [

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from hostops import cli, maintenance_cli, patch_cli
-from hostops.errors import UsageError
-from hostops.runner import RunResult
+from hostops import cli
+from hostops.core.errors import UsageError
+from hostops.core.runner import RunResult
+from hostops.maintenance import cli as maintenance_cli
+from hostops.patching import cli as patch_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 # Outside the window: a Saturday; and a Tuesday morning, inside it.
@@ -28,7 +30,7 @@ TUESDAY = "2027-01-12T10:00:00+01:00"
 def main(monkeypatch: pytest.MonkeyPatch) -> Any:
     """hostops.cli.main with the patch and maintenance commands registered."""
     modules = tuple(
-        dict.fromkeys((*cli.COMMAND_MODULES, "hostops.patch_cli", "hostops.maintenance_cli"))
+        dict.fromkeys((*cli.COMMAND_MODULES, "hostops.patching.cli", "hostops.maintenance.cli"))
     )
     monkeypatch.setattr(cli, "COMMAND_MODULES", modules)
     return cli.main

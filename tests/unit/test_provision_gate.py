@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hostops.module_utils.order_rules import backup_path_problem, order_document, vars_problems
-from hostops.order import load_order
+from hostops.orders.order import load_order
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -13,9 +13,11 @@ import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
-from hostops import cli, runner
-from hostops.errors import UsageError
-from hostops.requests import (
+from hostops import cli
+from hostops.core import runner
+from hostops.core.errors import UsageError
+from hostops.core.runner import PlaybookRun
+from hostops.requests.verbs import (
     FTP_ACCOUNT,
     VERBS,
     VHOST,
@@ -31,7 +33,6 @@ from hostops.requests import (
     resolve_inventory,
     verb_named,
 )
-from hostops.runner import PlaybookRun
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""hostops.run_events: fact gatherings and time per kind of task, from runner's events.
+"""hostops.core.run_events: fact gatherings and time per kind of task, from runner's events.
 
 The lab tests (test_order_apply.py) count a real order's gatherings with it; these cases
 are its controls: what it must count, what it must not, and that several are seen as
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hostops import run_events
+from hostops.core import run_events
 
 
 def write_events(directory: Path, events: list[dict[str, Any]]) -> Path:

@@ -1,4 +1,4 @@
-"""hostops.runner on real ansible-playbook runs against localhost (no lab host): what an
+"""hostops.core.runner on real ansible-playbook runs against localhost (no lab host): what an
 operator reads when a playbook does not even load, and what -v prints."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hostops import runner
-from hostops.runner import PlaybookRun
+from hostops.core import runner
+from hostops.core.runner import PlaybookRun
 
 GOOD = """---
 - name: A play that runs

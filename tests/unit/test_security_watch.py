@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from hostops import security_cli
 from hostops.cli import main
-from hostops.debsecan_data import changelog_fixes, render
+from hostops.security import cli as security_cli
+from hostops.security.debsecan import changelog_fixes, render
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD = "2.12.7+dfsg+really2.9.14-2.1+deb13u1"

@@ -1,4 +1,4 @@
-"""hostops's configuration file and its environment overrides (src/hostops/settings.py):
+"""hostops's configuration file and its environment overrides (src/hostops/core/settings.py):
 a bad file is refused with exit 2 naming the file, key and value."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hostops import settings
 from hostops.cli import main
-from hostops.errors import UsageError
+from hostops.core import settings
+from hostops.core.errors import UsageError
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""hostops.targets: how every command reads the operator's inventories (Ansible's own
+"""hostops.core.targets: how every command reads the operator's inventories (Ansible's own
 parser, opened once) and resolves a named server, never the implicit localhost."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hostops.errors import UsageError
-from hostops.targets import Inventory, generated_inventory, inventory_host, inventory_sources
+from hostops.core.errors import UsageError
+from hostops.core.targets import Inventory, generated_inventory, inventory_host, inventory_sources
 
 
 @pytest.fixture

@@ -183,7 +183,7 @@ def test_restore_from_host_refuses_bad_input_before_any_host_is_touched(cli: Any
 def destroy(name: str) -> None:
     """Remove the lab host *name* for good ('hostops lab down NAME'), and check it is gone:
     no process, no network namespace, no root file system, not in the lab's state."""
-    from hostops.lab import LabPaths, LabState  # noqa: PLC0415 - the lab's own records
+    from hostops.lab.nspawn import LabPaths, LabState  # noqa: PLC0415 - the lab's own records
 
     paths = LabPaths.default()
     record = LabState.load(paths.state_file).hosts[name]

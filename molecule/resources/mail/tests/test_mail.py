@@ -505,8 +505,8 @@ def test_dmarc_quarantine_failure_is_accepted_marked_and_scored_into_junk(
 
 def request_mailbox(server: Server, address: str) -> str:
     """'hostops request mailbox' for ADDRESS on SERVER, as the CLI runs it; its output."""
-    from hostops.mail_requests import MAILBOX  # noqa: PLC0415 - the controller's package
-    from hostops.requests import run_request  # noqa: PLC0415
+    from hostops.requests.mail import MAILBOX  # noqa: PLC0415 - the controller's package
+    from hostops.requests.verbs import run_request  # noqa: PLC0415
 
     out = io.StringIO()
     status = run_request(

@@ -78,8 +78,7 @@ def mail_tls(mailbox_server: Server) -> ssl.SSLContext:
 
 
 def suspend_cli(server: Server, address: str, *, resume: bool, no_send: bool) -> str:
-    from hostops import mail_cli  # noqa: PLC0415 - the controller's package
-
+    from hostops.mail import cli as mail_cli  # noqa: PLC0415 - the controller's package
     out = io.StringIO()
     status = mail_cli.run(
         state="active" if resume else "suspended",

@@ -35,7 +35,7 @@ import pytest
 import testinfra
 import yaml
 
-from hostops.lab import lab_id
+from hostops.lab.nspawn import lab_id
 
 INVENTORY = Path(os.environ["HOSTOPS_LAB_INVENTORY_FILE"])
 _LAB = yaml.safe_load(INVENTORY.read_text())["all"]["children"]

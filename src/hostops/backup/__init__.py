@@ -1,0 +1,1 @@
+"""Backups: listing, running, restoring and verifying a server's restic backups."""

@@ -1,0 +1,319 @@
+"""``hostops monitor register | deregister HOST``: watch a server by its managed level, or stop.
+
+``register`` reads the server's order and runs ``playbooks/monitor-register.yml``: the
+server gets the probes of its managed level (basic: ping; supervision, plesk, custom:
+also node metrics, through the monitoring agent it installs, and the order's HTTP and
+TCP checks), in a targets file of its own on the monitoring server, labelled with the
+order, customer, level and the contact to warn. ``deregister`` runs
+``playbooks/monitor-deregister.yml``, which removes that file: the server keeps running
+but is no longer watched (the contract's isolation from monitoring, §4.1.2).
+
+The monitoring server is the inventory's group ``monitoring_servers``, or ``--server``.
+Every argument is checked, and every host resolved, before any host is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from hostops.core.errors import UsageError
+from hostops.core.options import add_inventory_or_lab
+from hostops.core.runner import PlaybookRun
+from hostops.core.settings import settings
+from hostops.core.targets import Inventory, generated_inventory, inventory_sources
+from hostops.lab.nspawn import Lab, LabState, connection_vars, process_matches
+from hostops.orders.order import Order, load_order
+
+MONITORING_GROUP = "monitoring_servers"
+SERVERS_GROUP = "hostops_monitor_targets"
+# A server's name as the registry stores it: a file name and a label value.
+SERVER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    monitor = subparsers.add_parser(
+        "monitor", help="register servers with monitoring by managed level, or isolate them"
+    )
+    verbs = monitor.add_subparsers(dest="monitor_command", metavar="VERB", required=True)
+
+    reg = verbs.add_parser(
+        "register", help="watch a server of an order (probes by its managed level)"
+    )
+    _add_host(reg, "the server's host name on the order")
+    reg.add_argument("--order", type=Path, required=True, metavar="FILE", help="the order file")
+    _add_common(reg)
+    reg.set_defaults(func=cmd_register)
+
+    dereg = verbs.add_parser(
+        "deregister",
+        help="stop watching a server; it keeps running (isolation from monitoring)",
+    )
+    _add_host(dereg, "the server's name, as registered")
+    _add_common(dereg)
+    dereg.set_defaults(func=cmd_deregister)
+
+
+def _add_host(parser: argparse.ArgumentParser, what: str) -> None:
+    """The server as HOST or --host HOST (the name other commands use)."""
+    parser.add_argument("host", nargs="?", metavar="HOST", help=what)
+    parser.add_argument("--host", dest="host_option", metavar="HOST", help="the same as HOST")
+
+
+def _host(args: argparse.Namespace) -> str:
+    given: set[str] = {
+        str(h) for h in (args.host, getattr(args, "host_option", None)) if h is not None
+    }
+    if not given:
+        raise UsageError("HOST: required (or --host HOST)")
+    if len(given) > 1:
+        raise UsageError(f"--host: {args.host_option!r} differs from HOST {args.host!r}")
+    return given.pop()
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    add_inventory_or_lab(
+        parser,
+        inventory_help="inventory holding the server and the monitoring server (repeatable)",
+        lab_help="the hosts are lab hosts",
+    )
+    parser.add_argument(
+        "--monitoring-server",
+        "--server",
+        dest="server",
+        metavar="NAME",
+        help=f"the monitoring server (default: the inventory's group {MONITORING_GROUP})",
+    )
+    parser.add_argument("--check", action="store_true", help="predict the changes, change nothing")
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    host = _host(args)
+    order = load_order(args.order)
+    plan = plan_register(order, host, inventories=args.inventory, lab=args.lab, server=args.server)
+    return execute(plan, check=args.check)
+
+
+def cmd_deregister(args: argparse.Namespace) -> int:
+    host = _host(args)
+    plan = plan_deregister(host, inventories=args.inventory, lab=args.lab, server=args.server)
+    return execute(plan, check=args.check)
+
+
+# -- Planning: everything checked and resolved before any host is touched ------------------
+
+
+@dataclass
+class Plan:
+    """One run of a monitoring playbook."""
+
+    verb: str
+    host: str
+    playbook: str
+    inventories: list[Path]
+    hosts: dict[str, dict[str, Any]]  # generated inventory: group -> hosts -> host vars
+    group_vars: dict[str, Any] = field(default_factory=dict)
+    extravars: dict[str, Any] = field(default_factory=dict)
+    limit: str | None = None
+
+    def inventory(self) -> dict[str, Any]:
+        return generated_inventory(self.hosts, self.group_vars)
+
+
+def plan_register(
+    order: Order, host: str, *, inventories: list[Path], lab: bool, server: str | None
+) -> Plan:
+    problems: list[str] = []
+    if order.managed_level == "none":
+        problems.append(
+            f"--order: order {order.id} has managed level 'none', which has no monitoring"
+        )
+    names = [s.hostname for s in order.servers]
+    if host not in names:
+        problems.append(f"HOST: {host!r} is not a server of order {order.id} ({', '.join(names)})")
+    if lab and not server:
+        problems.append("--server: required with --lab (the lab host that runs monitoring)")
+    if problems:
+        raise UsageError(problems)
+    index = names.index(host)
+    address = order.servers[index].address
+    if lab:
+        assert server is not None  # checked above
+        lab_host = lab_host_name(order, index)
+        resolved, group_vars = resolve_lab([lab_host, server], server)
+        target = {**resolved[lab_host], "hostops_fqdn": host}
+        monitoring = {server: resolved[server]}
+        limit = None
+    else:
+        group_vars = {}
+        target, monitoring, limit = resolve_inventory(inventories, host, address, server)
+    return Plan(
+        verb="register",
+        host=host,
+        playbook="monitor-register.yml",
+        inventories=[] if lab else inventories,
+        hosts={SERVERS_GROUP: {host: target}, MONITORING_GROUP: monitoring},
+        group_vars=group_vars,
+        # an explicit registration: a server deregistered earlier is watched again
+        extravars={
+            **order.to_vars(),
+            "hostops_targets": SERVERS_GROUP,
+            "hostops_monitor_register_deregistered": True,
+        },
+        limit=limit,
+    )
+
+
+def plan_deregister(host: str, *, inventories: list[Path], lab: bool, server: str | None) -> Plan:
+    if not SERVER_NAME.fullmatch(host):
+        raise UsageError(
+            f"HOST: {host!r} is not a server name (lowercase letters, digits, '.' and '-')"
+        )
+    if lab:
+        if not server:
+            raise UsageError("--server: required with --lab (the lab host that runs monitoring)")
+        resolved, group_vars = resolve_lab([server], server)
+        monitoring = {server: resolved[server]}
+        limit = None
+    else:
+        group_vars = {}
+        _, monitoring, limit = resolve_inventory(inventories, None, None, server)
+    return Plan(
+        verb="deregister",
+        host=host,
+        playbook="monitor-deregister.yml",
+        inventories=[] if lab else inventories,
+        hosts={MONITORING_GROUP: monitoring},
+        group_vars=group_vars,
+        extravars={"hostops_monitor_servers": [host]},
+        limit=limit,
+    )
+
+
+def monitoring_group(
+    *, lab: bool, inventories: list[Path], server: str | None, option: str = "--monitoring-server"
+) -> dict[str, dict[str, Any]]:
+    """The hosts to add to the group monitoring_servers of a generated inventory (for
+    'hostops order apply'): the lab host or inventory host SERVER, or none when the
+    inventories' own group serves. UsageError when there is no monitoring server."""
+    if lab:
+        if not server:
+            raise UsageError(f"{option}: required with --lab (the lab host that runs monitoring)")
+        resolved, _ = resolve_lab([server], server, option)
+        return resolved
+    server = server or settings().monitoring_server
+    _, monitoring, _ = resolve_inventory(inventories, None, None, server, option)
+    return monitoring
+
+
+def lab_host_name(order: Order, index: int) -> str:
+    """The lab host an order's server runs on (the rule of ``hostops order apply --lab``)."""
+    prefix = re.sub(r"[^a-z0-9-]", "-", order.id.lower()).strip("-") + "-"
+    return f"{prefix}{index + 1}"
+
+
+def resolve_lab(
+    names: list[str], server: str | None, option: str = "--server"
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Connection variables of running lab hosts, and the lab's group variables.
+    OPTION names the argument that gave the monitoring server, in messages."""
+    lab = Lab()
+    state = LabState.load(lab.paths.state_file)
+    problems = []
+    resolved: dict[str, dict[str, Any]] = {}
+    for name in names:
+        host = state.hosts.get(name)
+        what = option if name == server else "HOST"
+        if host is None or not process_matches(host.pid, host.netns):
+            hint = "" if name == server else " (run 'hostops order apply ORDER --lab' first)"
+            problems.append(f"{what}: no running lab host {name!r}{hint}")
+            continue
+        resolved[name] = {"ansible_host": host.address}
+    if problems:
+        raise UsageError(problems)
+    group_vars = connection_vars(state, lab.paths.ssh_key)
+    return resolved, group_vars
+
+
+def resolve_inventory(
+    inventories: list[Path],
+    host: str | None,
+    address: str | None,
+    server: str | None,
+    option: str = "--server",
+) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """The server's and the monitoring server's entries in the generated inventory, and
+    the run's limit (the chosen monitoring server only, when OPTION names one)."""
+    inventories = inventory_sources(lab=False, inventories=inventories)
+    problems: list[str] = []
+    inventory = Inventory.open(inventories)
+
+    def known(name: str) -> bool:
+        return inventory.host(name) is not None
+
+    target: dict[str, Any] = {}
+    if host is not None:
+        if not known(host) and address is None:
+            problems.append(
+                f"HOST: {host!r} is in none of the inventories and the order gives no address"
+            )
+        target = {"hostops_fqdn": host}
+        if address:
+            target["ansible_host"] = address
+    monitoring: dict[str, Any] = {}
+    limit = None
+    if server:
+        if not known(server):
+            problems.append(f"{option}: {server!r} is in none of the inventories")
+        monitoring = {server: {}}
+        limit = ",".join(["localhost", server, *([host] if host else [])])
+    elif not inventory.group_hosts(MONITORING_GROUP):
+        problems.append(
+            f"{option}: required: the inventories have no host in the group {MONITORING_GROUP}"
+        )
+    if problems:
+        raise UsageError(problems)
+    return target, monitoring, limit
+
+
+# -- Running ---------------------------------------------------------------------------------
+
+
+def execute(plan: Plan, *, check: bool, out: TextIO = sys.stdout) -> int:
+    from hostops.core.settings import state_dir  # noqa: PLC0415 - keeps this module light
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir = state_dir() / "monitor" / plan.host / "runs" / f"{stamp}-{plan.verb}"
+    run_dir.mkdir(parents=True, mode=0o700)
+    generated = run_dir / "monitor-inventory.yml"
+    generated.write_text(yaml.safe_dump(plan.inventory(), sort_keys=False))
+    mode = "check mode, nothing is changed" if check else "applying"
+    print(f"monitor {plan.verb} {plan.host} ({mode})", file=out)
+    result = PlaybookRun(
+        playbook=plan.playbook,
+        inventory=[*plan.inventories, generated],
+        run_dir=run_dir / "runner",
+        extravars=plan.extravars,
+        limit=plan.limit,
+        check=check,
+        diff=check,
+        out=out,
+    ).execute()
+    if not result.report(out, f"monitor {plan.verb} {plan.host}", run_dir):
+        return 1
+    if check:
+        print(
+            f"monitor {plan.verb} {plan.host}: check mode predicts {result.changed} change(s)",
+            file=out,
+        )
+        return 0
+    done = "registered" if plan.verb == "register" else "deregistered (it keeps running, unwatched)"
+    print(f"monitor {plan.verb} {plan.host}: {done}; {result.changed} change(s)", file=out)
+    return 0
