@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hostops import cli
-from hostops.maintenance import cli as maintenance_cli
+from hostops.maintenance import notices
 
 PARIS = ZoneInfo("Europe/Paris")
 # "Now" in these tests: Monday 4 January 2027, 17:00 Paris time.
@@ -31,7 +31,7 @@ def announce(
         "COMMAND_MODULES",
         tuple(dict.fromkeys((*cli.COMMAND_MODULES, "hostops.maintenance.cli"))),
     )
-    monkeypatch.setattr(maintenance_cli, "now", lambda: NOW)
+    monkeypatch.setattr(notices, "now", lambda: NOW)
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("HOSTOPS_SMTP_HOST", raising=False)
 
@@ -43,7 +43,7 @@ def announce(
     return run
 
 
-def notices(tmp_path: Path) -> list[Path]:
+def announced(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "state" / "maintenance").glob("*/announce.eml"))
 
 
@@ -71,7 +71,7 @@ def test_less_than_8_calendar_days_is_refused_naming_start(
     assert status == 2
     assert err.startswith(f"hostops: --start: {start} is {days} calendar day(s) away")
     assert "at least 8 calendar days before (contract §5.5): start on 2027-01-12" in err
-    assert notices(tmp_path) == []
+    assert announced(tmp_path) == []
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_less_than_8_calendar_days_is_refused_naming_start(
 def test_8_calendar_days_or_more_is_accepted(announce: Any, tmp_path: Path, start: str) -> None:
     status, _out, err = announce(*BASE, "--start", start)
     assert status == 0, err
-    assert len(notices(tmp_path)) == 1
+    assert len(announced(tmp_path)) == 1
 
 
 def test_the_email_gives_date_start_in_paris_time_and_duration(
@@ -103,7 +103,7 @@ def test_the_email_gives_date_start_in_paris_time_and_duration(
         "it@martin.example",
     )
     assert status == 0
-    [path] = notices(tmp_path)
+    [path] = announced(tmp_path)
     message = read(path)
     assert message["To"] == "it@martin.example"
     assert message["From"] == "infogerance@alixans.example"
@@ -135,7 +135,7 @@ def test_an_emergency_may_start_tomorrow_and_says_why(announce: Any, tmp_path: P
         *BASE, "--start", "2027-01-05T10:00+01:00", "--emergency", "--reason", "disque en panne"
     )
     assert status == 0, err
-    message = read(notices(tmp_path)[0])
+    message = read(announced(tmp_path)[0])
     assert message["Subject"].startswith("Intervention d'urgence le mardi 5 janvier 2027 à 10:00")
     assert "Motif : disque en panne" in message.get_body().get_content()  # type: ignore[union-attr]
 
@@ -180,7 +180,7 @@ def test_a_contact_is_required_and_checked(announce: Any) -> None:
     ],
 )
 def test_french_duration(minutes: int, text: str) -> None:
-    assert maintenance_cli.french_duration(minutes) == text
+    assert notices.french_duration(minutes) == text
 
 
 def test_calendar_days_cross_the_dst_change() -> None:
@@ -189,4 +189,4 @@ def test_calendar_days_cross_the_dst_change() -> None:
     before = datetime(2027, 3, 27, 23, 30, tzinfo=PARIS)
     after = datetime(2027, 3, 29, 0, 30, tzinfo=PARIS)
     assert after.astimezone(UTC) - before.astimezone(UTC) == timedelta(hours=24)
-    assert maintenance_cli.calendar_days_until(after, before) == 2
+    assert notices.calendar_days_until(after, before) == 2

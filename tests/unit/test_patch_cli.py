@@ -17,7 +17,7 @@ import pytest
 from hostops import cli
 from hostops.core.errors import UsageError
 from hostops.core.runner import RunResult
-from hostops.maintenance import cli as maintenance_cli
+from hostops.maintenance import notices
 from hostops.patching import cli as patch_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -333,8 +333,8 @@ def test_a_relay_that_refuses_is_reported_not_hidden(
 ) -> None:
     monkeypatch.setenv("HOSTOPS_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("HOSTOPS_SMTP_PORT", "9")  # discard: nothing listens here
-    notice = maintenance_cli.Notice(("a@b.example",), "s", "b\n")
-    delivery = maintenance_cli.deliver(notice, tmp_path / "n.eml")
+    notice = notices.Notice(("a@b.example",), "s", "b\n")
+    delivery = notices.deliver(notice, tmp_path / "n.eml")
     assert not delivery.sent
     assert delivery.error is not None and delivery.error.startswith("127.0.0.1:9: ")
     assert "NOT SENT" in delivery.describe()

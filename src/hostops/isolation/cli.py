@@ -44,7 +44,7 @@ from hostops.core.runner import PlaybookRun
 from hostops.core.settings import inventories_or_default, state_dir
 from hostops.core.targets import Inventory, generated_inventory
 from hostops.lab.nspawn import LabState, process_matches
-from hostops.maintenance.cli import PARIS, Notice, check_contacts, deliver, french_date, now
+from hostops.maintenance.notices import PARIS, Notice, check_contacts, deliver, french_date, now
 from hostops.module_utils.maintenance_window import parse_at
 from hostops.orders.order import load_order
 

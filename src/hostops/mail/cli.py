@@ -38,7 +38,7 @@ from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
 from hostops.core.settings import state_dir
 from hostops.core.targets import Inventory
-from hostops.maintenance import cli as maintenance_cli
+from hostops.maintenance import notices
 from hostops.module_utils.names import mail_address_problem
 from hostops.requests.verbs import check_host, resolve_inventory
 
@@ -145,7 +145,7 @@ def inventory_contacts(inventories: list[Path], host: str) -> list[str]:
         return []
     value = inventory.host_vars(found).get(CONTACT_VAR)
     values = [value] if isinstance(value, str) else list(value or [])
-    bad = [v for v in values if not maintenance_cli.EMAIL.fullmatch(str(v))]
+    bad = [v for v in values if not notices.EMAIL.fullmatch(str(v))]
     if bad:
         raise UsageError(f"{host}: {CONTACT_VAR} {bad[0]!r} is not an email address")
     return [str(v) for v in values]
@@ -153,9 +153,9 @@ def inventory_contacts(inventories: list[Path], host: str) -> list[str]:
 
 def notice(
     *, to: list[str], host: str, address: str, state: str, reason: str
-) -> maintenance_cli.Notice:
-    now = maintenance_cli.now()
-    when = f"{maintenance_cli.french_date(now)} à {now:%H:%M} (heure de Paris)"
+) -> notices.Notice:
+    now = notices.now()
+    when = f"{notices.french_date(now)} à {now:%H:%M} (heure de Paris)"
     if state == "suspended":
         subject = f"Envoi de courriel suspendu pour {address}"
         lines = [
@@ -182,7 +182,7 @@ def notice(
             f"{when}.",
         ]
     lines += ["", "L'équipe infogérance Alixans"]
-    return maintenance_cli.Notice(tuple(to), subject, "\n".join(lines) + "\n")
+    return notices.Notice(tuple(to), subject, "\n".join(lines) + "\n")
 
 
 def cmd_mail(args: argparse.Namespace) -> int:
@@ -222,7 +222,7 @@ def run(
         problems.append(f"--address: {address!r}: {address_problem}")
     if state == "suspended":
         problems += check_reason(reason or "")
-    problems += maintenance_cli.check_contacts(contacts)
+    problems += notices.check_contacts(contacts)
     if problems:
         raise UsageError(problems)
     reason = (reason or "").strip()
@@ -238,7 +238,7 @@ def run(
             "or a delivered order); give --contact EMAIL, or --no-send"
         )
     verb = "suspend" if state == "suspended" else "resume"
-    moment = datetime.now(UTC).astimezone(maintenance_cli.PARIS).isoformat(timespec="seconds")
+    moment = datetime.now(UTC).astimezone(notices.PARIS).isoformat(timespec="seconds")
     mode = "check mode, nothing is changed" if check else "applying"
     print(f"mail {verb} {address} on {host} ({mode})", file=out)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -307,13 +307,13 @@ def run(
 
 
 def _deliver(
-    message: maintenance_cli.Notice, path: Path, *, no_send: bool
-) -> maintenance_cli.Delivery:
+    message: notices.Notice, path: Path, *, no_send: bool
+) -> notices.Delivery:
     if not no_send:
-        return maintenance_cli.deliver(message, path)
+        return notices.deliver(message, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(message.message().as_bytes())
-    return maintenance_cli.Delivery(path, message.to, sent=False, error="--no-send")
+    return notices.Delivery(path, message.to, sent=False, error="--no-send")
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from hostops.core.runner import PlaybookRun, RunResult
 from hostops.core.settings import inventories_or_default, state_dir
 from hostops.core.targets import Inventory
 from hostops.lab.nspawn import HOST_NAME_RE, Lab, LabState, connection_vars, process_matches
-from hostops.maintenance import cli as maintenance_cli
+from hostops.maintenance import notices
 from hostops.monitoring.cli import MONITORING_GROUP, monitoring_group
 from hostops.orders import fleet
 from hostops.orders.order import Order
@@ -304,7 +304,7 @@ def send_delivery_note(order: Order, note: Path) -> str:
         record = json.loads(record_path.read_text())
     if record.get("sha256") == digest and record.get("to") == [contact.email]:
         return f"already sent to {contact.email} on {record.get('sent_at')} (unchanged)"
-    notice = maintenance_cli.Notice(
+    notice = notices.Notice(
         to=(contact.email,),
         subject=f"Bon de livraison : commande {order.id}",
         body="Bonjour,\n\nVoici le bon de livraison de votre commande "
@@ -318,7 +318,7 @@ def send_delivery_note(order: Order, note: Path) -> str:
             ),
         ),
     )
-    delivery = maintenance_cli.deliver(notice, note.with_name("delivery-note.eml"))
+    delivery = notices.deliver(notice, note.with_name("delivery-note.eml"))
     if delivery.sent:
         sent_at = datetime.now(PARIS).isoformat(timespec="seconds")
         record = {"sha256": digest, "to": [contact.email], "sent_at": sent_at}

@@ -39,7 +39,7 @@ from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun, RunResult
 from hostops.core.settings import inventories_or_default, state_dir
 from hostops.core.targets import Inventory
-from hostops.maintenance import cli as maintenance_cli
+from hostops.maintenance import notices
 from hostops.module_utils.maintenance_window import (
     DEFAULT_CONFIG,
     WindowStatus,
@@ -194,7 +194,7 @@ def _inventory_targets(inventories: list[Path], limit: str | None) -> Targets:
     for host in chosen:
         value = inventory.host_vars(host).get(CONTACT_VAR)
         for email in [value] if isinstance(value, str) else list(value or []):
-            if not maintenance_cli.EMAIL.fullmatch(str(email)):
+            if not notices.EMAIL.fullmatch(str(email)):
                 problems.append(f"{host.name}: {CONTACT_VAR} {email!r} is not an email address")
             contacts.setdefault(str(email), []).append(host.name)
     if problems:
@@ -286,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     if reason and not args.emergency:
         problems.append("--reason: only with --emergency")
-    problems += maintenance_cli.check_contacts(args.contact)
+    problems += notices.check_contacts(args.contact)
     moment = datetime.now(UTC)
     if args.at is not None:
         try:
@@ -326,7 +326,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     print(
         f"patch run for {len(targets.hosts)} host(s) at "
-        f"{moment.astimezone(maintenance_cli.PARIS):%Y-%m-%d %H:%M} Paris time: "
+        f"{moment.astimezone(notices.PARIS):%Y-%m-%d %H:%M} Paris time: "
         f"window {describe_window(status)}" + (f"; EMERGENCY: {reason}" if args.emergency else "")
     )
     run_dir = new_run_dir("run")
@@ -374,10 +374,10 @@ def run_record(
     return {
         "kind": "plan" if plan else "run",
         "started_at": datetime.now(UTC)
-        .astimezone(maintenance_cli.PARIS)
+        .astimezone(notices.PARIS)
         .isoformat(timespec="seconds"),
         "window": {
-            "decided_for": moment.astimezone(maintenance_cli.PARIS).isoformat(timespec="seconds"),
+            "decided_for": moment.astimezone(notices.PARIS).isoformat(timespec="seconds"),
             "open": status.open,
             "reason": status.reason,
         },
@@ -393,13 +393,13 @@ def send_emergency_notices(targets: Targets, run_dir: Path, reason: str) -> list
     """One notice per customer contact, naming only that customer's hosts."""
     deliveries = []
     for index, (email, hosts) in enumerate(sorted(targets.contacts.items()), start=1):
-        notice = maintenance_cli.emergency_patch_notice(
+        notice = notices.emergency_patch_notice(
             to=[email],
             hosts=hosts,
             started=datetime.now(UTC),
             reason=reason,
         )
-        delivery = maintenance_cli.deliver(notice, run_dir / f"emergency-notice-{index}.eml")
+        delivery = notices.deliver(notice, run_dir / f"emergency-notice-{index}.eml")
         print(f"emergency notice {delivery.describe()}")
         deliveries.append(delivery.as_dict())
     return deliveries
@@ -596,7 +596,7 @@ def finish(
         print("\n".join(extra), file=out)
     record.update(
         finished_at=datetime.now(UTC)
-        .astimezone(maintenance_cli.PARIS)
+        .astimezone(notices.PARIS)
         .isoformat(timespec="seconds"),
         status=result.status,
         rc=result.rc,

@@ -36,7 +36,7 @@ from typing import Any, Final
 from hostops.core.errors import HostopsError, UsageError
 from hostops.core.settings import inventories_or_default
 from hostops.core.targets import Inventory
-from hostops.maintenance import cli as maintenance_cli
+from hostops.maintenance import notices
 from hostops.module_utils.maintenance_window import DEFAULT_CONFIG
 
 DEFAULT_UNIT_DIR: Final = Path("/etc/systemd/system")
@@ -290,7 +290,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         problems += err.problems
     if start is not None and days:
         problems += window_problems(start, days, args.at, args.days)
-    problems += maintenance_cli.check_contacts(args.contact)
+    problems += notices.check_contacts(args.contact)
     if args.serial is not None:
         from hostops.patching.cli import parse_serial  # noqa: PLC0415 - patch_cli imports this
 
@@ -355,7 +355,7 @@ def cmd_unschedule(args: argparse.Namespace) -> int:
 
 def report_notice(
     email: str, hosts: Sequence[str], summary: Mapping[str, Any]
-) -> maintenance_cli.Notice:
+) -> notices.Notice:
     """The run's report for one customer: only its servers."""
     run = summary["run"]
     rows = [row for row in summary["hosts"] if row["host"] in hosts]
@@ -399,7 +399,7 @@ def report_notice(
         "L'équipe infogérance Alixans",
     ]
     subject = f"Compte rendu des mises à jour du {str(run['started_at'])[:10]}"
-    return maintenance_cli.Notice((email,), subject, "\n".join(lines) + "\n")
+    return notices.Notice((email,), subject, "\n".join(lines) + "\n")
 
 
 def _status_fr(status: str) -> str:
@@ -414,7 +414,7 @@ def mail_reports(contacts: Mapping[str, Sequence[str]], run_dir: Path) -> list[d
     deliveries = []
     for index, (email, hosts) in enumerate(sorted(contacts.items()), start=1):
         notice = report_notice(email, hosts, summary)
-        delivery = maintenance_cli.deliver(notice, run_dir / f"report-mail-{index}.eml")
+        delivery = notices.deliver(notice, run_dir / f"report-mail-{index}.eml")
         print(f"report {delivery.describe()}")
         deliveries.append(delivery.as_dict())
     (run_dir / "report-mails.json").write_text(json.dumps(deliveries, indent=2) + "\n")

@@ -28,7 +28,7 @@ from hostops.core.errors import UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
 from hostops.core.settings import inventories_or_default, state_dir
-from hostops.maintenance import cli as maintenance_cli
+from hostops.maintenance import notices
 from hostops.module_utils.versions import MAJOR, classify_update
 from hostops.orders import fleet
 from hostops.patching.cli import Targets, _inventory_targets, _lab_targets
@@ -223,7 +223,7 @@ def mail_reports(report: Mapping[str, Any], run_dir: Path) -> list[str]:
             lines.append(f"security report of {names}: not mailed (no delivered order's contact)")
             continue
         part = {**report, "hosts": rows}
-        notice = maintenance_cli.Notice(
+        notice = notices.Notice(
             to=(emails[order],),
             subject=f"Rapport de sécurité : commande {order}",
             body="Bonjour,\n\nVoici les vulnérabilités connues des logiciels de vos serveurs "
@@ -237,7 +237,7 @@ def mail_reports(report: Mapping[str, Any], run_dir: Path) -> list[str]:
                 ),
             ),
         )
-        delivery = maintenance_cli.deliver(notice, run_dir / f"security-report-{order}.eml")
+        delivery = notices.deliver(notice, run_dir / f"security-report-{order}.eml")
         lines.append(f"security report of order {order}: {delivery.describe()}")
     return lines
 

@@ -28,7 +28,7 @@ from hostops.core.errors import UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.settings import inventories_or_default, settings, state_dir
 from hostops.core.targets import Inventory
-from hostops.maintenance import cli as maintenance_cli
+from hostops.maintenance import notices
 from hostops.module_utils.sla import (
     TARGET_PERCENT,
     Incident,
@@ -640,9 +640,9 @@ def _availability_in(spans: Sequence[tuple[datetime, datetime]], a: datetime, b:
     return 100 * (1 - down / (b - a))
 
 
-def send_report(request: Request, folder: Path, markdown: str) -> maintenance_cli.Delivery:
+def send_report(request: Request, folder: Path, markdown: str) -> notices.Delivery:
     assert request.contact is not None
-    notice = maintenance_cli.Notice(
+    notice = notices.Notice(
         to=(request.contact,),
         subject=f"Rapport mensuel {request.month} : commande {request.order_id}",
         body=markdown,
@@ -651,4 +651,4 @@ def send_report(request: Request, folder: Path, markdown: str) -> maintenance_cl
             ("report.json", "application/json", (folder / "report.json").read_bytes()),
         ),
     )
-    return maintenance_cli.deliver(notice, folder / "report.eml")
+    return notices.deliver(notice, folder / "report.eml")
