@@ -18,7 +18,8 @@ from hostops import cli
 from hostops.core.errors import UsageError
 from hostops.core.runner import RunResult
 from hostops.maintenance import notices
-from hostops.patching import cli as patch_cli
+from hostops.patching import run as patch_run
+from hostops.patching import targets as patch_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 # Outside the window: a Saturday; and a Tuesday morning, inside it.
@@ -147,7 +148,7 @@ def test_an_unknown_lab_host_is_a_usage_error(
 ) -> None:
     monkeypatch.setenv("HOSTOPS_LAB_DIR", str(tmp_path / "lab"))  # an empty lab
     with pytest.raises(UsageError) as error:
-        patch_cli.resolve_targets(targets_args(lab_host=["ghost-1"]))
+        patch_targets.resolve_targets(targets_args(lab_host=["ghost-1"]))
     assert error.value.problems == [
         "--lab-host: 'ghost-1' is not a lab host (see 'hostops lab status')"
     ]
@@ -166,12 +167,12 @@ def test_lab_hosts_are_named_with_lab_and_host(
 ) -> None:
     monkeypatch.setenv("HOSTOPS_LAB_DIR", str(tmp_path / "lab"))  # an empty lab
     with pytest.raises(UsageError) as error:
-        patch_cli.resolve_targets(targets_args(**given))
+        patch_targets.resolve_targets(targets_args(**given))
     assert error.value.problems[0].startswith(problem)
 
 
 def test_contacts_come_from_the_inventory_per_customer(inventory: Path) -> None:
-    targets = patch_cli.resolve_targets(targets_args(inventory=[inventory]))
+    targets = patch_targets.resolve_targets(targets_args(inventory=[inventory]))
     assert targets.hosts == [
         "app1.lemoine.example",
         "app2.lemoine.example",
@@ -184,7 +185,7 @@ def test_contacts_come_from_the_inventory_per_customer(inventory: Path) -> None:
 
 
 def test_limit_narrows_hosts_and_contacts(inventory: Path) -> None:
-    targets = patch_cli.resolve_targets(targets_args(inventory=[inventory], limit="martin"))
+    targets = patch_targets.resolve_targets(targets_args(inventory=[inventory], limit="martin"))
     assert targets.hosts == ["web01.martin.example"]
     assert targets.contacts == {"it@martin.example": ["web01.martin.example"]}
 
@@ -193,7 +194,7 @@ def test_a_bad_contact_in_the_inventory_is_named(tmp_path: Path) -> None:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    a.example: {hostops_customer_email: nobody}\n")
     with pytest.raises(UsageError) as error:
-        patch_cli.resolve_targets(targets_args(inventory=[inventory]))
+        patch_targets.resolve_targets(targets_args(inventory=[inventory]))
     assert error.value.problems == [
         "a.example: hostops_customer_email 'nobody' is not an email address"
     ]
@@ -213,7 +214,7 @@ def test_the_order_brings_its_http_checks_and_its_contact(tmp_path: Path) -> Non
     )
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    lab1.alixans.example:\n    other.example:\n")
-    targets = patch_cli.resolve_targets(targets_args(inventory=[inventory], order=order))
+    targets = patch_targets.resolve_targets(targets_args(inventory=[inventory], order=order))
     assert targets.order_http_checks == {
         "lab1.alixans.example": ["https://www.alixans-lab.example/"]
     }
@@ -224,7 +225,7 @@ def test_an_order_whose_servers_are_not_targeted_is_refused(tmp_path: Path) -> N
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    other.example:\n")
     with pytest.raises(UsageError) as error:
-        patch_cli.resolve_targets(
+        patch_targets.resolve_targets(
             targets_args(inventory=[inventory], order=ROOT / "examples" / "orders" / "none.yml")
         )
     assert "--order: none of the servers of order BDC-2027-0101" in error.value.problems[0]
@@ -235,7 +236,7 @@ def test_an_order_whose_servers_are_not_targeted_is_refused(tmp_path: Path) -> N
     [(None, None), ("1", [1]), ("1,25%", [1, "25%"]), ("2, 5 ,100%", [2, 5, "100%"])],
 )
 def test_parse_serial(text: str | None, serial: list[int | str] | None) -> None:
-    assert patch_cli.parse_serial(text) == serial
+    assert patch_run.parse_serial(text) == serial
 
 
 # -- notices --------------------------------------------------------------------------
@@ -294,8 +295,8 @@ def test_emergency_notices_go_to_each_customer_with_only_their_hosts(
     inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("HOSTOPS_SMTP_HOST", raising=False)
-    targets = patch_cli.resolve_targets(targets_args(inventory=[inventory]))
-    deliveries = patch_cli.send_emergency_notices(targets, tmp_path, "CVE-2027-0001 (openssl)")
+    targets = patch_targets.resolve_targets(targets_args(inventory=[inventory]))
+    deliveries = patch_run.send_emergency_notices(targets, tmp_path, "CVE-2027-0001 (openssl)")
     assert [d["sent"] for d in deliveries] == [False, False]
     martin = read_eml(tmp_path / "emergency-notice-1.eml")
     lemoine = read_eml(tmp_path / "emergency-notice-2.eml")
@@ -312,8 +313,8 @@ def test_emergency_notices_go_to_each_customer_with_only_their_hosts(
 def test_emergency_notices_are_sent_through_the_relay(
     inventory: Path, tmp_path: Path, smtp_relay: list[bytes]
 ) -> None:
-    targets = patch_cli.resolve_targets(targets_args(inventory=[inventory], limit="martin"))
-    deliveries = patch_cli.send_emergency_notices(targets, tmp_path, "CVE-2027-0001")
+    targets = patch_targets.resolve_targets(targets_args(inventory=[inventory], limit="martin"))
+    deliveries = patch_run.send_emergency_notices(targets, tmp_path, "CVE-2027-0001")
     assert deliveries == [
         {
             "file": str(tmp_path / "emergency-notice-1.eml"),
@@ -369,14 +370,14 @@ def test_summary_rows_table_and_majors_to_plan() -> None:
         },
     }
     result = RunResult("failed", 2, Path("/x"), hosts={"web3": {"unreachable": 1}})
-    rows = patch_cli.host_rows(["web1", "web2", "web3"], reports, result)
-    assert patch_cli.summary_table(rows, plan=False).splitlines() == [
+    rows = patch_run.host_rows(["web1", "web2", "web3"], reports, result)
+    assert patch_run.summary_table(rows, plan=False).splitlines() == [
         "HOST  STATUS       APPLIED  HELD (MAJOR)  HELD (OTHER)  FAILED  RESTARTED  REBOOT",
         "web1  ok           1        1             1             0       1          pending",
         "web2  failed       0        0             0             0       0          no",
         "web3  unreachable  0        0             0             0       0          no",
     ]
-    lines = patch_cli.details(rows, plan=False)
+    lines = patch_run.details(rows, plan=False)
     assert "web1 applied: nginx 1.22.1-9+deb12u9 -> 1.22.1-9+deb12u11" in lines
     assert "web1 held: x 1.22.1-9+deb12u9 -> 1.22.1-9+deb12u11 (apt-mark hold)" in lines
     assert "web1 not restarted (until the next reboot): dbus.service" in lines
@@ -389,10 +390,10 @@ def test_summary_rows_table_and_majors_to_plan() -> None:
 
 
 def test_plan_summary_says_would_apply() -> None:
-    rows = patch_cli.host_rows(
+    rows = patch_run.host_rows(
         ["a"], {"a": report(applied=[NGINX])}, RunResult("successful", 0, Path("/x"))
     )
-    assert "WOULD APPLY" in patch_cli.summary_table(rows, plan=True)
-    assert patch_cli.details(rows, plan=True) == [
+    assert "WOULD APPLY" in patch_run.summary_table(rows, plan=True)
+    assert patch_run.details(rows, plan=True) == [
         "a would apply: nginx 1.22.1-9+deb12u9 -> 1.22.1-9+deb12u11"
     ]

@@ -15,6 +15,7 @@ from hostops.core.errors import UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.settings import inventories_or_default
 from hostops.patching import agreements as patch_agreements
+from hostops.patching.targets import inventory_targets, lab_targets
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,14 +71,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _known_host(args: argparse.Namespace) -> str:
     """The host as patch runs name it; UsageError when no such server is known."""
-    from hostops.patching import cli as patch_cli  # noqa: PLC0415 - patch_cli imports this module
     host = str(args.host).strip()
     if not host:
         raise UsageError(f"--host: {args.host!r} is empty")
     if getattr(args, "lab", False):
-        targets = patch_cli._lab_targets([host], None, "--host")
+        targets = lab_targets([host], None, "--host")
         return str(targets.hosts[0])
-    targets = patch_cli._inventory_targets(inventories_or_default(args.inventory), None)
+    targets = inventory_targets(inventories_or_default(args.inventory), None)
     if host not in targets.hosts:
         raise UsageError(f"--host: {host!r} is not in the inventory")
     return host

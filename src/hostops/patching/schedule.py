@@ -38,6 +38,7 @@ from hostops.core.settings import inventories_or_default
 from hostops.core.targets import Inventory
 from hostops.maintenance import notices
 from hostops.module_utils.maintenance_window import DEFAULT_CONFIG
+from hostops.patching.run import parse_serial
 
 DEFAULT_UNIT_DIR: Final = Path("/etc/systemd/system")
 GROUP: Final = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -292,7 +293,6 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         problems += window_problems(start, days, args.at, args.days)
     problems += notices.check_contacts(args.contact)
     if args.serial is not None:
-        from hostops.patching.cli import parse_serial  # noqa: PLC0415 - patch_cli imports this
 
         try:
             parse_serial(args.serial)

@@ -31,7 +31,7 @@ from hostops.core.settings import inventories_or_default, state_dir
 from hostops.maintenance import notices
 from hostops.module_utils.versions import MAJOR, classify_update
 from hostops.orders import fleet
-from hostops.patching.cli import Targets, _inventory_targets, _lab_targets
+from hostops.patching.targets import Targets, inventory_targets, lab_targets
 
 APPROVAL = "needs the client's approval (hostops patch approve)"
 # debsecan's urgencies, most urgent first; "high" is its highest (the tracker's
@@ -107,11 +107,11 @@ def resolve(args: argparse.Namespace) -> Targets:
 
             names = sorted(LabState.load(Lab().paths.state_file).hosts)
         option = "--customer" if args.customer is not None else "--host"
-        return _lab_targets(names, None, option)
+        return lab_targets(names, None, option)
     inventories = inventories_or_default(args.inventory)
     if not inventories:
         raise UsageError("--inventory: none given and none in the configuration file")
-    targets = _inventory_targets(inventories, ",".join(names) or None)
+    targets = inventory_targets(inventories, ",".join(names) or None)
     missing = [name for name in names if name not in targets.hosts]
     if missing:
         raise UsageError([f"--host: {name!r} is not in the inventory" for name in missing])
