@@ -22,6 +22,7 @@ from hostops import cli
 from hostops.module_utils.sla import Incident, Month, MonthInput, compute
 from hostops.orders import fleet, provision
 from hostops.orders.order import load_order
+from hostops.sla.document import ServerReport, plot, render_markdown
 from hostops.sla.report import (
     Announcement,
     alert_counts,
@@ -36,7 +37,6 @@ from hostops.sla.report import (
     server_incidents,
     union,
 )
-from hostops.sla.report_cli import ServerReport, plot, render_markdown
 
 STEP = timedelta(seconds=30)
 T0 = 1_796_079_600  # 2026-12-01T00:00:00+01:00, the start of December 2026 in Paris
