@@ -9,10 +9,11 @@ import pytest
 
 from hostops.cli import main
 from hostops.core.errors import UsageError
-from hostops.monitoring.cli import (
+from hostops.lab.nspawn import order_host_prefix
+from hostops.monitoring.registration import (
     MONITORING_GROUP,
     SERVERS_GROUP,
-    lab_host_name,
+    Plan,
     plan_deregister,
     plan_register,
 )
@@ -168,8 +169,8 @@ def test_deregister_refuses_what_is_not_a_server_name(inventory: Path, name: str
 
 def test_lab_host_names_follow_order_apply() -> None:
     order = load_order(ORDERS / "supervision.yml")
-    assert lab_host_name(order, 0) == "bdc-2027-0104-1"
-    assert lab_host_name(order, 1) == "bdc-2027-0104-2"
+    assert f"{order_host_prefix(order.id)}1" == "bdc-2027-0104-1"
+    assert f"{order_host_prefix(order.id)}2" == "bdc-2027-0104-2"
 
 
 def test_the_command_exits_2_before_touching_anything(
@@ -218,7 +219,7 @@ def test_dash_dash_host_and_dash_dash_monitoring_server_as_other_commands_name_t
 ) -> None:
     # the same plan as 'deregister HOST --server NAME' (the control: that spelling works)
     from hostops.monitoring import cli as monitor_cli  # noqa: PLC0415
-    plans: list[monitor_cli.Plan] = []
+    plans: list[Plan] = []
     monkeypatch.setattr(monitor_cli, "execute", lambda plan, check: plans.append(plan) or 0)  # type: ignore[func-returns-value]  # record, then 0
     for spelling in (
         ["app1.lemoine.example", "--server", "mon1.alteo.example"],

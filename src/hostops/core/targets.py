@@ -143,3 +143,29 @@ def inventory_host(
         )
         raise UsageError(f"{option}: {name!r} is not a host of {where}")
     return str(host.name)
+
+
+def lab_hosts(
+    names: list[str], server: str | None, option: str = "--server"
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Connection variables of running lab hosts NAMES, and the lab's group variables;
+    UsageError naming each one not running. SERVER is the name OPTION gave (the
+    monitoring server), the others are hosts given as HOST."""
+    from hostops.lab.nspawn import Lab, LabState, connection_vars, process_matches  # noqa: PLC0415
+
+    lab = Lab()
+    state = LabState.load(lab.paths.state_file)
+    problems = []
+    resolved: dict[str, dict[str, Any]] = {}
+    for name in names:
+        host = state.hosts.get(name)
+        what = option if name == server else "HOST"
+        if host is None or not process_matches(host.pid, host.netns):
+            hint = "" if name == server else " (run 'hostops order apply ORDER --lab' first)"
+            problems.append(f"{what}: no running lab host {name!r}{hint}")
+            continue
+        resolved[name] = {"ansible_host": host.address}
+    if problems:
+        raise UsageError(problems)
+    group_vars = connection_vars(state, lab.paths.ssh_key)
+    return resolved, group_vars

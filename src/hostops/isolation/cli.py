@@ -42,7 +42,7 @@ from hostops.core.errors import HostopsError, UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
 from hostops.core.settings import inventories_or_default, state_dir
-from hostops.core.targets import Inventory, generated_inventory
+from hostops.core.targets import Inventory, generated_inventory, lab_hosts
 from hostops.lab.nspawn import LabState, process_matches
 from hostops.maintenance.notices import PARIS, Notice, check_contacts, deliver, french_date, now
 from hostops.module_utils.maintenance_window import parse_at
@@ -234,7 +234,6 @@ def resolve(args: argparse.Namespace) -> Target:
 
 
 def _resolve_lab(host: str, server: str | None) -> Target:
-    from hostops.monitoring.cli import resolve_lab  # noqa: PLC0415 - one rule for lab hosts
 
     state = LabState.load(_lab_state_file())
     name = state.host_name(host)
@@ -247,7 +246,7 @@ def _resolve_lab(host: str, server: str | None) -> Target:
             problems.append(f"{option}: no running lab host {given!r} (see 'hostops lab status')")
     if problems:
         raise UsageError(problems)
-    resolved, group_vars = resolve_lab(names, None)
+    resolved, group_vars = lab_hosts(names, None)
     monitoring = [resolved[names[1]]["ansible_host"]] if server else []
     return Target(
         host=host,

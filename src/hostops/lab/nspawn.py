@@ -219,6 +219,12 @@ class LabState:
         tmp.replace(path)
 
 
+def order_host_prefix(order_id: str) -> str:
+    """The prefix of the lab hosts an order's servers run on: its N-th server is PREFIX + N
+    (``BDC-2027-0103`` -> ``bdc-2027-0103-1``, ...), the rule of ``order apply --lab``."""
+    return re.sub(r"[^a-z0-9-]", "-", order_id.lower()).strip("-") + "-"
+
+
 def lab_host_name(name: str) -> str:
     """The lab host NAME stands for: itself, or the lab host an order's server FQDN was
     mapped to by 'hostops order apply --lab'."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,9 +25,16 @@ from hostops.core.errors import HostopsError, UsageError
 from hostops.core.runner import PlaybookRun, RunResult
 from hostops.core.settings import inventories_or_default, state_dir
 from hostops.core.targets import Inventory
-from hostops.lab.nspawn import HOST_NAME_RE, Lab, LabState, connection_vars, process_matches
+from hostops.lab.nspawn import (
+    HOST_NAME_RE,
+    Lab,
+    LabState,
+    connection_vars,
+    order_host_prefix,
+    process_matches,
+)
 from hostops.maintenance import notices
-from hostops.monitoring.cli import MONITORING_GROUP, monitoring_group
+from hostops.monitoring.registration import MONITORING_GROUP, monitoring_group
 from hostops.orders import fleet
 from hostops.orders.order import Order
 
@@ -59,7 +65,7 @@ def lab_targets(order: Order) -> tuple[list[Target], dict[str, Any], dict[str, A
     """Map the order's servers onto lab hosts, booting them if needed; with backups, a
     lab backup host too (the group backup_servers of the run's inventory)."""
     release = RELEASE_OF_OS[order.os]
-    prefix = re.sub(r"[^a-z0-9-]", "-", order.id.lower()).strip("-") + "-"
+    prefix = order_host_prefix(order.id)
     lab = Lab()
     hosts = lab.up(len(order.servers), release, prefix)
     group_vars = lab_group_vars(lab)

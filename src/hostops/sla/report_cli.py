@@ -26,7 +26,7 @@ from typing import Any
 from hostops.core.errors import UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.settings import inventories_or_default, settings, state_dir
-from hostops.core.targets import Inventory
+from hostops.core.targets import Inventory, lab_hosts
 from hostops.maintenance import notices
 from hostops.module_utils.sla import (
     Incident,
@@ -34,6 +34,7 @@ from hostops.module_utils.sla import (
     MonthInput,
     compute,
 )
+from hostops.monitoring.registration import MONITORING_GROUP
 from hostops.orders.order import ORDER_ID
 from hostops.sla.document import (
     Request,
@@ -193,17 +194,15 @@ def monitoring_address(args: argparse.Namespace) -> tuple[str, str]:
     """The monitoring server's name and the address Prometheus answers on."""
     if args.lab:
         from hostops.lab.nspawn import HOST_NAME_RE  # noqa: PLC0415
-        from hostops.monitoring.cli import resolve_lab  # noqa: PLC0415
         from hostops.orders.provision import LAB_MONITORING_SERVER  # noqa: PLC0415
 
         name = args.monitoring_server or LAB_MONITORING_SERVER
         if not HOST_NAME_RE.match(name):
             raise UsageError(f"--monitoring-server: {name!r} is not a lab host name")
-        resolved, _ = resolve_lab([name], name, "--monitoring-server")
+        resolved, _ = lab_hosts([name], name, "--monitoring-server")
         return name, str(resolved[name]["ansible_host"])
     inventory = Inventory.open(inventories_or_default(args.inventory))
 
-    from hostops.monitoring.cli import MONITORING_GROUP  # noqa: PLC0415
 
     name = args.monitoring_server or settings().monitoring_server
     if name:
