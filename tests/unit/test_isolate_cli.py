@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from hostops.cli import main
-from hostops.isolation.cli import check_addresses, isolation_notice
+from hostops.isolation.cli import check_addresses
+from hostops.isolation.records import isolation_notice
 
 
 @pytest.fixture

@@ -43,15 +43,23 @@ from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
 from hostops.core.settings import inventories_or_default, state_dir
 from hostops.core.targets import Inventory, generated_inventory, lab_hosts
+from hostops.isolation.records import (
+    NOTICE_HOURS,
+    append_event,
+    bandwidth_folder,
+    bandwidth_notice,
+    deliver_notice,
+    isolation_notice,
+    paris_time,
+)
 from hostops.lab.nspawn import LabState, process_matches
-from hostops.maintenance.notices import PARIS, Notice, check_contacts, deliver, french_date, now
+from hostops.maintenance.notices import check_contacts, now
 from hostops.module_utils.maintenance_window import parse_at
 from hostops.orders.order import load_order
 
 TARGETS_GROUP = "hostops_isolate_targets"
 MONITORING_GROUP = "monitoring_servers"
 HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
-NOTICE_HOURS = 72  # §3.2.4: bandwidth above the cap is throttled after 72 hours' notice
 MAX_MBPS = 100_000
 MAX_REASON = 500
 
@@ -311,16 +319,6 @@ def run_playbook(
     return result.report(sys.stdout, f"{verb} {target.host}", run_dir), run_dir
 
 
-def append_event(folder: Path, event: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with (folder / "events.jsonl").open("a") as log:
-        log.write(json.dumps(event, ensure_ascii=False) + "\n")
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(PARIS).isoformat(timespec="seconds")
-
-
 def cmd_isolate(args: argparse.Namespace) -> int:
     return _isolation(args, isolate=True)
 
@@ -344,7 +342,7 @@ def _isolation(args: argparse.Namespace, *, isolate: bool) -> int:
         raise UsageError(problems)
     target = resolve(args)
     moment = now()
-    record = {"action": verb, "by": who(), "at": _stamp(moment), "reason": reason}
+    record = {"action": verb, "by": who(), "at": paris_time(moment), "reason": reason}
     folder = state_dir() / "isolation" / args.host
     print(f"{verb} {args.host}: {reason or ''}".rstrip(": "))
     ok, run_dir = run_playbook(
@@ -366,7 +364,7 @@ def _isolation(args: argparse.Namespace, *, isolate: bool) -> int:
         append_event(folder, event)
         return 1
     notice = isolation_notice(contacts, args.host, moment, reason, isolate=isolate)
-    delivery = _deliver(notice, run_dir / f"{verb}.eml", args.no_send)
+    delivery = deliver_notice(notice, run_dir / f"{verb}.eml", args.no_send)
     event["notice"] = delivery
     append_event(folder, event)
     (folder / "current.json").write_text(
@@ -382,53 +380,7 @@ def _isolation(args: argparse.Namespace, *, isolate: bool) -> int:
     return 1 if delivery.get("error") else 0
 
 
-def _deliver(notice: Notice, path: Path, no_send: bool) -> dict[str, Any]:
-    saved = os.environ.pop("HOSTOPS_SMTP_HOST", None) if no_send else None
-    try:
-        delivery = deliver(notice, path)
-    finally:
-        if saved is not None:
-            os.environ["HOSTOPS_SMTP_HOST"] = saved
-    return {**delivery.as_dict(), "describe": delivery.describe()}
-
-
-def isolation_notice(
-    to: list[str], host: str, moment: datetime, reason: str | None, *, isolate: bool
-) -> Notice:
-    local = moment.astimezone(PARIS)
-    when = f"{french_date(local)} à {local:%H:%M} (heure de Paris)"
-    if isolate:
-        subject = f"Serveur {host} isolé du réseau"
-        lines = [
-            "Bonjour,",
-            "",
-            f"Votre serveur {host} a été isolé d'Internet le {when}, conformément aux",
-            "articles 3.1.2 et 3.1.4 des conditions générales : il ne reçoit et n'émet plus",
-            "aucun trafic, hormis l'accès de nos administrateurs et de la supervision.",
-            "",
-            f"Motif : {reason}",
-            "",
-            "Il sera reconnecté une fois le problème corrigé. Pour toute question, répondez",
-            "à ce message ou ouvrez un ticket.",
-        ]
-    else:
-        subject = f"Serveur {host} reconnecté au réseau"
-        lines = [
-            "Bonjour,",
-            "",
-            f"Votre serveur {host} est de nouveau relié à Internet depuis le {when}.",
-        ]
-        if reason:
-            lines += ["", f"Motif : {reason}"]
-    lines += ["", "L'équipe infogérance Alixans"]
-    return Notice(tuple(to), subject, "\n".join(lines) + "\n")
-
-
 # -- bandwidth ----------------------------------------------------------------------------
-
-
-def _bandwidth_folder(host: str) -> Path:
-    return state_dir() / "bandwidth" / host
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -442,29 +394,11 @@ def cmd_notify(args: argparse.Namespace) -> int:
     if problems:
         raise UsageError(problems)
     assert mbps is not None and at is not None
-    folder = _bandwidth_folder(args.host)
+    folder = bandwidth_folder(args.host)
     allowed = at + timedelta(hours=NOTICE_HOURS)
-    local = allowed.astimezone(PARIS)
-    notice = Notice(
-        tuple(contacts),
-        f"Préavis de limitation de la bande passante de {args.host}",
-        "\n".join(
-            [
-                "Bonjour,",
-                "",
-                f"La consommation de bande passante de votre serveur {args.host} dépasse",
-                "le plafond de votre contrat. Conformément à l'article 3.2.4 des conditions",
-                f"générales, son débit sortant sera limité à {mbps} Mbit/s à partir du",
-                f"{french_date(local)} à {local:%H:%M} (heure de Paris), soit 72 heures après",
-                "ce préavis, sauf régularisation d'ici là.",
-                "",
-                "L'équipe infogérance Alixans",
-            ]
-        )
-        + "\n",
-    )
+    notice = bandwidth_notice(contacts, args.host, mbps, allowed)
     stamp = at.strftime("%Y%m%dT%H%M%SZ")
-    delivery = _deliver(notice, folder / "notices" / f"{stamp}.eml", args.no_send)
+    delivery = deliver_notice(notice, folder / "notices" / f"{stamp}.eml", args.no_send)
     record = {
         "host": args.host,
         "mbps": mbps,
@@ -476,7 +410,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     (folder / "notice.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     append_event(folder, {"action": "notify", **record})
-    print(f"bandwidth notify {args.host}: cap of {mbps} Mbit/s from {_stamp(allowed)}")
+    print(f"bandwidth notify {args.host}: cap of {mbps} Mbit/s from {paris_time(allowed)}")
     print(f"notice: {delivery['describe']}")
     return 1 if delivery.get("error") else 0
 
@@ -489,7 +423,7 @@ def cmd_cap(args: argparse.Namespace) -> int:
         raise UsageError(problems)
     assert at is not None
     target = resolve(args)
-    folder = _bandwidth_folder(args.host)
+    folder = bandwidth_folder(args.host)
     notice_file = folder / "notice.json"
     if not notice_file.exists():
         raise HostopsError(
@@ -501,8 +435,8 @@ def cmd_cap(args: argparse.Namespace) -> int:
     notified = datetime.fromisoformat(notice["notified_at"])
     if at < allowed:
         raise HostopsError(
-            f"bandwidth cap {args.host}: refused, the notice of {_stamp(notified)} "
-            f"allows a cap from {_stamp(allowed)} ({NOTICE_HOURS} hours, contract §3.2.4); "
+            f"bandwidth cap {args.host}: refused, the notice of {paris_time(notified)} "
+            f"allows a cap from {paris_time(allowed)} ({NOTICE_HOURS} hours, contract §3.2.4); "
             "nothing changed"
         )
     mbps = int(notice["mbps"])
@@ -520,7 +454,7 @@ def cmd_cap(args: argparse.Namespace) -> int:
             "action": "cap",
             "mbps": mbps,
             "by": who(),
-            "at": _stamp(now()),
+            "at": paris_time(now()),
             "ok": ok,
             "run": str(run_dir),
         },
@@ -533,13 +467,13 @@ def cmd_bandwidth_release(args: argparse.Namespace) -> int:
     if problems:
         raise UsageError(problems)
     target = resolve(args)
-    folder = _bandwidth_folder(args.host)
+    folder = bandwidth_folder(args.host)
     print(f"bandwidth release {args.host}")
     ok, run_dir = run_playbook(
         target, "bandwidth.yml", {"hostops_bandwidth_state": "released"}, folder, "release"
     )
     append_event(
         folder,
-        {"action": "release", "by": who(), "at": _stamp(now()), "ok": ok, "run": str(run_dir)},
+        {"action": "release", "by": who(), "at": paris_time(now()), "ok": ok, "run": str(run_dir)},
     )
     return 0 if ok else 1
