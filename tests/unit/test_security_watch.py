@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hostops.cli import main
-from hostops.security import cli as security_cli
+from hostops.security import watch as weekly
 from hostops.security.debsecan import changelog_fixes, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,7 +198,7 @@ def vulnerability(**fields: Any) -> dict[str, Any]:
 def test_a_major_fix_of_a_high_urgency_flaw_needs_the_clients_approval(
     fields: dict[str, Any], update: str | None, flagged: bool
 ) -> None:
-    entry = security_cli.qualify(vulnerability(**fields))
+    entry = weekly.qualify(vulnerability(**fields))
     assert entry["update"] == update
     assert entry["needs_approval"] is flagged
 
@@ -227,14 +227,14 @@ def test_the_report_flags_it_per_server_and_customer() -> None:
         },
         "web1": {"fqdn": "web1.vidal.example", "watched": False, "order": {}},
     }
-    report = security_cli.build_report(["db1", "db2", "web1", "gone"], collected, customer=None)
+    report = weekly.build_report(["db1", "db2", "web1", "gone"], collected, customer=None)
     rows = {row["host"]: row for row in report["hosts"]}
     assert rows["db1"]["needs_approval"] == [("postgresql-15", "15.14-0+deb12u1")]
     assert rows["db1"]["counts"]["high"] == {"open": 1, "fixed": 1}
     assert rows["db2"]["status"] == "watch failed"
     assert rows["web1"]["status"] == "not watched"
     assert rows["gone"]["status"] == "unreachable"
-    text = security_cli.render_text(report)
+    text = weekly.render_text(report)
     assert "customer Vidal Transports" in text
     assert "db2.vidal.example (order BDC-2027-0193): watch failed: error: while downloading" in text
     assert "db1.vidal.example (order BDC-2027-0193): 1 open vulnerability: high 1 (1 fixed)" in text
@@ -297,7 +297,7 @@ def _row(host: str, order: str, customer: str, cve: str) -> dict[str, Any]:
         "managed_level": "supervision",
         "status": "ok",
         "vulnerabilities": [vulnerability],
-        "counts": security_cli.counts([vulnerability]),
+        "counts": weekly.counts([vulnerability]),
         "needs_approval": [],
     }
 
@@ -322,7 +322,7 @@ def test_the_weekly_mail_gives_each_customer_its_own_servers_only(
         ],
     }
     run_dir = tmp_path / "run"
-    lines = security_cli.mail_reports(report, run_dir)
+    lines = weekly.mail_reports(report, run_dir)
     assert lines[0] == "security report of lost.example: not mailed (no delivered order's contact)"
     vidal = (run_dir / "security-report-BDC-2027-0001.eml").read_text()
     martin = (run_dir / "security-report-BDC-2027-0002.eml").read_text()
