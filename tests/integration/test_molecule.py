@@ -4,6 +4,7 @@ the fresh host, converge, idempotence (zero changed tasks), testinfra verify, de
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,27 +15,37 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
-# Roles converged and verified by a scenario named after another role, or (plesk, whose
-# installer cannot be reached here) by a named stand-in test instead of a scenario.
-COVERED_BY = {
-    "plesk": "tests/integration/test_plesk_standin.py",
-    "ftp": "web-trixie",
-    "mariadb": "databases-trixie",
-    "postgresql": "databases-trixie",
-    "webmail": "mail-trixie",
-    "backup_server": "backup-trixie",
-    # debsecan with offline tracker data, in the monitoring story (metrics scraped)
-    "security_watch": "tests/integration/test_order_monitoring.py",
-}
+# Each role says where it is tested: the section "## Tested" of its README names the
+# molecule scenarios (`molecule/NAME`) and test files (`tests/...py`) that converge and
+# verify it (plesk, whose installer cannot be reached here, a stand-in test).
+TESTED = re.compile(r"^## Tested\n(.*?)(?=^## |\Z)", re.M | re.S)
+PATH = re.compile(r"`((?:molecule|tests)/[^`\s]+)`")
 
 
-def test_every_role_has_a_scenario() -> None:
-    roles = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
+def tested_in(role: Path) -> list[str]:
+    """The scenarios and test files a role's README names under "## Tested"."""
+    readme = role / "README.md"
+    match = TESTED.search(readme.read_text()) if readme.is_file() else None
+    return PATH.findall(match.group(1)) if match else []
+
+
+def test_every_role_names_its_tests_and_they_exist() -> None:
+    roles = sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir())
+    assert len(roles) >= 16  # the control: the roles are found
     for role in roles:
-        name = role.replace("_", "-")
-        covered = any(s == name or s.startswith(f"{name}-") for s in SCENARIOS)
-        other = COVERED_BY.get(role, "")
-        assert covered or other in SCENARIOS or (other and (ROOT / other).exists()), role
+        named = tested_in(role)
+        assert named, f"{role.name}: its README has no '## Tested' section naming a test"
+        for path in named:
+            assert (ROOT / path.rstrip("/")).exists(), f"{role.name}: {path} does not exist"
+        runs = [p for p in named if p.removeprefix("molecule/").rstrip("/") in SCENARIOS]
+        runs += [p for p in named if p.startswith("tests/") and p.endswith(".py")]
+        assert runs, f"{role.name}: names no scenario or test file that runs it"
+
+
+def test_every_scenario_is_named_by_a_role() -> None:
+    named = {p.rstrip("/") for role in (ROOT / "roles").iterdir() for p in tested_in(role)}
+    assert SCENARIOS  # the control: the scenarios are found
+    assert [s for s in SCENARIOS if f"molecule/{s}" not in named] == []
 
 
 # The longest scenarios run from their own test file (test_molecule_backup.py): scripts/test
