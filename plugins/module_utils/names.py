@@ -25,7 +25,7 @@ roles/postgresql), so role-name rules such as the reserved ``pg_`` prefix apply 
 database names too.
 
 The same rules are enforced again inside the roles' request entry points (for runs that
-do not come through this command, such as AWX); tests/unit/test_names.py keeps
+do not come through this command, such as AWX); tests/unit/collection/test_names.py keeps
 the two copies equal.
 
 Each function returns problems as ``ARG: VALUE: REASON`` lines for

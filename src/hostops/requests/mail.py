@@ -14,7 +14,7 @@ The playbook takes the password from the extra variable :data:`PASSWORD_VAR` (ho
 :data:`PASSWORD_ENV` (AWX, and callers that keep secrets out of extra variables).
 
 The address rule is an allow-list, the same as the mail role's (``roles/mail/vars/main.yml``,
-``__mail_local_pattern`` and ``__mail_domain_pattern``; tests/unit/test_mail_requests.py
+``__mail_local_pattern`` and ``__mail_domain_pattern``; tests/unit/requests/test_mail_requests.py
 keeps the two equal): the address reaches Postfix's tables, Dovecot's passwd-file and a
 directory name under /var/vmail, so nothing that could separate fields (``:``, spaces),
 climb directories (``..``, ``/``) or be read by a template gets through.

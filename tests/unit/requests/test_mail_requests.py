@@ -16,7 +16,7 @@ from hostops.core.errors import UsageError
 from hostops.requests.mail import MAILBOX, PASSWORD_VAR, check_address
 from hostops.requests.verbs import check_arguments, run_request
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MAIL_VARS = ROOT / "roles" / "mail" / "vars" / "main.yml"
 REQUEST_PLAYBOOK = ROOT / "playbooks" / "request-mailbox.yml"
 

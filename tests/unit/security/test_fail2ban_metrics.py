@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "roles" / "fail2ban" / "files" / "hostops-fail2ban-metrics"
 
 STATUS = "Status\n|- Number of jail:\t2\n`- Jail list:\tdovecot, sshd\n"

@@ -31,7 +31,7 @@ from hostops.requests.database import (
     VERBS,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 GOOD = [
     "shop",

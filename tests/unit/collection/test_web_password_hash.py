@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[2] / "plugins" / "modules" / "web_password_hash.py"
+MODULE = Path(__file__).resolve().parents[3] / "plugins" / "modules" / "web_password_hash.py"
 OPS = "$2b$10$" + "a" * 53
 PROM = "$2y$12$" + "B./9" * 13 + "c"
 

@@ -16,7 +16,7 @@ import pytest
 
 from hostops.core.runner import repo_root, run_environment
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ANSIBLE = Path(sys.executable).parent / "ansible"
 MODULE = "alteo.hostops.apt_present"
 

@@ -40,7 +40,7 @@ from hostops_backup.restore import roles_to_create
 from hostops_backup.snapshots import pick_snapshot
 from hostops_backup.verify import compare_tables
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PARIS = ZoneInfo("Europe/Paris")
 
 

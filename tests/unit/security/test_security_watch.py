@@ -19,7 +19,7 @@ from hostops.cli import main
 from hostops.security import watch as weekly
 from hostops.security.debsecan import changelog_fixes, render
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OLD = "2.12.7+dfsg+really2.9.14-2.1+deb13u1"
 U2 = "2.12.7+dfsg+really2.9.14-2.1+deb13u2"
 U3 = "2.12.7+dfsg+really2.9.14-2.1+deb13u3"

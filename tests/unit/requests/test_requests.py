@@ -34,7 +34,7 @@ from hostops.requests.verbs import (
     verb_named,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # Attempts to get something other than a name through: shell, SQL, Jinja, paths, YAML,
 # look-alike letters, control characters, a trailing newline.
@@ -406,7 +406,7 @@ def test_a_refusal_reaches_the_cli_as_data_not_as_a_task_name(
     (root / "playbooks" / "tasks").mkdir(parents=True)
     (root / "galaxy.yml").write_text("namespace: alteo\nname: hostops\nversion: 0.0.1\n")
     (root / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
-    real = Path(__file__).resolve().parents[2] / "playbooks" / "tasks" / "refuse-request.yml"
+    real = Path(__file__).resolve().parents[3] / "playbooks" / "tasks" / "refuse-request.yml"
     (root / "playbooks" / "tasks" / "refuse-request.yml").write_text(real.read_text())
     (root / "playbooks" / "refusing.yml").write_text(REFUSING)
     (root / "inventory.yml").write_text(

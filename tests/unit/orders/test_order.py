@@ -33,7 +33,7 @@ from hostops.orders.order import (
     validate_order_text,
 )
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples" / "orders"
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "orders"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.yml"))
 DELETE = object()
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "monitoring_server"
-UNIT_TESTS = sorted((Path(__file__).parent / "monitoring").glob("*.test.yml"))
+UNIT_TESTS = sorted(Path(__file__).parent.glob("*.test.yml"))
 RULE_FILES = ("hostops-alerts.rules.yml", "hostops-recording.rules.yml")
 TEMPLATES = (*RULE_FILES, "prometheus.yml", "alertmanager.yml")
 SAMPLE_TARGET = {

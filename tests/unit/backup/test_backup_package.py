@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FILES = ROOT / "roles" / "backup" / "files"
 PACKAGE = FILES / "hostops_backup"
 MODULES = sorted(PACKAGE.rglob("*.py"))

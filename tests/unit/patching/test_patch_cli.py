@@ -21,7 +21,7 @@ from hostops.maintenance import notices
 from hostops.patching import run as patch_run
 from hostops.patching import targets as patch_targets
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Outside the window: a Saturday; and a Tuesday morning, inside it.
 SATURDAY = "2027-01-16T10:00:00+01:00"
 TUESDAY = "2027-01-12T10:00:00+01:00"

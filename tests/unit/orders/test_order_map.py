@@ -20,7 +20,7 @@ from hostops.module_utils.order_map import backup_problems, order_backups, order
 from hostops.module_utils.order_rules import ORDER_VARS
 from hostops.orders.order import load_order
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 MAP = ROOT / "playbooks" / "vars" / "order.yml"
 # The order's variables, the host's name from the order and the lab's apt cache: what a

@@ -23,7 +23,7 @@ from ansible.errors import AnsibleFilterError
 from hostops.module_utils import plesk_commands as pc
 from hostops.module_utils.problems import InputProblems
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WRAPPER = (
     "/bin/sh",
     "-c",

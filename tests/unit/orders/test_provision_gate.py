@@ -18,7 +18,7 @@ import yaml
 from hostops.module_utils.order_rules import backup_path_problem, order_document, vars_problems
 from hostops.orders.order import load_order
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 EXAMPLES = sorted((ROOT / "examples" / "orders").glob("*.yml"))
 GHOST = "ghost.example"

@@ -19,7 +19,7 @@ from hostops.monitoring.registration import (
 )
 from hostops.orders.order import load_order
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ORDERS = ROOT / "examples" / "orders"
 INVENTORY = """\
 all:

@@ -26,7 +26,7 @@ from hostops.module_utils.sla import (
     read_month,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sla" / "2027-04.yml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "sla" / "2027-04.yml"
 APRIL = "2027-04-01T00:00:00+02:00"  # the start of April 2027 in Paris, for offsets below
 H = 3600
 

@@ -14,7 +14,7 @@ from hostops.core.runner import RunResult
 from hostops.orders.order import load_order
 from hostops.orders.provision import Target, dkim_records, write_delivery_note
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CUSTOM = ROOT / "examples" / "orders" / "custom.yml"
 VALUE = "v=DKIM1; h=sha256; k=rsa; s=email; p=MIIBIjANBgkqh"
 

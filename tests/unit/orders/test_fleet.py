@@ -15,7 +15,7 @@ from hostops.orders import fleet
 from hostops.orders.order import load_order
 from hostops.orders.provision import Target, write_delivery_note
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CUSTOM = ROOT / "examples" / "orders" / "custom.yml"
 BASIC = ROOT / "examples" / "orders" / "basic.yml"
 

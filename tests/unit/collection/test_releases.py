@@ -15,7 +15,7 @@ import yaml
 
 from hostops.module_utils.releases import ROLE_RELEASES, order_problems
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
 

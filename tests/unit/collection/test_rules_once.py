@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # What a copy of a rule would contain: the domain label, the mail local part, the old
 # backup-path test of the role.
 COPIES = {

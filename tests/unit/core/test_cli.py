@@ -8,7 +8,7 @@ import pytest
 
 from hostops.cli import main
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "orders"
 
 
 def test_order_validate_good(capsys: pytest.CaptureFixture[str]) -> None:
