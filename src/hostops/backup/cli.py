@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from hostops.core.errors import HostopsError, UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun, RunResult
+from hostops.core.settings import new_run_dir
 from hostops.core.targets import inventory_host, inventory_sources
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -270,10 +271,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
 
 def run_dir(host: str, action: str) -> Path:
-    from hostops.core.settings import state_dir  # noqa: PLC0415 - keeps this module light
-
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return state_dir() / "backups" / host / "runs" / f"{stamp}-{action}"
+    return new_run_dir("backups", host, "runs", kind=action)
 
 
 def run_playbook(

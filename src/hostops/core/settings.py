@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,15 @@ def state_dir() -> Path:
 def inventories_or_default(given: list[Path]) -> list[Path]:
     """The --inventory options given, or else the configuration file's inventories."""
     return list(given) if given else list(settings().inventories)
+
+
+RUN_STAMP = "%Y%m%dT%H%M%S%fZ"  # UTC, to the microsecond: run directories sort by time
+
+
+def new_run_dir(*parts: str, kind: str | None = None, moment: datetime | None = None) -> Path:
+    """A new, private (0700) directory for one run under the state directory:
+    ``<state>/PARTS.../<UTC time>[-KIND]``; it never exists before."""
+    stamp = (moment or datetime.now(UTC)).astimezone(UTC).strftime(RUN_STAMP)
+    path = state_dir().joinpath(*parts, f"{stamp}-{kind}" if kind else stamp)
+    path.mkdir(parents=True, mode=0o700)
+    return path

@@ -41,7 +41,7 @@ import yaml
 from hostops.core.errors import HostopsError, UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
-from hostops.core.settings import inventories_or_default, state_dir
+from hostops.core.settings import inventories_or_default, new_run_dir, state_dir
 from hostops.core.targets import Inventory, generated_inventory, lab_hosts
 from hostops.isolation.records import (
     NOTICE_HOURS,
@@ -304,9 +304,7 @@ def _resolve_inventory(host: str, given: list[Path]) -> Target:
 def run_playbook(
     target: Target, playbook: str, extravars: dict[str, Any], folder: Path, verb: str
 ) -> tuple[bool, Path]:
-    stamp = now().strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir = folder / "runs" / f"{stamp}-{verb}"
-    run_dir.mkdir(parents=True, mode=0o700)
+    run_dir = new_run_dir(*folder.relative_to(state_dir()).parts, "runs", kind=verb, moment=now())
     generated = run_dir / "inventory.yml"
     generated.write_text(yaml.safe_dump(target.inventory(), sort_keys=False))
     result = PlaybookRun(

@@ -36,7 +36,7 @@ from typing import Any, TextIO
 from hostops.core.errors import UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
-from hostops.core.settings import state_dir
+from hostops.core.settings import new_run_dir, state_dir
 from hostops.core.targets import Inventory
 from hostops.maintenance import notices
 from hostops.module_utils.names import mail_address_problem
@@ -241,9 +241,7 @@ def run(
     moment = datetime.now(UTC).astimezone(notices.PARIS).isoformat(timespec="seconds")
     mode = "check mode, nothing is changed" if check else "applying"
     print(f"mail {verb} {address} on {host} ({mode})", file=out)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir = state_dir() / "mail-suspensions" / host / f"{stamp}-{verb}"
-    run_dir.mkdir(parents=True, mode=0o700)
+    run_dir = new_run_dir("mail-suspensions", host, kind=verb)
     record: dict[str, Any] = {
         "action": verb,
         "host": host,

@@ -12,7 +12,7 @@ import json
 from datetime import timedelta
 
 from hostops.core.errors import UsageError
-from hostops.core.settings import state_dir
+from hostops.core.settings import new_run_dir
 from hostops.maintenance import notices
 from hostops.maintenance.notices import (
     MAX_DURATION_MINUTES,
@@ -107,8 +107,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
         emergency=args.emergency,
         reason=(args.reason or "").strip() or None,
     )
-    stamp = reference.strftime("%Y%m%dT%H%M%S%fZ")
-    folder = state_dir() / "maintenance" / stamp
+    folder = new_run_dir("maintenance", moment=reference)
     delivery = deliver(notice, folder / "announce.eml")
     window = check_window(start, DEFAULT_CONFIG)
     record = {

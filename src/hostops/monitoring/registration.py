@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -16,7 +15,7 @@ import yaml
 
 from hostops.core.errors import UsageError
 from hostops.core.runner import PlaybookRun
-from hostops.core.settings import settings
+from hostops.core.settings import new_run_dir, settings
 from hostops.core.targets import Inventory, generated_inventory, inventory_sources, lab_hosts
 from hostops.lab.nspawn import order_host_prefix
 from hostops.orders.order import Order
@@ -176,11 +175,8 @@ def resolve_inventory(
 
 
 def execute(plan: Plan, *, check: bool, out: TextIO = sys.stdout) -> int:
-    from hostops.core.settings import state_dir  # noqa: PLC0415 - keeps this module light
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir = state_dir() / "monitor" / plan.host / "runs" / f"{stamp}-{plan.verb}"
-    run_dir.mkdir(parents=True, mode=0o700)
+    run_dir = new_run_dir("monitor", plan.host, "runs", kind=plan.verb)
     generated = run_dir / "monitor-inventory.yml"
     generated.write_text(yaml.safe_dump(plan.inventory(), sort_keys=False))
     mode = "check mode, nothing is changed" if check else "applying"

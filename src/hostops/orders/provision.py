@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -23,7 +23,7 @@ import yaml
 
 from hostops.core.errors import HostopsError, UsageError
 from hostops.core.runner import PlaybookRun, RunResult
-from hostops.core.settings import inventories_or_default, state_dir
+from hostops.core.settings import inventories_or_default, new_run_dir, state_dir
 from hostops.core.targets import Inventory
 from hostops.lab.nspawn import (
     HOST_NAME_RE,
@@ -107,8 +107,7 @@ def lab_monitoring_server(name: str, out: TextIO) -> dict[str, Any]:
     (booted,) = lab.up(1, "trixie", names=[name])
     pending.parent.mkdir(parents=True, exist_ok=True)
     pending.touch()
-    run_dir = state_dir() / "lab-monitoring" / name / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir.mkdir(parents=True, mode=0o700)
+    run_dir = new_run_dir("lab-monitoring", name)
     inventory = run_dir / "inventory.yml"
     inventory.write_text(
         yaml.safe_dump(
@@ -184,11 +183,6 @@ def run_inventory(
     return {"all": {"children": children}}
 
 
-def new_run_dir(order: Order) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return state_dir() / "orders" / order.id / "runs" / stamp
-
-
 def apply_order(
     order: Order,
     *,
@@ -228,8 +222,7 @@ def apply_order(
             raise UsageError("--inventory: required unless --lab is given")
         targets, group_vars = inventory_targets(order, inventories), {}
         inventory_paths = inventories
-    run_dir = new_run_dir(order)
-    run_dir.mkdir(parents=True, mode=0o700)
+    run_dir = new_run_dir("orders", order.id, "runs")
     generated = run_dir / "order-inventory.yml"
     inventory = run_inventory(targets, group_vars, monitoring, backup_hosts)
     generated.touch(mode=0o600)

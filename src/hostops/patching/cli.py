@@ -44,7 +44,7 @@ from hostops.patching.run import (
     describe_window,
     execute,
     finish,
-    new_run_dir,
+    new_patch_run_dir,
     parse_serial,
     run_record,
     send_emergency_notices,
@@ -163,7 +163,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     status = check_window(moment, DEFAULT_CONFIG)
     print(f"patch plan for {len(targets.hosts)} host(s): check mode, nothing is changed", file=out)
     print(f"window now: {describe_window(status)}", file=out)
-    run_dir = new_run_dir("plan")
+    run_dir = new_patch_run_dir("plan")
     record = run_record(targets, moment, status, emergency=False, reason=None, plan=True)
     result, reports = execute(targets, run_dir, record, serial, args, check=True, out=out)
     code = finish(result, reports, targets, run_dir, record, plan=True, out=out)
@@ -227,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{moment.astimezone(notices.PARIS):%Y-%m-%d %H:%M} Paris time: "
         f"window {describe_window(status)}" + (f"; EMERGENCY: {reason}" if args.emergency else "")
     )
-    run_dir = new_run_dir("run")
+    run_dir = new_patch_run_dir("run")
     record = run_record(
         targets, moment, status, emergency=args.emergency, reason=reason, plan=False
     )

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from hostops.core.errors import UsageError
 from hostops.core.runner import PlaybookRun, RunResult
-from hostops.core.settings import state_dir
+from hostops.core.settings import new_run_dir
 from hostops.maintenance import notices
 from hostops.module_utils.maintenance_window import (
     WindowStatus,
@@ -51,11 +51,8 @@ def describe_window(status: WindowStatus) -> str:
     return f"closed ({status.reason}; next opening {status.next_open:%Y-%m-%d %H:%M})"
 
 
-def new_run_dir(kind: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = state_dir() / "patch-runs" / f"{stamp}-{kind}"
-    path.mkdir(parents=True, mode=0o700)
-    return path
+def new_patch_run_dir(kind: str) -> Path:
+    return new_run_dir("patch-runs", kind=kind)
 
 
 def run_record(

@@ -44,7 +44,7 @@ import yaml
 
 from hostops.core.errors import HostopsError, UsageError
 from hostops.core.runner import PlaybookRun
-from hostops.core.settings import state_dir
+from hostops.core.settings import new_run_dir
 from hostops.core.targets import inventory_host, inventory_sources
 from hostops.lab.nspawn import lab_host_name
 from hostops.module_utils import plesk_commands
@@ -420,11 +420,6 @@ REDACTED = "<redacted>"
 # The tasks that refuse arguments the server's back end cannot take, once its managed
 # level is known (playbooks/tasks/plesk-request.yml, playbooks/request-database.yml):
 # their failure is bad input (exit 2), not a failed run.
-def new_run_dir(verb: Verb, host: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return state_dir() / "requests" / host / f"{stamp}-{verb.name}"
-
-
 def generate_password() -> str:
     return secrets.token_urlsafe(PASSWORD_BYTES)
 
@@ -484,8 +479,7 @@ def run_request(
         extravars.update(dict.fromkeys(secret_vars, password))
     mode = "check mode, nothing is changed" if check else "applying"
     print(f"request {what} on {host} ({mode})", file=out)
-    run_dir = new_run_dir(verb, host)
-    run_dir.mkdir(parents=True, mode=0o700)
+    run_dir = new_run_dir("requests", host, kind=verb.name)
     run = PlaybookRun(
         playbook=verb.playbook,
         inventory=inventory,

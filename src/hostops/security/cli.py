@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 
 from hostops.core.errors import UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
-from hostops.core.settings import inventories_or_default, state_dir
+from hostops.core.settings import inventories_or_default, new_run_dir
 from hostops.orders import fleet
 from hostops.patching.targets import Targets, inventory_targets, lab_targets
 from hostops.security.watch import build_report, mail_reports, render_text
@@ -111,10 +110,9 @@ def resolve(args: argparse.Namespace) -> Targets:
 def cmd_report(args: argparse.Namespace) -> int:
     targets = resolve(args)
     out = sys.stderr if args.json else sys.stdout
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir = state_dir() / "security-reports" / stamp
+    run_dir = new_run_dir("security-reports")
     reports_dir = run_dir / "hosts"
-    reports_dir.mkdir(parents=True, mode=0o700)
+    reports_dir.mkdir(mode=0o700)
     inventories = list(targets.inventories)
     if targets.write_lab_inventory is not None:
         inventories.append(run_dir / "lab-inventory.yml")
