@@ -15,6 +15,7 @@ the key and the value, before anything else is done.
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -145,3 +146,12 @@ def new_run_dir(*parts: str, kind: str | None = None, moment: datetime | None = 
     path = state_dir().joinpath(*parts, f"{stamp}-{kind}" if kind else stamp)
     path.mkdir(parents=True, mode=0o700)
     return path
+
+
+def operator() -> str:
+    """Who runs the command, for the records: the sudo caller, else the login (the
+    environment, then the password database), else ``unknown``."""
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"

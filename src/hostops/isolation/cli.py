@@ -25,10 +25,8 @@ Every argument is checked, and the host resolved, before any host is touched (ex
 from __future__ import annotations
 
 import argparse
-import getpass
 import ipaddress
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -41,7 +39,7 @@ import yaml
 from hostops.core.errors import HostopsError, UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
-from hostops.core.settings import inventories_or_default, new_run_dir, state_dir
+from hostops.core.settings import inventories_or_default, new_run_dir, operator, state_dir
 from hostops.core.targets import Inventory, generated_inventory, lab_hosts
 from hostops.isolation.records import (
     NOTICE_HOURS,
@@ -209,10 +207,6 @@ def contacts_of(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(contacts)), problems
 
 
-def who() -> str:
-    return os.environ.get("SUDO_USER") or getpass.getuser()
-
-
 # -- where the host is ------------------------------------------------------------------
 
 
@@ -340,7 +334,7 @@ def _isolation(args: argparse.Namespace, *, isolate: bool) -> int:
         raise UsageError(problems)
     target = resolve(args)
     moment = now()
-    record = {"action": verb, "by": who(), "at": paris_time(moment), "reason": reason}
+    record = {"action": verb, "by": operator(), "at": paris_time(moment), "reason": reason}
     folder = state_dir() / "isolation" / args.host
     print(f"{verb} {args.host}: {reason or ''}".rstrip(": "))
     ok, run_dir = run_playbook(
@@ -402,7 +396,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         "mbps": mbps,
         "notified_at": at.isoformat(),
         "cap_allowed_from": allowed.isoformat(),
-        "by": who(),
+        "by": operator(),
         "notice": delivery,
     }
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -451,7 +445,7 @@ def cmd_cap(args: argparse.Namespace) -> int:
         {
             "action": "cap",
             "mbps": mbps,
-            "by": who(),
+            "by": operator(),
             "at": paris_time(now()),
             "ok": ok,
             "run": str(run_dir),
@@ -472,6 +466,12 @@ def cmd_bandwidth_release(args: argparse.Namespace) -> int:
     )
     append_event(
         folder,
-        {"action": "release", "by": who(), "at": paris_time(now()), "ok": ok, "run": str(run_dir)},
+        {
+            "action": "release",
+            "by": operator(),
+            "at": paris_time(now()),
+            "ok": ok,
+            "run": str(run_dir),
+        },
     )
     return 0 if ok else 1

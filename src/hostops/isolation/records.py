@@ -6,7 +6,6 @@ delivery (``--no-send`` keeps the .eml only)."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,7 @@ def paris_time(moment: datetime) -> str:
 
 
 def deliver_notice(notice: Notice, path: Path, no_send: bool) -> dict[str, Any]:
-    saved = os.environ.pop("HOSTOPS_SMTP_HOST", None) if no_send else None
-    try:
-        delivery = deliver(notice, path)
-    finally:
-        if saved is not None:
-            os.environ["HOSTOPS_SMTP_HOST"] = saved
+    delivery = deliver(notice, path, send=not no_send)
     return {**delivery.as_dict(), "describe": delivery.describe()}
 
 

@@ -24,9 +24,7 @@ value).
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import re
 import sys
 from datetime import UTC, datetime
@@ -36,7 +34,7 @@ from typing import Any, TextIO
 from hostops.core.errors import UsageError
 from hostops.core.options import add_inventory_or_lab
 from hostops.core.runner import PlaybookRun
-from hostops.core.settings import new_run_dir, state_dir
+from hostops.core.settings import new_run_dir, operator, state_dir
 from hostops.core.targets import Inventory
 from hostops.maintenance import notices
 from hostops.module_utils.names import mail_address_problem
@@ -114,14 +112,6 @@ def check_reason(reason: str) -> list[str]:
     return []
 
 
-def operator() -> str:
-    """Who runs the command: the sudo caller, else the login (environment, then passwd)."""
-    try:
-        return os.environ.get("SUDO_USER") or getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
 def order_contacts(host: str) -> list[str]:
     """The contact of each delivered order whose servers include HOST (state directory)."""
     found: list[str] = []
@@ -151,9 +141,7 @@ def inventory_contacts(inventories: list[Path], host: str) -> list[str]:
     return [str(v) for v in values]
 
 
-def notice(
-    *, to: list[str], host: str, address: str, state: str, reason: str
-) -> notices.Notice:
+def notice(*, to: list[str], host: str, address: str, state: str, reason: str) -> notices.Notice:
     now = notices.now()
     when = f"{notices.french_date(now)} à {now:%H:%M} (heure de Paris)"
     if state == "suspended":
@@ -288,10 +276,10 @@ def run(
         )
         return 0
     if status in ("suspended", "resumed") and to:
-        delivery = _deliver(
+        delivery = notices.deliver(
             notice(to=to, host=host, address=address, state=state, reason=reason),
             run_dir / "notice.eml",
-            no_send=no_send,
+            send=not no_send,
         )
         record["notice"] = delivery.as_dict()
         print(f"notice {delivery.describe()}", file=out)
@@ -302,16 +290,6 @@ def run(
         file=out,
     )
     return 0
-
-
-def _deliver(
-    message: notices.Notice, path: Path, *, no_send: bool
-) -> notices.Delivery:
-    if not no_send:
-        return notices.deliver(message, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(message.message().as_bytes())
-    return notices.Delivery(path, message.to, sent=False, error="--no-send")
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

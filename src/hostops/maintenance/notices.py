@@ -132,23 +132,37 @@ class Delivery:
     to: tuple[str, ...]
     sent: bool
     error: str | None = None
+    held: str | None = None  # why it was kept unsent on purpose (--no-send)
 
     def as_dict(self) -> dict[str, object]:
-        return {"file": str(self.path), "to": list(self.to), "sent": self.sent, "error": self.error}
+        data: dict[str, object] = {
+            "file": str(self.path),
+            "to": list(self.to),
+            "sent": self.sent,
+            "error": self.error,
+        }
+        if self.held:
+            data["held"] = self.held
+        return data
 
     def describe(self) -> str:
         if self.sent:
             return f"sent to {', '.join(self.to)} (copy: {self.path})"
+        if self.held:
+            return f"written for {', '.join(self.to)}: {self.path} (not sent: {self.held})"
         if self.error:
             return f"NOT SENT to {', '.join(self.to)} ({self.error}): forward {self.path}"
         return f"written for {', '.join(self.to)}: {self.path} (no HOSTOPS_SMTP_HOST: not sent)"
 
 
-def deliver(notice: Notice, path: Path) -> Delivery:
-    """Write the notice as an .eml file, then send it if an SMTP relay is configured."""
+def deliver(notice: Notice, path: Path, *, send: bool = True) -> Delivery:
+    """Write the notice as an .eml file, then send it if an SMTP relay is configured
+    (never with ``send=False``: the operator's ``--no-send``)."""
     message = notice.message()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(message.as_bytes())
+    if not send:
+        return Delivery(path, notice.to, sent=False, held="--no-send")
     host = os.environ.get("HOSTOPS_SMTP_HOST")
     if not host:
         return Delivery(path, notice.to, sent=False)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from hostops.core import settings
 from hostops.core.errors import HostopsError
 from hostops.core.settings import state_dir
 from hostops.module_utils.versions import parse_version
@@ -87,7 +88,7 @@ def reference_problems(reference: str | None, option: str = "--reference") -> li
 
 
 def operator(by: str | None = None) -> str:
-    return by or os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
+    return by or settings.operator()
 
 
 # -- the file -------------------------------------------------------------------------

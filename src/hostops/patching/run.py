@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from typing import Any, TextIO
 
 from hostops.core.errors import UsageError
 from hostops.core.runner import PlaybookRun, RunResult
-from hostops.core.settings import new_run_dir
+from hostops.core.settings import new_run_dir, operator
 from hostops.maintenance import notices
 from hostops.module_utils.maintenance_window import (
     WindowStatus,
@@ -74,7 +73,7 @@ def run_record(
         },
         "emergency": emergency,
         "emergency_reason": reason or None,
-        "operator": os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown",
+        "operator": operator(),
         "hosts": targets.hosts,
         "inventories": [str(p.resolve()) for p in targets.inventories],
     }
