@@ -128,6 +128,18 @@ def mail_address_problem(value: str) -> str | None:
     return None
 
 
+# A customer's contact address (orders, inventories, --contact): anything a mail system
+# delivers to, upper case and '+' included; not the stricter rule of the mailboxes we make.
+CONTACT_ADDRESS: Final = re.compile(
+    r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+
+
+def is_contact_address(value: str) -> bool:
+    """An email address a customer's contact may have (at most 254 characters)."""
+    return len(value) <= MAX_ADDRESS_LENGTH and bool(CONTACT_ADDRESS.fullmatch(value))
+
+
 def show(value: str) -> str:
     """A name as a message shows it: quoted, non-ASCII escaped (look-alikes show), clipped."""
     text = ascii(value)

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from . import releases
-from .names import is_domain_name
+from .names import is_contact_address, is_domain_name
 
 Service = Literal["dedicated_server", "private_cloud", "shared_hosting"]
 OsRelease = Literal["debian13", "debian12"]
@@ -91,9 +91,6 @@ _NOT_LANDED: Final[Mapping[str, str]] = {
 
 ORDER_ID = re.compile(r"[A-Z][A-Z0-9-]{2,39}")
 _VAR_NAME = re.compile(r"[a-z_][a-z0-9_]*")
-_EMAIL = re.compile(
-    r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
 _PHONE = re.compile(r"\+?[0-9 .()-]+")
 _TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -1030,7 +1027,7 @@ def _phone(value: str) -> str | _Bad:
 
 
 def _email(value: str) -> str | _Bad:
-    if len(value) <= 254 and _EMAIL.fullmatch(value):
+    if is_contact_address(value):
         return value
     return _Bad("is not an email address")
 

@@ -17,6 +17,9 @@ from typing import Any
 
 from hostops.core.errors import UsageError
 from hostops.core.settings import inventories_or_default
+from hostops.module_utils.names import is_contact_address
+
+CONTACT_VAR = "hostops_customer_email"  # the inventory variable naming a host's customer contacts
 
 
 def generated_inventory(
@@ -109,6 +112,19 @@ class Inventory:
         finally:
             if limit:
                 self.manager.subset(None)
+
+    def contacts(self, host: Any) -> tuple[list[str], list[str]]:
+        """The customer contacts the inventory gives *host* (the variable
+        ``hostops_customer_email``: one address or a list), and a problem line for each
+        value that is not an email address."""
+        value = self.host_vars(host).get(CONTACT_VAR)
+        values = [value] if isinstance(value, str) else list(value or [])
+        problems = [
+            f"{host.name}: {CONTACT_VAR} {v!r} is not an email address"
+            for v in values
+            if not is_contact_address(str(v))
+        ]
+        return [str(v) for v in values], problems
 
     def host_vars(self, host: Any) -> dict[str, Any]:
         """The inventory's variables of *host* (host, groups, group_vars, host_vars)."""

@@ -19,7 +19,6 @@ and bandwidth notices, mass-mail suspension and the SLA report's mailing.
 from __future__ import annotations
 
 import os
-import re
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from hostops.module_utils.names import is_contact_address
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -42,9 +43,6 @@ MAX_DURATION_MINUTES = 7 * 24 * 60
 DEFAULT_SENDER = "infogerance@alixans.example"
 
 
-EMAIL = re.compile(
-    r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
 
 
 _DAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
@@ -95,7 +93,7 @@ def check_contacts(contacts: Sequence[str], option: str = "--contact") -> list[s
     return [
         f"{option}: {contact!r} is not an email address"
         for contact in contacts
-        if not EMAIL.fullmatch(contact)
+        if not is_contact_address(contact)
     ]
 
 

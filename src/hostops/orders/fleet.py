@@ -149,6 +149,22 @@ def contacts() -> dict[str, str]:
     return found
 
 
+def server_contacts(host: str) -> list[str]:
+    """The contact of each order kept here whose servers include HOST."""
+    found: list[str] = []
+    root = state_dir() / "orders"
+    for path in sorted(root.glob("*/order.json")) if root.is_dir() else []:
+        order = _json(path)
+        servers = order.get("hostops_servers")
+        names = {str(s.get("hostname")) for s in servers or [] if isinstance(s, Mapping)}
+        customer = order.get("hostops_customer") or {}
+        contact = customer.get("contact") if isinstance(customer, Mapping) else None
+        email = contact.get("email") if isinstance(contact, Mapping) else None
+        if host in names and isinstance(email, str) and email not in found:
+            found.append(email)
+    return found
+
+
 def by_customer() -> dict[str, dict[str, list[dict[str, Any]]]]:
     """The fleet: customer -> managed level -> servers (with their order)."""
     fleet: dict[str, dict[str, list[dict[str, Any]]]] = {}

@@ -13,7 +13,6 @@ from pathlib import Path
 from hostops.core.errors import UsageError
 from hostops.core.settings import inventories_or_default
 from hostops.core.targets import Inventory
-from hostops.maintenance import notices
 from hostops.orders.order import load_order
 
 LAB_GROUP = "hostops_patch"
@@ -61,11 +60,10 @@ def inventory_targets(inventories: list[Path], limit: str | None) -> Targets:
     chosen = inventory.hosts(limit)
     contacts: dict[str, list[str]] = {}
     for host in chosen:
-        value = inventory.host_vars(host).get(CONTACT_VAR)
-        for email in [value] if isinstance(value, str) else list(value or []):
-            if not notices.EMAIL.fullmatch(str(email)):
-                problems.append(f"{host.name}: {CONTACT_VAR} {email!r} is not an email address")
-            contacts.setdefault(str(email), []).append(host.name)
+        emails, bad = inventory.contacts(host)
+        problems += bad
+        for email in emails:
+            contacts.setdefault(email, []).append(host.name)
     if problems:
         raise UsageError(problems)
     return Targets(list(inventories), [host.name for host in chosen], contacts)

@@ -1,6 +1,6 @@
-"""Each rule written once (issue 16): the domain-name, mail-address, release and backup-path
-rules live in plugins/module_utils and nowhere else; the roles reach them through the
-collection's test and filter plugins, the CLI by importing them."""
+"""Each rule written once (issue 16): the domain-name, mail-address, contact-address,
+release and backup-path rules live in plugins/module_utils and nowhere else; the roles
+reach them through the collection's test and filter plugins, the CLI by importing them."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ COPIES = {
     "domain name": re.compile(r"\[a-z0-9-\]\{0,61\}\[a-z0-9\]\)\?\\\.\)\+"),
     "mail local part": re.compile(r"\[a-z0-9_-\]\|\\\\?\.\(\?!"),
     "backup path": re.compile(r"match', '\^/\$'"),
+    # a customer's contact address (orders, inventories, --contact)
+    "contact address": re.compile(r"\[A-Za-z0-9\._%\+-\]\+@"),
 }
 HOME = {
     "domain name": "plugins/module_utils/names.py",
     "mail local part": "plugins/module_utils/names.py",
     "backup path": "plugins/module_utils/order_rules.py",
+    "contact address": "plugins/module_utils/names.py",
 }
 SOURCES = [
     path

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from hostops.core.errors import UsageError
-from hostops.mail import cli as mail_cli
+from hostops.mail import suspension
+from hostops.orders import fleet
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,7 @@ from hostops.mail import cli as mail_cli
     ],
 )
 def test_reason_rule(reason: str, ok: bool) -> None:
-    problems = mail_cli.check_reason(reason)
+    problems = suspension.check_reason(reason)
     assert (problems == []) is ok, problems
     assert all(p.startswith("--reason: ") for p in problems)
 
@@ -40,8 +41,8 @@ def test_contact_from_the_inventory_then_from_the_order(
     inventory = tmp_path / "inv.yml"
     hosts = {"mail1": {"hostops_customer_email": "it@shop.example"}, "mail2": {}}
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-    assert mail_cli.inventory_contacts([inventory], "mail1") == ["it@shop.example"]
-    assert mail_cli.inventory_contacts([inventory], "mail2") == []
+    assert suspension.inventory_contacts([inventory], "mail1") == ["it@shop.example"]
+    assert suspension.inventory_contacts([inventory], "mail2") == []
     order = tmp_path / "state" / "orders" / "BDC-2027-0001"
     order.mkdir(parents=True)
     (order / "order.json").write_text(
@@ -52,8 +53,8 @@ def test_contact_from_the_inventory_then_from_the_order(
             }
         )
     )
-    assert mail_cli.order_contacts("mail2") == ["boss@shop.example"]
-    assert mail_cli.order_contacts("mail1") == []
+    assert fleet.server_contacts("mail2") == ["boss@shop.example"]
+    assert fleet.server_contacts("mail1") == []
 
 
 def test_a_bad_contact_in_the_inventory_is_refused(tmp_path: Path) -> None:
@@ -62,11 +63,11 @@ def test_a_bad_contact_in_the_inventory_is_refused(tmp_path: Path) -> None:
         yaml.safe_dump({"all": {"hosts": {"mail1": {"hostops_customer_email": "nobody"}}}})
     )
     with pytest.raises(UsageError, match="hostops_customer_email 'nobody'"):
-        mail_cli.inventory_contacts([inventory], "mail1")
+        suspension.inventory_contacts([inventory], "mail1")
 
 
 def test_the_notices_name_the_account_the_server_and_the_reason() -> None:
-    suspended = mail_cli.notice(
+    suspended = suspension.notice(
         to=["it@shop.example"],
         host="mail1.shop.example",
         address="bob@shop.example",
@@ -78,7 +79,7 @@ def test_the_notices_name_the_account_the_server_and_the_reason() -> None:
     assert "3.1.2" in suspended.body
     message = suspended.message()
     assert message["To"] == "it@shop.example"
-    resumed = mail_cli.notice(
+    resumed = suspension.notice(
         to=["it@shop.example"],
         host="mail1.shop.example",
         address="bob@shop.example",
@@ -101,7 +102,7 @@ def test_no_contact_is_refused_before_any_host(
     hosts = {"web01": {"ansible_host": "127.0.0.1", "ansible_port": 1}}
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     with pytest.raises(UsageError, match="--contact: web01 has no customer contact") as err:
-        mail_cli.run(
+        suspension.run(
             state="suspended",
             host="web01",
             address="bob@example.fr",

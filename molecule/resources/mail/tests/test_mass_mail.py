@@ -78,9 +78,9 @@ def mail_tls(mailbox_server: Server) -> ssl.SSLContext:
 
 
 def suspend_cli(server: Server, address: str, *, resume: bool, no_send: bool) -> str:
-    from hostops.mail import cli as mail_cli  # noqa: PLC0415 - the controller's package
+    from hostops.mail import suspension  # noqa: PLC0415 - the controller's package
     out = io.StringIO()
-    status = mail_cli.run(
+    status = suspension.run(
         state="active" if resume else "suspended",
         host=server.name,
         address=address,
