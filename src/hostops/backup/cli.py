@@ -281,7 +281,7 @@ def run_playbook(
     run = PlaybookRun(
         playbook=playbook,
         inventory=target.inventories,
-        run_dir=run_dir(target.host, action),
+        run_dir=run_dir(target.host, action) / "runner",
         extravars={**extravars, "hostops_targets": target.host},
         limit=target.host,
         quiet=True,

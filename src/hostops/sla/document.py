@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hostops.core.settings import state_dir
+from hostops.core.settings import RUN_STAMP, state_dir
 from hostops.module_utils.sla import (
     TARGET_PERCENT,
     Incident,
@@ -92,8 +92,10 @@ def client_report(
 
 
 def _stamp_in(month: Month, name: str) -> bool:
+    """Whether a run directory's name (``new_run_dir``: UTC time, then ``-KIND``) falls
+    in MONTH."""
     try:
-        moment = datetime.strptime(name[:16], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        moment = datetime.strptime(name.split("-", 1)[0], RUN_STAMP).replace(tzinfo=UTC)
     except ValueError:
         return False
     return month.contains(moment)

@@ -10,10 +10,13 @@ matrix of series, each ``values`` a list of ``[unix time, "value"]``; the config
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -468,3 +471,71 @@ def test_the_delivery_note_is_sent_once_per_content(
     assert provision.send_delivery_note(order, note) == (
         "already sent to luc@vidal.example on 2026-12-01T10:00:00+01:00 (unchanged)"
     )
+
+
+def test_the_report_reads_each_backup_verify_where_the_run_left_its_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'hostops backup verify' keeps ansible-runner's files under its run directory; the
+    client report (§4) reads each run's outcome from there, not 'unknown'."""
+    from hostops.backup import cli as backup_cli  # noqa: PLC0415
+    from hostops.sla.document import verify_runs  # noqa: PLC0415
+
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
+    host = "web01.martin.example"
+
+    class Result:  # what PlaybookRun.execute gives: a run that published its answer
+        ok = True
+        artifacts: ClassVar[dict[str, Any]] = {"hostops_backup": {host: {"ok": True}}}
+
+    class Run:  # ansible-runner's part: its status file under the private data dir
+        def __init__(self, **options: Any) -> None:
+            self.private = Path(options["run_dir"])
+
+        def execute(self) -> Result:
+            status = self.private / "artifacts" / "0f1e" / "status"
+            status.parent.mkdir(parents=True)
+            status.write_text("successful")
+            return Result()
+
+    monkeypatch.setattr(backup_cli, "PlaybookRun", Run)
+    target = backup_cli.Target(host, [])
+    backup_cli.run_playbook(target, "backup-verify.yml", "verify", {}, io.StringIO())
+    now = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris"))
+    [run] = verify_runs(host, Month(now.year, now.month))
+    assert run["status"] == "successful" and run["run"].endswith("-verify"), run
+    # the control: a verify run that left no status is told as such
+    (tmp_path / "state" / "backups" / host / "runs" / "20000101T000000000000Z-verify").mkdir()
+    assert verify_runs(host, Month(2000, 1)) == [
+        {"run": "20000101T000000000000Z-verify", "status": "unknown"}
+    ]
+    assert verify_runs(host, Month(2000, 2)) == []  # and a month without runs has none
+
+
+def test_the_report_counts_the_months_patch_runs_not_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The packages §4's report lists come from the patch runs of the month, in the
+    directories patch runs make (hostops.patching.run), plans and other months left out."""
+    from hostops.core.settings import new_run_dir  # noqa: PLC0415
+    from hostops.sla.document import patch_runs  # noqa: PLC0415
+
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
+    server = "web01.martin.example"
+    in_month = datetime(2027, 4, 13, 9, 30, tzinfo=UTC)
+
+    def report(moment: datetime, kind: str, check_mode: bool, applied: list[str]) -> None:
+        folder = new_run_dir("patch-runs", kind=kind, moment=moment) / "reports"
+        folder.mkdir()
+        result = {"applied": [{"name": n, "to": "1.2"} for n in applied], "held": []}
+        data = {"check_mode": check_mode, "result": result}
+        (folder / f"{server}.json").write_text(json.dumps(data))
+
+    report(in_month, "run", False, ["openssl", "nginx"])
+    report(in_month + timedelta(days=1), "plan", True, ["curl"])
+    report(datetime(2027, 5, 2, 9, 0, tzinfo=UTC), "run", False, ["bash"])
+    assert patch_runs(server, Month(2027, 4)) == {
+        "runs": 1,
+        "applied": ["openssl 1.2", "nginx 1.2"],
+        "held": [],
+    }
