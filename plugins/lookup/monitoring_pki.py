@@ -12,14 +12,6 @@ looser: anything it does not recognise sends the run to the tasks."""
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
-from typing import Any
-
-from ansible.errors import AnsibleLookupError
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: monitoring_pki
 short_description: A host's monitoring certificate when it is already current
@@ -73,6 +65,14 @@ _raw:
   type: list
   elements: dict
 """
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
 
 CA_NAME = "hostops monitoring CA"
 
@@ -176,7 +176,7 @@ def _current_pki(folder: Path, host: str, common_name: str, sans: list[str]) -> 
 
     names: list[x509.GeneralName] = []
     for san in sans:
-        kind, _, value = san.partition(":")
+        kind, _sep, value = san.partition(":")
         if kind == "DNS":
             names.append(x509.DNSName(value))
         elif kind == "IP":
