@@ -16,9 +16,9 @@ from types import ModuleType
 
 import pytest
 
-from hostops.runner import repo_root, run_environment
+from hostops.core.runner import repo_root, run_environment
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 HOST = "web01.example.com"
 SANS = ["DNS:localhost", f"DNS:{HOST}", "IP:192.0.2.7", "IP:127.0.0.1"]
