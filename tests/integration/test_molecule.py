@@ -22,7 +22,7 @@ TESTED = re.compile(r"^## Tested\n(.*?)(?=^## |\Z)", re.M | re.S)
 PATH = re.compile(r"`((?:molecule|tests)/[^`\s]+)`")
 
 
-def tested_in(role: Path) -> list[str]:
+def named_tests(role: Path) -> list[str]:
     """The scenarios and test files a role's README names under "## Tested"."""
     readme = role / "README.md"
     match = TESTED.search(readme.read_text()) if readme.is_file() else None
@@ -33,7 +33,7 @@ def test_every_role_names_its_tests_and_they_exist() -> None:
     roles = sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir())
     assert len(roles) >= 16  # the control: the roles are found
     for role in roles:
-        named = tested_in(role)
+        named = named_tests(role)
         assert named, f"{role.name}: its README has no '## Tested' section naming a test"
         for path in named:
             assert (ROOT / path.rstrip("/")).exists(), f"{role.name}: {path} does not exist"
@@ -43,7 +43,7 @@ def test_every_role_names_its_tests_and_they_exist() -> None:
 
 
 def test_every_scenario_is_named_by_a_role() -> None:
-    named = {p.rstrip("/") for role in (ROOT / "roles").iterdir() for p in tested_in(role)}
+    named = {p.rstrip("/") for role in (ROOT / "roles").iterdir() for p in named_tests(role)}
     assert SCENARIOS  # the control: the scenarios are found
     assert [s for s in SCENARIOS if f"molecule/{s}" not in named] == []
 
