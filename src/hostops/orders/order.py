@@ -24,16 +24,12 @@ a person, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Final
-
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, SequenceNode
+from typing import Final
 
 from hostops.core.errors import UsageError
-from hostops.core.textfile import FileTooBig, NotRegularFile, read_regular
+from hostops.core.yamlfile import Kind, parse_yaml, read_text
 from hostops.module_utils.order_rules import (
     AVAILABLE,
     DATABASES,
@@ -64,10 +60,6 @@ from hostops.module_utils.order_rules import (
     Sla,
     Stack,
     WebStack,
-    _capped,
-    _clip,
-    _kind,
-    _show,
     check_available,
     check_document,
 )
@@ -117,9 +109,8 @@ MAX_ORDER_BYTES: Final = 64 * 1024
 MAX_DEPTH: Final = 20
 MAX_NODES: Final = 10_000
 
-_YAML_TAG = "tag:yaml.org,2002:"
-_PLAIN_TAGS = frozenset(
-    _YAML_TAG + name for name in ("null", "bool", "int", "float", "str", "timestamp", "seq", "map")
+ORDER_FILE: Final = Kind(
+    "the order", "an order", MAX_ORDER_BYTES, MAX_NODES, MAX_DEPTH, timestamps=False, empty_ok=True
 )
 
 
@@ -129,15 +120,12 @@ _PLAIN_TAGS = frozenset(
 def load_order(path: str | Path) -> Order:
     """Read and validate the order file at *path*; raise UsageError listing every problem."""
     source = str(path)
-    return validate_order_text(_read_text(Path(path), source), source)
+    return validate_order_text(read_text(Path(path), ORDER_FILE, source), source)
 
 
 def validate_order_text(text: str, source: str = "<order>") -> Order:
     """Validate an order given as YAML text; *source* names it in messages."""
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_ORDER_BYTES:
-        raise UsageError(f"{source}: {_too_big(size)}")
-    order, problems = check_document(_parse_yaml(text, source), source)
+    order, problems = check_document(parse_yaml(text, ORDER_FILE, source), source)
     if problems or order is None:
         raise UsageError(problems or [f"{source}: not a valid order"])
     return order
@@ -154,184 +142,3 @@ def accept_order(path: str | Path, available: Mapping[str, bool] | None = None) 
     if problems:
         raise UsageError(problems)
     return order
-
-
-# -- Reading the file safely ------------------------------------------------------------------
-
-
-def _too_big(size: int) -> str:
-    return f"{size} bytes is too big for an order (the limit is {MAX_ORDER_BYTES} bytes)"
-
-
-def _read_text(path: Path, source: str) -> str:
-    """The order's text: a regular file only (hostops/core/textfile.py), UTF-8."""
-    try:
-        raw = read_regular(path, MAX_ORDER_BYTES)
-    except NotRegularFile as err:
-        raise UsageError(
-            f"{source}: cannot read the order: {err.kind}; give the order's file"
-        ) from err
-    except FileTooBig as err:
-        if err.size is not None:
-            raise UsageError(f"{source}: {_too_big(err.size)}") from err
-        raise UsageError(
-            f"{source}: more than {MAX_ORDER_BYTES} bytes is too big for an order"
-        ) from err
-    except OSError as err:
-        raise UsageError(f"{source}: cannot read the order: {err.strerror or err}") from err
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise UsageError(
-            f"{source}: not UTF-8 text: byte 0x{raw[err.start]:02x} at line {line} "
-            f"(offset {err.start}); save the order as UTF-8"
-        ) from err
-
-
-class _OrderConstructor(SafeConstructor):
-    """SafeConstructor that records duplicate keys instead of letting the last one win."""
-
-    # Dates stay text: no field of an order is a date; the field's own check says what is wrong.
-    yaml_constructors: ClassVar[dict[str | None, Any]] = {
-        **SafeConstructor.yaml_constructors,
-        _YAML_TAG + "timestamp": SafeConstructor.construct_scalar,
-    }
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.problems: list[str] = []
-
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        mapping: dict[Hashable, Any] = {}
-        first_line: dict[Hashable, int] = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            try:
-                seen = key in mapping
-            except TypeError:  # a list or mapping as a key
-                self.problems.append(
-                    f"line {line}: a key must be a plain value, not a {_kind(key)}"
-                )
-                continue
-            if seen:
-                self.problems.append(
-                    f"line {line}: duplicate key {_show(key)} (first at line {first_line[key]})"
-                )
-                continue
-            first_line[key] = line
-            mapping[key] = self.construct_object(value_node, deep=deep)
-        return mapping
-
-
-class _PythonLoader(yaml.SafeLoader):
-    """PyYAML's pure-Python loader (used without libyaml), bounded while it parses.
-
-    libyaml composes a whole 64 KiB document in milliseconds and :func:`_check_nodes`
-    bounds it afterwards. The pure-Python parser is ten times slower (and slower still on
-    deep nesting), so it stops as soon as the document is too deep or has too many values.
-    """
-
-    source = "<order>"
-    _nodes = 0
-    _depth = 0
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        self._nodes += 1
-        self._depth += 1
-        try:
-            if self._nodes > MAX_NODES:
-                raise UsageError(_too_many(self.source))
-            if self._depth > MAX_DEPTH:
-                raise UsageError(_too_deep(self.source, self.get_mark().line + 1))
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-_Loader: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else _PythonLoader
-
-
-def _parse_yaml(text: str, source: str) -> object:
-    constructor = _OrderConstructor()
-    try:
-        loader = _Loader(text)
-        loader.source = source
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
-        if node is None:
-            return None
-        _check_nodes(node, source)
-        data = constructor.construct_document(node)
-    except yaml.YAMLError as err:
-        raise UsageError(_yaml_error(err, text, source)) from err
-    except RecursionError as err:
-        raise UsageError(f"{source}: nested too deeply for an order") from err
-    except ValueError as err:  # int('9' * 5000), !!float abc, text that is not encodable
-        raise UsageError(f"{source}: cannot read this YAML: {_clip(str(err), 120)}") from err
-    if constructor.problems:
-        raise UsageError(_capped([f"{source}: {line}" for line in constructor.problems], source))
-    return data
-
-
-def _check_nodes(root: Node, source: str) -> None:
-    """Refuse aliases, unusual tags, deep nesting and huge documents before building data.
-
-    An alias composes to the very node its anchor named, so a node met twice is an alias:
-    this is what stops a "billion laughs" before it is expanded.
-    """
-    seen: set[int] = set()
-    todo: list[tuple[Node, int]] = [(root, 1)]
-    while todo:
-        node, depth = todo.pop()
-        line = node.start_mark.line + 1
-        if id(node) in seen:
-            raise UsageError(
-                f"{source}: YAML anchors and aliases (&name, *name) are not allowed in an order; "
-                f"write the value out (the anchor is at line {line})"
-            )
-        seen.add(id(node))
-        if len(seen) > MAX_NODES:
-            raise UsageError(_too_many(source))
-        if depth > MAX_DEPTH:
-            raise UsageError(_too_deep(source, line))
-        if node.tag not in _PLAIN_TAGS:
-            raise UsageError(f"{source}: line {line}: {_tag_problem(node.tag)}")
-        if isinstance(node, SequenceNode):
-            todo.extend((child, depth + 1) for child in reversed(node.value))
-        elif isinstance(node, MappingNode):
-            for key, value in reversed(node.value):
-                todo.extend(((value, depth + 1), (key, depth + 1)))
-
-
-def _too_many(source: str) -> str:
-    return f"{source}: more than {MAX_NODES} values is too many for an order"
-
-
-def _too_deep(source: str, line: int) -> str:
-    return f"{source}: line {line}: nested more than {MAX_DEPTH} levels deep"
-
-
-def _tag_problem(tag: str) -> str:
-    if tag == _YAML_TAG + "merge":
-        return "merge keys (<<) are not allowed in an order; write the fields out"
-    shown = "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
-    return f"YAML tag {_clip(shown)} is not allowed in an order"
-
-
-def _yaml_error(err: yaml.YAMLError, text: str, source: str) -> str:
-    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
-        mark = err.problem_mark
-        context = f" ({err.context})" if err.context else ""
-        return (
-            f"{source}: YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: "
-            f"{err.problem}{context}"
-        )
-    if isinstance(err, yaml.reader.ReaderError):
-        line = text.count("\n", 0, err.position) + 1
-        char = err.character if isinstance(err.character, int) else ord(err.character)
-        return f"{source}: character U+{char:04X} at line {line} is not allowed in YAML"
-    return f"{source}: YAML syntax error: {_clip(' '.join(str(err).split()))}"

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from hostops.core import yamlfile
 from hostops.core.errors import UsageError
 from hostops.module_utils import order_rules
-from hostops.orders import order as order_module
 from hostops.orders.order import (
     AVAILABLE,
     MAX_DEPTH,
@@ -535,7 +535,7 @@ def test_load_order_fifo_is_refused_at_once(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     started = time.monotonic()
     (problem,) = problems_of_file(fifo)
-    assert problem == f"{fifo}: cannot read the order: a FIFO; give the order's file"
+    assert problem == f"{fifo}: cannot read the order: a FIFO, not a regular file"
     assert time.monotonic() - started < 2
 
 
@@ -595,7 +595,7 @@ HOSTILE = [
 def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Each hostile input is tried with libyaml and with PyYAML's pure-Python fallback."""
     if request.param == "pure-python":
-        monkeypatch.setattr(order_module, "_Loader", order_module._PythonLoader)
+        monkeypatch.setattr(yamlfile, "_Loader", yamlfile._PythonLoader)
     elif not yaml.__with_libyaml__:
         pytest.fail("PyYAML is built without libyaml: the fast path is not tested")
     yield request.param

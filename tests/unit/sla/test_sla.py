@@ -694,25 +694,27 @@ def replace(old: str, new: str) -> str:
                 "ticket_opened: 2027-04-06T10:05:00+02:00\n", "ticket_opened: x\n"
             )
             + "  - *a\n",
-            "{path}: YAML anchors and aliases (&name, *name) are not allowed; "
-            "write the value out (the anchor is at line 5)",
+            "{path}: YAML anchors and aliases (&name, *name) are not allowed in a month of "
+            "incidents; write the value out (the anchor is at line 5)",
             id="alias",
         ),
         pytest.param(
             "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
             "c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n",
-            "{path}: YAML anchors and aliases (&name, *name) are not allowed; "
-            "write the value out (the anchor is at line 1)",
+            "{path}: YAML anchors and aliases (&name, *name) are not allowed in a month of "
+            "incidents; write the value out (the anchor is at line 1)",
             id="billion laughs",
         ),
         pytest.param(
             "base: &base {cause: provider}\nincidents:\n  - <<: *base\n",
-            "{path}: line 3: merge keys (<<) are not allowed; write the fields out",
+            "{path}: line 3: merge keys (<<) are not allowed in a month of incidents; write the "
+            "fields out",
             id="merge key",
         ),
         pytest.param(
             "month: !!python/object:os.system 2027-04\n",
-            "{path}: line 1: the YAML tag !!python/object:os.system is not allowed",
+            "{path}: line 1: YAML tag !!python/object:os.system is not allowed in a month of "
+            "incidents",
             id="python tag",
         ),
         pytest.param(
@@ -722,7 +724,7 @@ def replace(old: str, new: str) -> str:
         ),
         pytest.param(
             "x" * (256 * 1024 + 1),
-            "{path}: 262145 bytes is too big for a month of incidents (the limit is 262144)",
+            "{path}: 262145 bytes is too big for a month of incidents (the limit is 262144 bytes)",
             id="too big",
         ),
     ],
@@ -763,7 +765,10 @@ def test_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("missing.yml", "cannot read the file: No such file or directory"), (".", "is a directory")],
+    [
+        ("missing.yml", "cannot read the incidents file: No such file or directory"),
+        (".", "cannot read the incidents file: a directory, not a regular file"),
+    ],
 )
 def test_not_a_readable_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, message: str
@@ -777,7 +782,10 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     completed = run_cli("sla", "compute", str(fifo), "--json")  # times out if it blocks
     assert completed.returncode == 2
-    assert completed.stderr == f"hostops: {fifo}: is a FIFO, not a regular file\n"
+    assert (
+        completed.stderr
+        == f"hostops: {fifo}: cannot read the incidents file: a FIFO, not a regular file\n"
+    )
     assert completed.stdout == ""
 
 
