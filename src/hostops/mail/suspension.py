@@ -21,14 +21,8 @@ from hostops.orders import fleet
 from hostops.requests.verbs import check_host, resolve_inventory
 
 PLAYBOOK = "mail-suspend.yml"
-
-
 STATS_KEY = "hostops_mail_suspend"
-
-
 REASON_MAX = 300
-
-
 # Printable text only, and nothing a template engine would read ({ } %): the reason goes
 # to Ansible as an extra variable, into a JSON record and an email.
 _REASON_BAD = re.compile(r"[\x00-\x1f\x7f{}%]")

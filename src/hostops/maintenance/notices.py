@@ -32,22 +32,10 @@ from zoneinfo import ZoneInfo
 from hostops.module_utils.names import is_contact_address
 
 PARIS = ZoneInfo("Europe/Paris")
-
-
 NOTICE_DAYS = 8  # §5.5: planned work is announced at least 8 calendar days before
-
-
 MAX_DURATION_MINUTES = 7 * 24 * 60
-
-
 DEFAULT_SENDER = "infogerance@alixans.example"
-
-
-
-
 _DAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-
-
 _MONTHS_FR = (
     "janvier",
     "février",

@@ -95,9 +95,3 @@ def cmd_deregister(args: argparse.Namespace) -> int:
     host = _host(args)
     plan = plan_deregister(host, inventories=args.inventory, lab=args.lab, server=args.server)
     return execute(plan, check=args.check)
-
-
-# -- Planning: everything checked and resolved before any host is touched ------------------
-
-
-# -- Running ---------------------------------------------------------------------------------

@@ -21,11 +21,7 @@ from hostops.lab.nspawn import order_host_prefix
 from hostops.orders.order import Order
 
 MONITORING_GROUP = "monitoring_servers"
-
-
 SERVERS_GROUP = "hostops_monitor_targets"
-
-
 # A server's name as the registry stores it: a file name and a label value.
 SERVER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
 

@@ -146,9 +146,6 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# -- targets ----------------------------------------------------------------------------
-
-
 # -- the commands ---------------------------------------------------------------------
 
 
@@ -238,8 +235,3 @@ def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "mail_report", False):
         patch_schedule.mail_reports(targets.contacts, run_dir)
     return code
-
-
-# -- the summary ----------------------------------------------------------------------
-
-

@@ -16,8 +16,6 @@ from hostops.core.targets import Inventory
 from hostops.orders.order import load_order
 
 LAB_GROUP = "hostops_patch"
-
-
 CONTACT_VAR = "hostops_customer_email"
 
 

@@ -16,13 +16,9 @@ from hostops.module_utils.versions import MAJOR, classify_update
 from hostops.orders import fleet
 
 APPROVAL = "needs the client's approval (hostops patch approve)"
-
-
 # debsecan's urgencies, most urgent first; "high" is its highest (the tracker's
 # "critical" is not in its data format)
 URGENCIES = ("high", "medium", "low", "unknown")
-
-
 URGENT = {"high", "critical"}
 
 

@@ -109,8 +109,3 @@ def as_table(result: MonthResult) -> str:
 
 def _seconds(span: timedelta) -> str:
     return f"{format_duration(span)} ({int(span.total_seconds())} s)"
-
-
-# -- Reading the file safely ------------------------------------------------------------------
-
-
