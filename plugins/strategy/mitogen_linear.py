@@ -20,13 +20,23 @@ description:
     environment (Mitogen's own strategy plugins are found only through that path).
   - To run with the stock strategy, set C(ANSIBLE_STRATEGY=linear) (C(hostops) commands
     read C(HOSTOPS_ANSIBLE_STRATEGY=linear)).
+  - Before the first task of a run, under Mitogen, it loads once in C(ansible-playbook)'s
+    own process what each task's worker process (forked from it) would otherwise load
+    again for every task: the list of installed collections (Mitogen's planner lists them
+    for each task running a collection's module, which imports every collection's package
+    and reads its C(meta/runtime.yml)), and the Jinja2 filter and test plugins of
+    C(ansible.builtin) and of this collection. It changes what is loaded when, not what runs;
+    a failure there is shown at C(-vvv) and the run goes on.
 author:
   - Alteo hostops team (@alteo)
 """
 
+import importlib
+import pkgutil
 from typing import Any
 
-from ansible.plugins.loader import strategy_loader
+from ansible.collections.list import list_collection_dirs
+from ansible.plugins.loader import filter_loader, strategy_loader, test_loader
 from ansible.utils.display import Display
 
 try:
@@ -39,10 +49,43 @@ except ImportError:  # Mitogen not installed: the stock linear strategy
 _Linear: Any = strategy_loader.get("linear", class_only=True)
 display = Display()
 
+# The Jinja2 plugins of this collection, loaded by file (a template naming one filter loads
+# the collection's every filter file to find it).
+_OWN_JINJA_PACKAGES = (
+    "ansible_collections.alteo.hostops.plugins.filter",
+    "ansible_collections.alteo.hostops.plugins.test",
+)
+_warmed = False
+
+
+def _load_once() -> None:
+    """Load in this process, once, what every task's worker would load again (see above)."""
+    global _warmed  # noqa: PLW0603 - once per ansible-playbook process
+    if _warmed:
+        return
+    _warmed = True
+    try:
+        for _path in list_collection_dirs():
+            pass
+        for loader in (filter_loader, test_loader):  # ansible.builtin's Jinja2 plugins
+            for _plugin in loader.all(class_only=True):
+                pass
+        for package_name in _OWN_JINJA_PACKAGES:
+            package = importlib.import_module(package_name)
+            for module in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{package_name}.{module.name}")
+    except Exception as err:  # a head start only, never a reason to stop a run
+        display.vvv(f"alteo.hostops.mitogen_linear: loading ahead of the tasks failed: {err}")
+
+
 if _mitogen_strategy is not None:
 
     class StrategyModule(_mitogen_strategy.StrategyMixin, _Linear):  # type: ignore[misc]
         """Linear, with Mitogen's connection and action plugins wrapped in."""
+
+        def run(self, iterator: Any, play_context: Any) -> Any:
+            _load_once()
+            return super().run(iterator, play_context)
 
 else:
 

@@ -58,47 +58,37 @@ def set_verbosity(level: int) -> None:
 
 # The strategy of every run: Mitogen's linear strategy, a persistent interpreter on each
 # host, by default (a no-op task costs ~35 ms instead of ~200 ms); the stock 'linear' one
-# setting away. Runs of hostops find Mitogen's own plugin in the installed package
-# (ANSIBLE_STRATEGY_PLUGINS); ansible.cfg and molecule name alteo.hostops.mitogen_linear,
-# the collection's shim over the same classes (plugins/strategy/).
+# setting away. Runs of hostops, ansible.cfg and molecule name the collection's strategy
+# alteo.hostops.mitogen_linear (plugins/strategy/): Mitogen's classes over stock linear,
+# plus loading once per run what each task's worker would load again.
 STRATEGY_ENV = "HOSTOPS_ANSIBLE_STRATEGY"
 STRATEGIES = ("mitogen", "linear")
 DEFAULT_STRATEGY = "mitogen"
+MITOGEN_STRATEGY = "alteo.hostops.mitogen_linear"
 
 
 def strategy_name() -> str:
     """The strategy chosen by HOSTOPS_ANSIBLE_STRATEGY (mitogen, the default, or linear);
     UsageError (exit 2) for another value, and HostopsError when Mitogen is chosen but
-    not installed."""
+    not installed (the collection's strategy would fall back to stock linear)."""
     value = os.environ.get(STRATEGY_ENV, "").strip() or DEFAULT_STRATEGY
     if value not in STRATEGIES:
         raise UsageError(
             f"{STRATEGY_ENV}: {value!r} is not a strategy (one of: {', '.join(STRATEGIES)})"
         )
-    if value == "mitogen":
-        mitogen_strategy_dir()
-    return value
-
-
-def mitogen_strategy_dir() -> Path:
-    """Where the installed package mitogen keeps its strategy plugins."""
-    spec = importlib.util.find_spec("ansible_mitogen")
-    if spec is None or not spec.submodule_search_locations:
+    if value == "mitogen" and importlib.util.find_spec("ansible_mitogen") is None:
         raise HostopsError(
             f"{STRATEGY_ENV}: the strategy 'mitogen' needs the Python package 'mitogen'"
             f" (pip install mitogen), or set {STRATEGY_ENV}=linear"
         )
-    return Path(next(iter(spec.submodule_search_locations)), "plugins", "strategy")
+    return value
 
 
 def strategy_environment() -> dict[str, str]:
     """The variables that give a run its strategy."""
     if strategy_name() == "linear":
         return {"ANSIBLE_STRATEGY": "linear"}
-    return {
-        "ANSIBLE_STRATEGY_PLUGINS": str(mitogen_strategy_dir()),
-        "ANSIBLE_STRATEGY": "mitogen_linear",
-    }
+    return {"ANSIBLE_STRATEGY": MITOGEN_STRATEGY}
 
 
 # Where a wheel puts the collection inside the package (setup.py's build hook).

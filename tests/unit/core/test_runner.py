@@ -35,6 +35,7 @@ BROKEN = """---
 
 
 COUNTER = itertools.count()
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -49,6 +50,10 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "inventory.yml").write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_python_interpreter: auto_silent\n"
     )
+    # the collection's plugins (its strategy), as scripts/setup links a checkout in
+    link = root / "collections" / "ansible_collections" / "alteo" / "hostops"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(REPO)
     monkeypatch.setenv("HOSTOPS_ROOT", str(root))
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
     return root

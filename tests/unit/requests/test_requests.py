@@ -412,6 +412,10 @@ def test_a_refusal_reaches_the_cli_as_data_not_as_a_task_name(
     (root / "inventory.yml").write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_python_interpreter: auto_silent\n"
     )
+    # the collection's plugins (its strategy), as scripts/setup links a checkout in
+    link = root / "collections" / "ansible_collections" / "alteo" / "hostops"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real.parents[2])
     monkeypatch.setenv("HOSTOPS_ROOT", str(root))
     monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
     result = PlaybookRun(
