@@ -149,6 +149,24 @@ def test_apply_provisions_the_whole_order(
     states = probe.stdout.split()
     assert states[:9] == ["active"] * 9, probe.stdout
     assert int(states[9]) >= 2, probe.stdout
+    # the REST server read the server's new user at once (the backup role signals it):
+    # the repository probe's first attempt got in, no wait of up to 30 s for its 401s
+    assert repository_probe_attempts(state_dir) == [1]
+
+
+def repository_probe_attempts(state_dir: Path) -> list[int]:
+    """How many attempts 'Look for the restic repository' made in the order's last run
+    (ansible-runner's events): one number per run of the task."""
+    runs = sorted((state_dir / "orders" / ORDER_ID / "runs").iterdir())
+    attempts = []
+    for path in sorted((runs[-1] / "runner" / "artifacts").glob("*/job_events/*.json")):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and data.get("task", "").startswith(
+            "Look for the restic repository"
+        ):
+            attempts.append(int((data.get("res") or {}).get("attempts", 0)))
+    return attempts
 
 
 def test_second_apply_changes_nothing(installed: Any, hosts: None, state_dir: Path) -> None:
