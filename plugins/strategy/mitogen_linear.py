@@ -22,11 +22,11 @@ description:
     read C(HOSTOPS_ANSIBLE_STRATEGY=linear)).
   - Before the first task of a run, under Mitogen, it loads once in C(ansible-playbook)'s
     own process what each task's worker process (forked from it) would otherwise load
-    again for every task: the list of installed collections (Mitogen's planner lists them
-    for each task running a collection's module, which imports every collection's package
-    and reads its C(meta/runtime.yml)), and the Jinja2 filter and test plugins of
-    C(ansible.builtin) and of this collection. It changes what is loaded when, not what runs;
-    a failure there is shown at C(-vvv) and the run goes on.
+    again for every task. That is the list of installed collections (Mitogen's planner
+    lists them for each task running a collection's module, which imports every
+    collection's package and reads its C(meta/runtime.yml)), and the Jinja2 filter and
+    test plugins of C(ansible.builtin) and of this collection. It changes what is loaded
+    when, not what runs; a failure there is shown at C(-vvv) and the run goes on.
 author:
   - Alteo hostops team (@alteo)
 """
