@@ -35,6 +35,27 @@ def hostops(
     return proc
 
 
+@pytest.fixture
+def collection_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A collection root of its own (HOSTOPS_ROOT, its own state directory) for real
+    ansible-playbook runs against localhost: galaxy.yml, ansible.cfg, an inventory of
+    localhost, an empty playbooks/, and this checkout linked in as the collection (its
+    plugins, the strategy among them), as scripts/setup links a checkout in."""
+    root = tmp_path / "collection"
+    (root / "playbooks").mkdir(parents=True)
+    (root / "galaxy.yml").write_text("namespace: alteo\nname: hostops\nversion: 0.0.1\n")
+    (root / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
+    (root / "inventory.yml").write_text(
+        "all:\n  hosts:\n    localhost:\n      ansible_python_interpreter: auto_silent\n"
+    )
+    link = root / "collections" / "ansible_collections" / "alteo" / "hostops"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(ROOT)
+    monkeypatch.setenv("HOSTOPS_ROOT", str(root))
+    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
+    return root
+
+
 @pytest.fixture(scope="session")
 def root_user() -> None:
     """Lab tests boot containers: they need root, and fail (not skip) without it."""

@@ -35,28 +35,14 @@ BROKEN = """---
 
 
 COUNTER = itertools.count()
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def root(collection_root: Path) -> Path:
     """A collection root of its own (HOSTOPS_ROOT) with two playbooks."""
-    root = tmp_path / "collection"
-    (root / "playbooks").mkdir(parents=True)
-    (root / "galaxy.yml").write_text("namespace: alteo\nname: hostops\nversion: 0.0.1\n")
-    (root / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
-    (root / "playbooks" / "good.yml").write_text(GOOD)
-    (root / "playbooks" / "broken.yml").write_text(BROKEN)
-    (root / "inventory.yml").write_text(
-        "all:\n  hosts:\n    localhost:\n      ansible_python_interpreter: auto_silent\n"
-    )
-    # the collection's plugins (its strategy), as scripts/setup links a checkout in
-    link = root / "collections" / "ansible_collections" / "alteo" / "hostops"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(REPO)
-    monkeypatch.setenv("HOSTOPS_ROOT", str(root))
-    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
-    return root
+    (collection_root / "playbooks" / "good.yml").write_text(GOOD)
+    (collection_root / "playbooks" / "broken.yml").write_text(BROKEN)
+    return collection_root
 
 
 def run(root: Path, playbook: str, verbosity: int = 0) -> tuple[runner.RunResult, str]:

@@ -397,27 +397,16 @@ REFUSING = """---
 
 @pytest.mark.parametrize("why", ["a domain on a custom stack", ""])
 def test_a_refusal_reaches_the_cli_as_data_not_as_a_task_name(
-    why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    why: str, tmp_path: Path, collection_root: Path
 ) -> None:
     """playbooks/tasks/refuse-request.yml publishes the refusal (hostops_request_refused),
     which run_request turns into bad input (exit 2), and fails the run (an AWX job fails);
     the control: no refusal, no such data, the run goes on. Real ansible-playbook runs."""
-    root = tmp_path / "collection"
-    (root / "playbooks" / "tasks").mkdir(parents=True)
-    (root / "galaxy.yml").write_text("namespace: alteo\nname: hostops\nversion: 0.0.1\n")
-    (root / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
+    root = collection_root
+    (root / "playbooks" / "tasks").mkdir()
     real = Path(__file__).resolve().parents[3] / "playbooks" / "tasks" / "refuse-request.yml"
     (root / "playbooks" / "tasks" / "refuse-request.yml").write_text(real.read_text())
     (root / "playbooks" / "refusing.yml").write_text(REFUSING)
-    (root / "inventory.yml").write_text(
-        "all:\n  hosts:\n    localhost:\n      ansible_python_interpreter: auto_silent\n"
-    )
-    # the collection's plugins (its strategy), as scripts/setup links a checkout in
-    link = root / "collections" / "ansible_collections" / "alteo" / "hostops"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(real.parents[2])
-    monkeypatch.setenv("HOSTOPS_ROOT", str(root))
-    monkeypatch.setenv("HOSTOPS_STATE_DIR", str(tmp_path / "state"))
     result = PlaybookRun(
         playbook="refusing.yml",
         inventory=[root / "inventory.yml"],
