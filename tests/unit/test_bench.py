@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -80,3 +81,39 @@ def test_medians_and_the_table_side_by_side() -> None:
     assert lines[3].split() == ["marginal", "no-op", "task", "30", "ms", "200", "ms", "6.67"]
     assert len(lines) == 5  # figures nobody measured are left out
     assert "medians of 2 run(s); 2 cores, 23.4 GiB, load 0.50 before, 1.50 after" in lines[4]
+
+
+def test_a_patch_run_counts_the_task_results_of_its_own_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """patch_run reads the run's directory from 'patch run's last line and counts the task
+    results of that run's events (skipped tasks have none), not another run's."""
+    run_dir = tmp_path / "patch-runs" / "20261205T180407684547Z-run"
+    events = run_dir / "ansible" / "artifacts" / "x" / "job_events"
+    events.mkdir(parents=True)
+    other = tmp_path / "patch-runs" / "20261205T170000000000Z-run" / "job_events"
+    other.mkdir(parents=True)
+    kinds = ["runner_on_ok", "runner_on_ok", "runner_on_skipped", "runner_on_failed"]
+    for n, kind in enumerate(kinds, 1):
+        data = {"host": "h", "task": f"t{n}", "task_action": "ansible.builtin.command"}
+        (events / f"{n}-{kind}.json").write_text(json.dumps({"event": kind, "event_data": data}))
+    (other / "1-x.json").write_text(json.dumps({"event": "runner_on_ok", "event_data": {}}))
+    calls: list[tuple[str, ...]] = []
+
+    def hostops(*args: str, env: dict[str, str] | None = None) -> float:
+        calls.append(args)
+        bench.run.last_stdout = (
+            f"h applied: nothing\npatch run done: 0 change(s); reports: {run_dir}/reports\n"
+        )
+        return 4.5
+
+    monkeypatch.setattr(bench, "hostops", hostops)
+    assert bench.patch_run({}, 2) == (4.5, 3)
+    assert calls == [
+        ("patch", "run", "--lab", "--host", "bench-scale-1", "--host", "bench-scale-2",
+         "--serial", "100%", "--at", bench.PATCH_AT)
+    ]  # fmt: skip
+    bench.run.last_stdout = "patch run refused: outside the window\n"
+    monkeypatch.setattr(bench, "hostops", lambda *a, env=None: 1.0)
+    with pytest.raises(bench.BenchError, match="no reports directory"):
+        bench.patch_run({}, 1)
