@@ -102,9 +102,8 @@ def test_a_patch_run_counts_the_task_results_of_its_own_run(
 
     def hostops(*args: str, env: dict[str, str] | None = None) -> float:
         calls.append(args)
-        bench.run.last_stdout = (
-            f"h applied: nothing\npatch run done: 0 change(s); reports: {run_dir}/reports\n"
-        )
+        said = f"h applied: nothing\npatch run done: 0 change(s); reports: {run_dir}/reports\n"
+        monkeypatch.setattr(bench.run, "last_stdout", said, raising=False)
         return 4.5
 
     monkeypatch.setattr(bench, "hostops", hostops)
@@ -113,7 +112,8 @@ def test_a_patch_run_counts_the_task_results_of_its_own_run(
         ("patch", "run", "--lab", "--host", "bench-scale-1", "--host", "bench-scale-2",
          "--serial", "100%", "--at", bench.PATCH_AT)
     ]  # fmt: skip
-    bench.run.last_stdout = "patch run refused: outside the window\n"
+    refused = "patch run refused: outside the window\n"
+    monkeypatch.setattr(bench.run, "last_stdout", refused, raising=False)
     monkeypatch.setattr(bench, "hostops", lambda *a, env=None: 1.0)
     with pytest.raises(bench.BenchError, match="no reports directory"):
         bench.patch_run({}, 1)
