@@ -30,11 +30,17 @@ description:
   - At the start of each play, under either strategy, it reads the play's C(vars_files)
     whose names are plain paths into Ansible's file cache; Ansible would read and parse
     them again for every task and host (it caches only vaulted ones).
+  - Under either strategy, the Python code Jinja2 compiles from the templates and
+    conditionals of the tasks is kept on disk and read back by the next worker, task and
+    run instead of being compiled again (C(plugins/plugin_utils/template_cache.py): the
+    key holds the text and everything the code depends on; a private directory,
+    C(HOSTOPS_TEMPLATE_CACHE) names it or turns it C(off)).
 author:
   - Alteo hostops team (@alteo)
 """
 
 import importlib
+import os
 import pkgutil
 from typing import Any
 
@@ -82,6 +88,25 @@ def _load_once() -> None:
         display.vvv(f"alteo.hostops.mitogen_linear: loading ahead of the tasks failed: {err}")
 
 
+def _cache_templates() -> None:
+    """Keep Jinja2's compiled templates on disk for the workers (template_cache)."""
+    try:
+        from ansible_collections.alteo.hostops.plugins.plugin_utils import (  # noqa: PLC0415
+            template_cache,
+        )
+
+        if template_cache.installed() is not None:
+            return
+        dirs = [os.fsdecode(path) for path in list_collection_dirs()]
+        cache = template_cache.install(dirs)
+        display.vvv(
+            "alteo.hostops.mitogen_linear: compiled templates kept in "
+            f"{cache.directory if cache else 'nothing (the cache is off)'}"
+        )
+    except Exception as err:  # a head start only, never a reason to stop a run
+        display.vvv(f"alteo.hostops.mitogen_linear: the template cache is off: {err}")
+
+
 def _cache_vars_files(loader: Any, play: Any) -> None:
     """Parse the play's vars_files once for the whole run.
 
@@ -113,6 +138,7 @@ if _mitogen_strategy is not None:
 
         def run(self, iterator: Any, play_context: Any) -> Any:
             _load_once()
+            _cache_templates()
             _cache_vars_files(self._loader, iterator._play)
             return super().run(iterator, play_context)
 
@@ -126,5 +152,6 @@ else:
                 "alteo.hostops.mitogen_linear: the Python package 'mitogen' is not installed"
                 " beside Ansible; running with the stock linear strategy"
             )
+            _cache_templates()
             _cache_vars_files(self._loader, iterator._play)
             return super().run(iterator, play_context)
