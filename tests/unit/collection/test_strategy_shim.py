@@ -121,3 +121,125 @@ def test_the_plays_plain_vars_files_are_read_once(tmp_path: Path) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["before"] == ["first", "first"], result
     assert result["after"] == ["first", "written after"], result
+
+
+# Skipped without a worker: the same results as the stock strategy, task by task. The
+# conditions cover a plain false one, a block's and an include's inherited conditions, a
+# magic variable the worker adds (ansible_host: true only with it), check mode, a loop
+# (evaluated per item, by the worker), an undefined variable (the worker's error), a
+# registered skip read by the next task, and a handler.
+SKIPS = """
+- name: Skips
+  hosts: all
+  gather_facts: false
+  vars:
+    flag: false
+  tasks:
+    - name: Plain false
+      ansible.builtin.command: /bin/false
+      when: flag
+      register: plain
+    - name: Read the registered skip
+      ansible.builtin.assert:
+        that: plain is skipped and plain.false_condition == 'flag'
+    - name: True only with the magic variables
+      ansible.builtin.debug:
+        msg: runs
+      when: ansible_host is defined
+      changed_when: true
+      notify: Handler that must not run
+    - name: False in check mode only
+      ansible.builtin.debug:
+        msg: runs
+      when: not ansible_check_mode
+    - name: Loop, the condition per item
+      ansible.builtin.debug:
+        msg: "{{ item }}"
+      loop: [1, 2]
+      when: item > 1
+    - name: Undefined variable in the condition
+      ansible.builtin.debug:
+        msg: never
+      when: no_such_variable
+      ignore_errors: true
+    - name: A block that is skipped
+      when: flag
+      block:
+        - name: In the skipped block
+          ansible.builtin.command: /bin/false
+    - name: Tasks of an include that is not skipped
+      ansible.builtin.include_tasks: included.yml
+      vars:
+        inner: false
+  handlers:
+    - name: Handler that must not run
+      ansible.builtin.command: /bin/false
+      when: flag
+"""
+
+INCLUDED = """
+- name: Inner false
+  ansible.builtin.command: /bin/false
+  when: inner
+"""
+
+WORKERS = """
+import runpy, sys
+from ansible.executor.process import worker
+count = [0]
+start = worker.WorkerProcess.start
+def counting(self):
+    count[0] += 1
+    return start(self)
+worker.WorkerProcess.start = counting
+sys.argv = ["ansible-playbook", *sys.argv[1:]]
+try:
+    runpy.run_module("ansible.cli.playbook", run_name="__main__")
+finally:
+    sys.stderr.write(f"WORKERS {count[0]}\\n")
+"""
+
+
+def play_skips(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any], int]:
+    (tmp_path / "play.yml").write_text(SKIPS)
+    (tmp_path / "included.yml").write_text(INCLUDED)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+        "ANSIBLE_STRATEGY": strategy,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", WORKERS, "-i", "localhost,", "-c", "local", "play.yml", *options],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    output = json.loads(done.stdout)
+    keep = ("changed", "failed", "skipped", "skip_reason", "false_condition", "msg")
+    tasks = [
+        [task["task"]["name"], {k: v for k, v in task["hosts"]["localhost"].items() if k in keep}]
+        for play in output["plays"]
+        for task in play["tasks"]
+    ]
+    workers = int(done.stderr.rsplit("WORKERS ", 1)[1].split()[0])
+    return tasks, workers
+
+
+def test_a_false_condition_is_skipped_without_a_worker_as_the_stock_strategy_skips_it(
+    tmp_path: Path,
+) -> None:
+    for options in ((), ("--check",)):
+        stock, stock_workers = play_skips(tmp_path, "ansible.builtin.linear", *options)
+        shim, shim_workers = play_skips(tmp_path, "alteo.hostops.mitogen_linear", *options)
+        assert shim == stock, options
+        # Plain false, the block's task and the include's task: three workers fewer (check
+        # mode: the check-mode-only skip too); a task that runs or errs still has its own.
+        assert stock_workers - shim_workers == (4 if options else 3), (stock, shim)
+    names = [name for name, _ in stock]
+    results = dict(stock)
+    assert results["Plain false"]["skipped"] is True
+    assert results["True only with the magic variables"].get("skipped") is None
+    assert results["Undefined variable in the condition"]["failed"] is True
+    assert "In the skipped block" in names and "Inner false" in names
