@@ -24,8 +24,9 @@ Compilations named by a loader (included and imported templates) are left to Jin
 Safety: the directory is created private (0700) and used only when it belongs to this
 user and nobody else may write to it, as Python treats its ``__pycache__``; a file that
 cannot be read back is compiled again and replaced. ``HOSTOPS_TEMPLATE_CACHE`` names the
-directory (default ``$XDG_CACHE_HOME/alteo-hostops/jinja``, or ``~/.cache/...``); ``off``
-turns the cache off. Any failure of the cache itself leaves compilation to Jinja2.
+directory, an absolute path (default ``$XDG_CACHE_HOME/alteo-hostops/jinja``, or
+``~/.cache/...``); ``off`` turns the cache off, and so does a directory that is not an
+absolute path. Any failure of the cache itself leaves compilation to Jinja2.
 """
 
 from __future__ import annotations
@@ -55,11 +56,14 @@ def default_directory() -> Path:
 
 
 def configured_directory() -> Path | None:
-    """The cache's directory, or None when HOSTOPS_TEMPLATE_CACHE is 'off'."""
+    """The cache's directory, or None when HOSTOPS_TEMPLATE_CACHE is 'off' or the
+    directory is not an absolute path (a user without a home directory: '~' is left as
+    it is, and the cache would land in the working directory)."""
     value = os.environ.get(ENV_VAR, "").strip()
     if value.lower() in ("off", "0", "false", "no"):
         return None
-    return Path(value) if value else default_directory()
+    directory = Path(value).expanduser() if value else default_directory()
+    return directory if directory.is_absolute() else None
 
 
 def private_directory(path: Path) -> bool:

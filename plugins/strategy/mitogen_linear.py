@@ -50,11 +50,8 @@ import pkgutil
 from typing import Any
 
 from ansible import constants as C
-from ansible._internal import _display_utils, _task
-from ansible._internal._templating._engine import TemplateEngine
 from ansible.collections.list import list_collection_dirs
 from ansible.errors import AnsibleFileNotFound
-from ansible.executor.task_result import _RawTaskResult
 from ansible.playbook.handler import Handler
 from ansible.plugins.loader import filter_loader, strategy_loader, test_loader
 from ansible.utils.display import Display
@@ -63,6 +60,15 @@ try:
     import ansible_mitogen.strategy as _mitogen_strategy
 except ImportError:  # Mitogen not installed: the stock linear strategy
     _mitogen_strategy = None
+
+# ansible-core's own classes that a task's worker uses to skip it (2.19): without them (another
+# release), every task goes to a worker, as with the stock strategy.
+try:
+    from ansible._internal import _display_utils, _task
+    from ansible._internal._templating._engine import TemplateEngine
+    from ansible.executor.task_result import _RawTaskResult
+except ImportError:
+    _RawTaskResult = None
 
 # Through the loader, as Mitogen's own strategy plugins get it (the same class object the
 # loader gives other plugins).
@@ -161,7 +167,8 @@ def _skip_without_a_worker(
     here: the worker then evaluates it and reports its error.
     """
     if (
-        not task.when
+        _RawTaskResult is None
+        or not task.when
         or task.loop is not None
         or task.loop_with
         or task.delegate_to

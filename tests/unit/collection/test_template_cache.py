@@ -106,8 +106,11 @@ def test_a_damaged_entry_is_compiled_again(tmp_path: Path) -> None:
     assert again["cache"] == {"hits": 0, "writes": first["cache"]["writes"]}
 
 
-def test_off_or_a_directory_others_may_write_leaves_jinja_alone(tmp_path: Path) -> None:
+def test_off_a_relative_or_a_shared_directory_leaves_jinja_alone(tmp_path: Path) -> None:
     assert probe("install", "off")["cache"] is None
+    relative = "hostops-template-cache-test"  # not absolute: off, nothing in the working dir
+    assert probe("install", relative)["cache"] is None
+    assert not (ROOT / relative).exists()
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
