@@ -11,7 +11,7 @@ module: assert_each
 short_description: Several checks in one task, each failing with its own message
 version_added: 0.1.0
 description:
-  - What a row of M(ansible.builtin.assert) tasks with C(quiet) does, in one task: the
+  - What a row of M(ansible.builtin.assert) tasks with C(quiet) does, in one task. The
     checks are evaluated in order on the controller, and the first one with a false
     condition fails the task with that check's O(checks[].fail_msg). Each task of a run
     costs a worker process of its own; a role's preflight checks in one task cost one.
