@@ -32,11 +32,11 @@ description:
     them again for every task and host (it caches only vaulted ones).
   - Under either strategy, the Python code Jinja2 compiles from the templates and
     conditionals of the tasks is kept on disk and read back by the next worker, task and
-    run instead of being compiled again (C(plugins/plugin_utils/template_cache.py): the
-    key holds the text and everything the code depends on; a private directory,
-    C(HOSTOPS_TEMPLATE_CACHE) names it or turns it C(off)).
+    run instead of being compiled again (C(plugins/plugin_utils/template_cache.py), keyed
+    by the text and everything the code depends on, in a private directory that
+    C(HOSTOPS_TEMPLATE_CACHE) names or turns C(off)).
   - Under either strategy, a task whose C(when) is false is given its skipped result
-    without forking a worker process for it (about 20 ms each): the condition is
+    without forking a worker process for it (about 20 ms each). The condition is
     evaluated as the worker evaluates it and the result is the worker's. Tasks with a
     loop, delegated tasks, includes, meta tasks and handlers go to a worker as before, and
     so does a task whose condition holds, fails or warns.
