@@ -215,6 +215,10 @@ def _skipped_result(
     if strategy._loader.get_basedir() not in search_path:
         search_path.append(strategy._loader.get_basedir())
     variables["ansible_search_path"] = search_path
+    # A condition that holds on these variables goes to its worker at once: the connection's
+    # magic variables only add variables, so the one that skips here must be false with them.
+    if task._resolve_conditional(task.when, variables):
+        return None
     templar = TemplateEngine(loader=strategy._loader, variables=variables)
     context = play_context.set_task_and_variable_override(
         task=task, variables=variables, templar=templar
