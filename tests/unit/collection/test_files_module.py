@@ -1,0 +1,283 @@
+"""alteo.hostops.files (issue 20): a role's files, directories and links in one task, run
+by ansible-playbook under the project's configuration (its default strategy) on the
+controller itself. What it writes is what ansible.builtin.template and
+ansible.builtin.copy write from the same role (the control); a second run changes
+nothing; a file changed by hand is put back and only its entry's handler runs; check mode
+reports and writes nothing; a validate command that refuses keeps the file; bad entries
+are named."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+TEMPLATE = """\
+# {{ ansible_managed | default('managed') }}
+{% for name in names %}
+{{ name }} = {{ loop.index }}
+{% endfor %}
+port {{ port }}
+"""
+
+HANDLERS = """\
+- name: Note a
+  ansible.builtin.lineinfile:
+    path: "{{ base }}/handlers.log"
+    line: a {{ run }}
+    create: true
+    mode: "0644"
+- name: Note b
+  ansible.builtin.lineinfile:
+    path: "{{ base }}/handlers.log"
+    line: b {{ run }}
+    create: true
+    mode: "0644"
+"""
+
+TASKS = """\
+- name: The role's files in one task
+  alteo.hostops.files:
+    files:
+      - dest: "{{ base }}/never"
+        content: left out
+        when: "{{ optional and run > 5 }}"
+      - dest: "{{ base }}/etc"
+        state: directory
+        mode: "0750"
+      - dest: "{{ base }}/etc/app.conf"
+        template: app.conf.j2
+        mode: "0640"
+        notify: [Note a]
+      - dest: "{{ base }}/etc/script.sh"
+        copy: script.sh
+        mode: "0755"
+        notify: Note b
+      - dest: "{{ base }}/etc/literal"
+        content: "port {{ port }}\\n"
+        mode: "0600"
+        validate: grep -q '^port ' %s
+      - dest: "{{ base }}/etc/seeded"
+        content: "first\\n"
+        force: false
+      - dest: "{{ base }}/etc/enabled.conf"
+        state: link
+        src: app.conf
+      - dest: "{{ base }}/etc/old.conf"
+        state: absent
+      - dest: "{{ base }}/etc/optional.conf"
+        template: app.conf.j2
+        state: "{{ 'file' if optional else 'absent' }}"
+
+- name: The same files by Ansible's own modules (the control)
+  when: control
+  block:
+    - name: Render the template with ansible.builtin.template
+      ansible.builtin.template:
+        src: app.conf.j2
+        dest: "{{ base }}/control.conf"
+        mode: "0640"
+    - name: Copy the file with ansible.builtin.copy
+      ansible.builtin.copy:
+        src: script.sh
+        dest: "{{ base }}/control.sh"
+        mode: "0755"
+"""
+
+PLAY = """\
+- name: Files
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    names: [alpha, beta]
+    port: 8080
+  roles:
+    - role: demo
+"""
+
+
+def setup(tmp_path: Path) -> Path:
+    role = tmp_path / "roles" / "demo"
+    for directory, name, text in (
+        ("templates", "app.conf.j2", TEMPLATE),
+        ("files", "script.sh", "#!/bin/sh\necho 'é \\\\ {{ not a template }}'\n"),
+        ("handlers", "main.yml", HANDLERS),
+        ("tasks", "main.yml", TASKS),
+    ):
+        (role / directory).mkdir(parents=True, exist_ok=True)
+        (role / directory / name).write_text(text)
+    (tmp_path / "play.yml").write_text(PLAY)
+    base = tmp_path / "out"
+    base.mkdir()
+    (base / "etc").mkdir()
+    (base / "etc" / "old.conf").write_text("to remove\n")
+    (base / "etc" / "seeded").write_text("kept\n")
+    return base
+
+
+def run(
+    tmp_path: Path, base: Path, *args: str, run: int = 1, control: bool = False,
+    optional: bool = True, tasks: str | None = None, strategy: str | None = None,
+) -> tuple[int, dict[str, dict[str, Any]]]:  # fmt: skip
+    if tasks is not None:
+        (tmp_path / "roles" / "demo" / "tasks" / "main.yml").write_text(tasks)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_ROLES_PATH": str(tmp_path / "roles"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+        **({"ANSIBLE_STRATEGY": strategy} if strategy else {}),
+    }
+    extra = {
+        "base": str(base), "run": run, "control": control, "optional": optional,
+        "ansible_python_interpreter": sys.executable,
+    }  # fmt: skip
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
+            "-e", json.dumps(extra), *args, str(tmp_path / "play.yml"),
+        ],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.stdout, done.stderr
+    output = json.loads(done.stdout)
+    results = {
+        task["task"]["name"].split(" : ", 1)[-1]: task["hosts"]["localhost"]
+        for task in output["plays"][0]["tasks"]
+    }
+    return done.returncode, results
+
+
+def handlers_log(base: Path) -> list[str]:
+    path = base / "handlers.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_entries_are_written_as_ansibles_modules_write_them_and_a_rerun_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    base = setup(tmp_path)
+    rc, results = run(tmp_path, base, control=True)
+    task = results["The role's files in one task"]
+    assert rc == 0, task.get("msg")
+    assert task["changed"] is True
+    assert [(r["state"], r["changed"]) for r in task["results"]] == [
+        ("directory", True),  # the mode
+        ("file", True),
+        ("file", True),
+        ("file", True),
+        ("file", False),  # force: false, the path exists
+        ("link", True),
+        ("absent", True),
+        ("file", True),
+    ]
+    etc = base / "etc"
+    # the control: Ansible's own modules wrote the same bytes from the same role
+    assert (etc / "app.conf").read_bytes() == (base / "control.conf").read_bytes()
+    assert (etc / "script.sh").read_bytes() == (base / "control.sh").read_bytes()
+    assert "alpha = 1\nbeta = 2\nport 8080\n" in (etc / "app.conf").read_text()
+    assert (etc / "literal").read_text() == "port 8080\n"
+    assert (etc / "seeded").read_text() == "kept\n"
+    assert os.readlink(etc / "enabled.conf") == "app.conf"
+    assert not (etc / "old.conf").exists()
+    assert not (base / "never").exists()
+    assert (etc / "optional.conf").exists()
+    assert [mode(etc), mode(etc / "app.conf"), mode(etc / "script.sh"), mode(etc / "literal")] == [
+        0o750, 0o640, 0o755, 0o600,
+    ]  # fmt: skip
+    assert handlers_log(base) == ["a 1", "b 1"]
+
+    rc, results = run(tmp_path, base, run=2)
+    task = results["The role's files in one task"]
+    assert rc == 0 and task["changed"] is False, task
+    assert not any(r["changed"] for r in task["results"])
+    assert "Note a" not in results and "Note b" not in results
+    assert handlers_log(base) == ["a 1", "b 1"]
+
+    # an entry whose templated state turns to absent removes its file
+    rc, results = run(tmp_path, base, run=3, optional=False)
+    assert rc == 0
+    assert [r["changed"] for r in results["The role's files in one task"]["results"]][-1]
+    assert not (base / "etc" / "optional.conf").exists()
+    assert handlers_log(base) == ["a 1", "b 1"]
+
+
+@pytest.mark.parametrize("strategy", [None, "ansible.builtin.linear"])
+def test_drift_is_put_back_with_its_own_handler_and_check_mode_only_reports(
+    tmp_path: Path, strategy: str | None
+) -> None:
+    """Under the project's strategy and the stock one (the notifications are Ansible's)."""
+    base = setup(tmp_path)
+    assert run(tmp_path, base, strategy=strategy)[0] == 0
+    script = base / "etc" / "script.sh"
+    wanted = script.read_bytes()
+    script.write_text("changed by hand\n")
+    script.chmod(0o700)
+
+    rc, results = run(tmp_path, base, "--check", "--diff", run=2, strategy=strategy)
+    task = results["The role's files in one task"]
+    assert rc == 0 and task["changed"] is True, task
+    assert [r["dest"] for r in task["results"] if r["changed"]] == [str(script)]
+    assert script.read_text() == "changed by hand\n" and mode(script) == 0o700
+    diffs = [d for d in task["diff"] if d.get("before_header") == str(script)]
+    assert diffs and diffs[0]["before"] == "changed by hand\n"
+    assert diffs[0]["after"] == wanted.decode()
+    assert handlers_log(base) == ["a 1", "b 1"]  # check mode: the handler did not write
+
+    rc, results = run(tmp_path, base, run=3, strategy=strategy)
+    assert rc == 0
+    assert script.read_bytes() == wanted and mode(script) == 0o755
+    assert "Note b" in results and "Note a" not in results
+    assert handlers_log(base) == ["a 1", "b 1", "b 3"]
+
+
+def test_a_refused_validation_keeps_the_file_and_bad_entries_are_named(tmp_path: Path) -> None:
+    base = setup(tmp_path)
+    assert run(tmp_path, base)[0] == 0
+    literal = base / "etc" / "literal"
+    refused = (
+        TASKS.split("- name: The same files", maxsplit=1)[0]
+        .replace("validate: grep -q '^port ' %s", "validate: grep -q '^never ' %s")
+        .replace('"port {{ port }}\\n"', '"port 9090\\n"')
+    )
+    rc, results = run(tmp_path, base, tasks=refused)
+    task = results["The role's files in one task"]
+    assert rc == 2 and task["failed"] is True
+    # files[5]: the first entry, left out by its when, still counts in the numbering
+    assert f"files[5]: {literal}: validate (grep -q '^never ' %s) refused" in task["msg"]
+    assert literal.read_text() == "port 8080\n"
+
+    for entry, message in (
+        ('{dest: "{{ base }}/x", colour: red, content: x}', "files[1] has unknown keys: colour"),
+        ('{dest: "{{ base }}/x", mode: "0644"}', "state must be one of"),
+        ("{dest: relative/x, content: x}", "files[1].dest must be an absolute path"),
+        ('{dest: "{{ base }}/x", state: link}', "src (a link's target) goes with state link only"),
+        (
+            '{dest: "{{ base }}/x", template: missing.j2}',
+            "files[1] ({base}/x): template missing.j2",
+        ),
+        ('{dest: "{{ base }}/etc", content: x}', "is a directory, not a file"),
+        ('{dest: "{{ base }}/x", content: x, when: "yes"}', "files[1].when must be true or false"),
+    ):
+        tasks = f"- name: Bad\n  alteo.hostops.files:\n    files:\n      - {entry}\n"
+        rc, results = run(tmp_path, base, tasks=tasks)
+        assert rc == 2, (entry, results)
+        assert message.format(base=base) in results["Bad"]["msg"], (entry, results["Bad"])
+    assert not (base / "x").exists()
