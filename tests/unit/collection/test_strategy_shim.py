@@ -31,13 +31,23 @@ if len(sys.argv) > 1:  # a package that cannot load: the head start is given up,
     shim._OWN_JINJA_PACKAGES = (sys.argv[1],)
 before = [name in sys.modules for name in WATCHED]
 builtin_before = any(name.startswith("ansible.plugins.test.core_") for name in sys.modules)
+import ansible_mitogen.planner as planner
+class Invocation:
+    def __init__(self):
+        self._extra_sys_paths = set()
+listed, given = Invocation(), Invocation()
+planner._load_collections(listed)  # Mitogen's own: lists them each time
+original = planner._load_collections
 shim._load_once()
+planner._load_collections(given)
+planner_paths = [sorted(listed._extra_sys_paths), sorted(given._extra_sys_paths)]
 after = [name in sys.modules for name in WATCHED]
 builtin_tests = any(name.startswith("ansible.plugins.test.core_") for name in sys.modules)
 shim._OWN_JINJA_PACKAGES = ("no.such.package",)
 shim._load_once()  # once per process: the second call does nothing (no error either)
 print(json.dumps({
     "before": before, "after": after, "builtin_tests": [builtin_before, builtin_tests],
+    "planner_paths": planner_paths, "planner_replaced": planner._load_collections is not original,
 }))
 """
 
@@ -62,6 +72,11 @@ def test_the_strategy_loads_the_collections_and_jinja_plugins_once() -> None:
     assert result["before"] == [False, False, False], result
     assert result["after"] == [True, True, True], result
     assert result["builtin_tests"] == [False, True], result
+    # Mitogen's planner is given the list made once: the same paths as its own listing
+    listed, given = result["planner_paths"]
+    assert result["planner_replaced"] is True
+    assert listed and given == listed, result
+    assert any(path.endswith("ansible_collections/alteo/hostops") for path in given), given
 
 
 def test_a_failed_head_start_does_not_stop_the_run() -> None:
