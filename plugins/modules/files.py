@@ -240,6 +240,9 @@ class Applier:
         return True
 
     def directory(self, entry: dict[str, Any], path: str) -> bool:
+        if os.path.islink(path) and os.path.isdir(path):
+            # a link to a directory: the directory it names (ansible.builtin.file follows it)
+            path = os.path.realpath(path)
         found = kind(path)
         if found not in ("absent", "directory"):
             raise EntryError(f"{path} exists and is a {found}, not a directory")
@@ -300,14 +303,18 @@ class Applier:
         if found != "absent" and not entry.get("force"):
             return False
         data = content.encode("utf-8")
-        changed = found == "absent"
+        # A link in the file's place (even one to nothing, as /etc/default/locale may be on
+        # a fresh host) is replaced by the file, as ansible.builtin.copy replaces it.
+        changed = found != "file"
         if not changed:
             with open(path, "rb") as handle:
                 changed = handle.read() != data
         if changed:
             parent = os.path.dirname(path) or "/"
             if self.module._diff:
-                before = "" if found == "absent" else read_text(path)
+                before = read_text(path) if found == "file" else ""
+                if found == "link":
+                    self.diffs.append(state_diff(path, "link", "file"))
                 if before is not None and len(data) <= DIFF_LIMIT:
                     self.diffs.append(
                         {
@@ -320,7 +327,7 @@ class Applier:
                 else:
                     self.diffs.append({"prepared": f"{path}: content changed (not shown)"})
             if self.module.check_mode:
-                return self.attributes(entry, path, True)
+                return True
             if not os.path.isdir(parent):
                 raise EntryError(f"{path}: its directory {parent} does not exist")
             self.write(entry, path, parent, data)
@@ -373,6 +380,8 @@ def main() -> None:
             changed = getattr(applier, state)(entry, path)
         except EntryError as error:
             module.fail_json(msg=str(error), results=results, diff=applier.diffs)
+        except OSError as error:
+            module.fail_json(msg=f"{path}: {error}", results=results, diff=applier.diffs)
         results.append({"dest": path, "state": state, "changed": bool(changed)})
     module.exit_json(
         changed=any(result["changed"] for result in results),

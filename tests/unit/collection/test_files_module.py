@@ -281,3 +281,22 @@ def test_a_refused_validation_keeps_the_file_and_bad_entries_are_named(tmp_path:
         assert rc == 2, (entry, results)
         assert message.format(base=base) in results["Bad"]["msg"], (entry, results["Bad"])
     assert not (base / "x").exists()
+
+
+def test_a_link_in_a_files_place_is_replaced_by_the_file(tmp_path: Path) -> None:
+    """As on a fresh Debian host, where /etc/default/locale may be a link to nothing."""
+    base = setup(tmp_path)
+    dangling = base / "etc" / "locale"
+    dangling.symlink_to(base / "etc" / "no-such-file")
+    tasks = (
+        "- name: Locale\n  alteo.hostops.files:\n    files:\n"
+        '      - {dest: "{{ base }}/etc/locale", content: "LANG=C.UTF-8\\n", mode: "0644"}\n'
+    )
+    rc, results = run(tmp_path, base, "--check", "--diff", tasks=tasks)
+    assert rc == 0 and results["Locale"]["changed"] is True, results
+    assert dangling.is_symlink()  # check mode: reported, not replaced
+    for expected in (True, False):
+        rc, results = run(tmp_path, base, tasks=tasks)
+        assert rc == 0 and results["Locale"]["changed"] is expected, results
+        assert not dangling.is_symlink() and dangling.read_text() == "LANG=C.UTF-8\n"
+        assert mode(dangling) == 0o644
