@@ -249,12 +249,141 @@ def test_a_false_condition_is_skipped_without_a_worker_as_the_stock_strategy_ski
         stock, stock_workers = play_skips(tmp_path, "ansible.builtin.linear", *options)
         shim, shim_workers = play_skips(tmp_path, "alteo.hostops.mitogen_linear", *options)
         assert shim == stock, options
-        # Plain false, the block's task and the include's task: three workers fewer (check
-        # mode: the check-mode-only skip too); a task that runs or errs still has its own.
-        assert stock_workers - shim_workers == (4 if options else 3), (stock, shim)
+        # Plain false, the block's task and the include's task are skipped without a
+        # worker (check mode: the check-mode-only skip too); the assert and the debug tasks
+        # that run (or err) run without one too (see below): seven fewer either way. The
+        # loop, the include and the handler keep theirs.
+        assert stock_workers - shim_workers == 7, (stock, shim)
+        assert shim_workers == 3, (stock, shim)
     names = [name for name, _ in stock]
     results = dict(stock)
     assert results["Plain false"]["skipped"] is True
     assert results["True only with the magic variables"].get("skipped") is None
     assert results["Undefined variable in the condition"]["failed"] is True
     assert "In the skipped block" in names and "Inner false" in names
+
+
+# Run without a worker: tasks that read no host (assert, assert_each, debug, fail,
+# include_vars, set_fact, set_stats, validate_argument_spec) give the stock strategy's
+# results, registered values, facts, handlers and failures, with no worker of their own.
+HERE = """
+- name: Controller-only tasks
+  hosts: all
+  gather_facts: false
+  vars:
+    port: 8080
+  tasks:
+    - name: Set a fact
+      ansible.builtin.set_fact:
+        doubled: "{{ port * 2 }}"
+    - name: Read the fact and the variables file
+      ansible.builtin.include_vars:
+        file: extra.yml
+    - name: Assert on both
+      ansible.builtin.assert:
+        that: [doubled | int == 16160, extra_value == 'from the file']
+        quiet: true
+      register: asserted
+    - name: Several checks
+      alteo.hostops.assert_each:
+        checks:
+          - that: asserted is succeeded
+            fail_msg: the assert did not pass
+    - name: Validate arguments
+      ansible.builtin.validate_argument_spec:
+        argument_spec:
+          port: {type: int, required: true}
+        provided_arguments:
+          port: "{{ port }}"
+    - name: A failing assert, ignored
+      ansible.builtin.assert:
+        that: port == 1
+        fail_msg: port is {{ port }}
+      ignore_errors: true
+    - name: Fail, ignored
+      ansible.builtin.fail:
+        msg: failed on purpose
+      ignore_errors: true
+      register: failed_on_purpose
+    - name: A secret fact
+      ansible.builtin.set_fact:
+        secret: hidden value
+      no_log: true
+    - name: Changed, notifying a handler
+      ansible.builtin.debug:
+        msg: "{{ failed_on_purpose.msg }} / {{ secret | length }}"
+      changed_when: true
+      notify: Handler
+    - name: Stats
+      ansible.builtin.set_stats:
+        data:
+          port: "{{ port }}"
+    - name: Undefined variable
+      ansible.builtin.debug:
+        msg: "{{ no_such_variable }}"
+      ignore_errors: true
+    - name: A command, in its worker
+      ansible.builtin.command: /bin/true
+      changed_when: false
+  handlers:
+    - name: Handler
+      ansible.builtin.debug:
+        msg: handled
+"""
+
+
+def play_here(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any], int]:
+    (tmp_path / "here.yml").write_text(HERE)
+    (tmp_path / "extra.yml").write_text("extra_value: from the file\n")
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+        "ANSIBLE_STRATEGY": strategy,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", WORKERS, "-i", "localhost,", "-c", "local", "here.yml", *options],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    output = json.loads(done.stdout)
+    drop = ("start", "end", "duration", "_ansible_verbose_always", "_ansible_verbose_override")
+    tasks: list[Any] = [
+        [
+            task["task"]["name"],
+            {k: v for k, v in task["hosts"]["localhost"].items() if k not in drop},
+        ]
+        for play in output["plays"]
+        for task in play["tasks"]
+    ]
+    for name, result in tasks:  # the module's run: Mitogen's differs in timings and keys
+        if name == "A command, in its worker":
+            result.clear()
+            result["rc"] = 0
+    tasks.append(["stats", output["global_custom_stats"], output["stats"]])
+    workers = int(done.stderr.rsplit("WORKERS ", 1)[1].split()[0])
+    return tasks, workers
+
+
+def test_tasks_that_read_no_host_run_without_a_worker_as_the_stock_strategy_runs_them(
+    tmp_path: Path,
+) -> None:
+    for options in ((), ("--check",)):
+        stock, stock_workers = play_here(tmp_path, "ansible.builtin.linear", *options)
+        shim, shim_workers = play_here(tmp_path, "alteo.hostops.mitogen_linear", *options)
+        assert shim == stock, options
+        # eleven controller-only tasks run here; the command and the handler have workers
+        assert stock_workers - shim_workers == 11, (stock_workers, shim_workers)
+        assert shim_workers == 2
+    results = {name: result for name, result, *_ in stock}
+    assert results["Assert on both"]["msg"] == "All assertions passed"
+    assert results["A failing assert, ignored"]["failed"] is True
+    assert results["A failing assert, ignored"]["msg"] == "port is 8080"
+    assert results["A secret fact"]["censored"].startswith("the output has been hidden")
+    assert results["Changed, notifying a handler"]["msg"] == "failed on purpose / 12"
+    assert results["Handler"]["msg"] == "handled"
+    assert results["Undefined variable"]["failed"] is True
+    # the play's recap (ok, changed, failures ignored) is compared with the results above
+    assert stock[-1][2]["localhost"]["ignored"] == 3, stock[-1]
