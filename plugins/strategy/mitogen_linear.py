@@ -42,8 +42,9 @@ description:
     loop, delegated tasks, includes, meta tasks and handlers go to a worker as before, and
     so does a task whose condition holds, fails or warns.
   - Under either strategy, a task that reads no host (C(assert), C(debug), C(fail),
-    C(include_vars), C(set_fact), C(set_stats), C(validate_argument_spec) and this
-    collection's C(assert_each)), without a loop, retries, delegation or async and not a
+    C(include_vars), C(set_fact), C(set_stats), C(validate_argument_spec), this
+    collection's C(assert_each), and C(include_tasks) and C(include_role), whose file or
+    role the strategy loads), without a loop, retries, delegation or async and not a
     handler, is run in C(ansible-playbook)'s own process by Ansible's task executor, on a
     copy of the task and of its variables as a forked worker has them, and its result is
     queued as the worker would queue it (about 30 ms less a task).
@@ -237,7 +238,8 @@ def _skip_without_a_worker(
 
 # Actions that read no host and need no connection: their worker only templates and
 # evaluates (ansible-core's own assert, debug, fail, include_vars, set_fact, set_stats,
-# validate_argument_spec, and this collection's assert_each).
+# validate_argument_spec, and this collection's assert_each), or says which file or role
+# to include (include_tasks, include_role: the strategy loads it, here as before).
 _CONTROLLER_ACTIONS = frozenset(
     f"{prefix}{name}"
     for name in (
@@ -245,7 +247,7 @@ _CONTROLLER_ACTIONS = frozenset(
         "validate_argument_spec",
     )
     for prefix in ("", "ansible.builtin.", "ansible.legacy.")
-) | {"alteo.hostops.assert_each"}  # fmt: skip
+) | {"alteo.hostops.assert_each"} | frozenset(C._ACTION_ALL_INCLUDES)  # fmt: skip
 
 
 def _run_without_a_worker(

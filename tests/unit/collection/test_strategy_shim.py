@@ -251,10 +251,10 @@ def test_a_false_condition_is_skipped_without_a_worker_as_the_stock_strategy_ski
         assert shim == stock, options
         # Plain false, the block's task and the include's task are skipped without a
         # worker (check mode: the check-mode-only skip too); the assert and the debug tasks
-        # that run (or err) run without one too (see below): seven fewer either way. The
-        # loop, the include and the handler keep theirs.
-        assert stock_workers - shim_workers == 7, (stock, shim)
-        assert shim_workers == 3, (stock, shim)
+        # that run (or err) and the include run without one too (see below): eight fewer
+        # either way. The loop and the handler keep theirs.
+        assert stock_workers - shim_workers == 8, (stock, shim)
+        assert shim_workers == 2, (stock, shim)
     names = [name for name, _ in stock]
     results = dict(stock)
     assert results["Plain false"]["skipped"] is True
@@ -322,6 +322,15 @@ HERE = """
       ansible.builtin.debug:
         msg: "{{ no_such_variable }}"
       ignore_errors: true
+    - name: Include tasks
+      ansible.builtin.include_tasks: inner.yml
+      vars:
+        inner_value: "{{ port + 1 }}"
+    - name: Include a role
+      ansible.builtin.include_role:
+        name: little
+      vars:
+        little_value: "{{ port + 2 }}"
     - name: A command, in its worker
       ansible.builtin.command: /bin/true
       changed_when: false
@@ -335,6 +344,15 @@ HERE = """
 def play_here(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any], int]:
     (tmp_path / "here.yml").write_text(HERE)
     (tmp_path / "extra.yml").write_text("extra_value: from the file\n")
+    (tmp_path / "inner.yml").write_text(
+        "- name: Inner task\n  ansible.builtin.debug:\n    msg: inner {{ inner_value }}\n"
+    )
+    role = tmp_path / "roles" / "little" / "tasks"
+    role.mkdir(parents=True, exist_ok=True)
+    (role / "main.yml").write_text(
+        "- name: Role task\n  ansible.builtin.set_fact:\n    from_role: '{{ little_value }}'\n"
+        "- name: Role check\n  ansible.builtin.assert:\n    that: from_role | int == 8082\n"
+    )
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -374,8 +392,9 @@ def test_tasks_that_read_no_host_run_without_a_worker_as_the_stock_strategy_runs
         stock, stock_workers = play_here(tmp_path, "ansible.builtin.linear", *options)
         shim, shim_workers = play_here(tmp_path, "alteo.hostops.mitogen_linear", *options)
         assert shim == stock, options
-        # eleven controller-only tasks run here; the command and the handler have workers
-        assert stock_workers - shim_workers == 11, (stock_workers, shim_workers)
+        # eleven controller-only tasks, two includes and their three tasks run here; the
+        # command and the handler have workers
+        assert stock_workers - shim_workers == 16, (stock_workers, shim_workers)
         assert shim_workers == 2
     results = {name: result for name, result, *_ in stock}
     assert results["Assert on both"]["msg"] == "All assertions passed"
@@ -384,6 +403,8 @@ def test_tasks_that_read_no_host_run_without_a_worker_as_the_stock_strategy_runs
     assert results["A secret fact"]["censored"].startswith("the output has been hidden")
     assert results["Changed, notifying a handler"]["msg"] == "failed on purpose / 12"
     assert results["Handler"]["msg"] == "handled"
+    assert results["Inner task"]["msg"] == "inner 8081"
+    assert results["little : Role check"]["msg"] == "All assertions passed"
     assert results["Undefined variable"]["failed"] is True
     # the play's recap (ok, changed, failures ignored) is compared with the results above
     assert stock[-1][2]["localhost"]["ignored"] == 3, stock[-1]
