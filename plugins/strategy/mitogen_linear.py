@@ -221,6 +221,25 @@ def _skip_without_a_worker(
     except Exception as err:  # the worker evaluates it, and reports what went wrong
         display.vvvv(f"alteo.hostops.mitogen_linear: {task.get_name()} goes to a worker: {err}")
         return False
+    _queue_result(
+        strategy, host, task, task_vars, play_context, reported=reported, result=result,
+        fields=fields,
+    )  # fmt: skip
+    return True
+
+
+def _queue_result(
+    strategy: Any,
+    host: Any,
+    task: Any,
+    task_vars: dict[str, Any],
+    play_context: Any,
+    *,
+    reported: Any,
+    result: dict[str, Any],
+    fields: dict[str, Any],
+) -> None:
+    """Queue a result made here where the task's worker would have queued its own."""
     strategy._queued_task_cache[(host.name, task._uuid)] = {
         "host": host,
         "task": task,
@@ -233,7 +252,6 @@ def _skip_without_a_worker(
             _RawTaskResult(host=host, task=reported, return_data=result, task_fields=fields)
         )
     strategy._pending_results += 1
-    return True
 
 
 # Actions that read no host and need no connection: their worker only templates and
@@ -291,18 +309,10 @@ def _run_without_a_worker(
     except Exception as err:  # the worker runs it, and reports what went wrong
         display.vvvv(f"alteo.hostops.mitogen_linear: {task.get_name()} goes to a worker: {err}")
         return False
-    strategy._queued_task_cache[(host.name, task._uuid)] = {
-        "host": host,
-        "task": task,
-        "task_vars": task_vars,
-        "play_context": play_context,
-    }
-    strategy._tqm.send_callback("v2_runner_on_start", host, task)
-    with strategy._results_lock:
-        strategy._results.append(
-            _RawTaskResult(host=host, task=worker_task, return_data=result, task_fields=fields)
-        )
-    strategy._pending_results += 1
+    _queue_result(
+        strategy, host, task, task_vars, play_context, reported=worker_task, result=result,
+        fields=fields,
+    )  # fmt: skip
     return True
 
 

@@ -215,9 +215,11 @@ finally:
 """
 
 
-def play_skips(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any], int]:
-    (tmp_path / "play.yml").write_text(SKIPS)
-    (tmp_path / "included.yml").write_text(INCLUDED)
+def run_counted(
+    tmp_path: Path, playbook: str, strategy: str, *options: str
+) -> tuple[dict[str, Any], int]:
+    """ansible-playbook's JSON output for PLAYBOOK on the controller, and how many worker
+    processes it started."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -227,18 +229,24 @@ def play_skips(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any],
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
     }
     done = subprocess.run(
-        [sys.executable, "-c", WORKERS, "-i", "localhost,", "-c", "local", "play.yml", *options],
+        [sys.executable, "-c", WORKERS, "-i", "localhost,", "-c", "local", playbook, *options],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    output = json.loads(done.stdout)
+    output: dict[str, Any] = json.loads(done.stdout)
+    return output, int(done.stderr.rsplit("WORKERS ", 1)[1].split()[0])
+
+
+def play_skips(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any], int]:
+    (tmp_path / "play.yml").write_text(SKIPS)
+    (tmp_path / "included.yml").write_text(INCLUDED)
+    output, workers = run_counted(tmp_path, "play.yml", strategy, *options)
     keep = ("changed", "failed", "skipped", "skip_reason", "false_condition", "msg")
     tasks = [
         [task["task"]["name"], {k: v for k, v in task["hosts"]["localhost"].items() if k in keep}]
         for play in output["plays"]
         for task in play["tasks"]
     ]
-    workers = int(done.stderr.rsplit("WORKERS ", 1)[1].split()[0])
     return tasks, workers
 
 
@@ -353,20 +361,7 @@ def play_here(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any], 
         "- name: Role task\n  ansible.builtin.set_fact:\n    from_role: '{{ little_value }}'\n"
         "- name: Role check\n  ansible.builtin.assert:\n    that: from_role | int == 8082\n"
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-        "ANSIBLE_STRATEGY": strategy,
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", WORKERS, "-i", "localhost,", "-c", "local", "here.yml", *options],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    output = json.loads(done.stdout)
+    output, workers = run_counted(tmp_path, "here.yml", strategy, *options)
     drop = ("start", "end", "duration", "_ansible_verbose_always", "_ansible_verbose_override")
     tasks: list[Any] = [
         [
@@ -381,7 +376,6 @@ def play_here(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any], 
             result.clear()
             result["rc"] = 0
     tasks.append(["stats", output["global_custom_stats"], output["stats"]])
-    workers = int(done.stderr.rsplit("WORKERS ", 1)[1].split()[0])
     return tasks, workers
 
 
