@@ -69,6 +69,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             module_name="alteo.hostops.files", module_args={"files": payload}, task_vars=task_vars
         )
         result.update(done)
+        # The module's arguments hold every file's content: the result (its events, its
+        # artifacts, -vvv) shows what was asked without it, as ansible.builtin.copy does.
+        result["invocation"] = {
+            "module_args": {
+                "files": [{k: v for k, v in e.items() if k != "content"} for e in payload]
+            }
+        }
         done_entries = len(done.get("results") or [])
         if done.get("failed") and done_entries < len(indexes):
             result["msg"] = f"files[{indexes[done_entries]}]: {done.get('msg')}"

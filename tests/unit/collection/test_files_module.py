@@ -203,6 +203,12 @@ def test_entries_are_written_as_ansibles_modules_write_them_and_a_rerun_changes_
         0o750, 0o640, 0o755, 0o600,
     ]  # fmt: skip
     assert handlers_log(base) == ["a 1", "b 1"]
+    # the result names what was asked, without the files' content (it would reach the
+    # runner's events and artifacts)
+    asked = task["invocation"]["module_args"]["files"]
+    assert [entry["dest"] for entry in asked][:2] == [str(etc), str(etc / "app.conf")]
+    assert not any("content" in entry for entry in asked)
+    assert "alpha = 1" not in json.dumps(task)
 
     rc, results = run(tmp_path, base, run=2)
     task = results["The role's files in one task"]
