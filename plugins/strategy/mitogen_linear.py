@@ -221,25 +221,21 @@ def _skip_without_a_worker(
     except Exception as err:  # the worker evaluates it, and reports what went wrong
         display.vvvv(f"alteo.hostops.mitogen_linear: {task.get_name()} goes to a worker: {err}")
         return False
-    _queue_result(
-        strategy, host, task, task_vars, play_context, reported=reported, result=result,
-        fields=fields,
-    )  # fmt: skip
-    return True
+    made = (reported, result, fields)
+    return _queue_result(strategy, host, task, (task_vars, play_context), made)
 
 
 def _queue_result(
     strategy: Any,
     host: Any,
     task: Any,
-    task_vars: dict[str, Any],
-    play_context: Any,
-    *,
-    reported: Any,
-    result: dict[str, Any],
-    fields: dict[str, Any],
-) -> None:
-    """Queue a result made here where the task's worker would have queued its own."""
+    queued: tuple[dict[str, Any], Any],
+    made: tuple[Any, dict[str, Any], dict[str, Any]],
+) -> bool:
+    """Queue a result made here (the task as reported, its result and its fields) where the
+    task's worker would have queued its own (QUEUED: the task's variables, play context)."""
+    task_vars, play_context = queued
+    reported, result, fields = made
     strategy._queued_task_cache[(host.name, task._uuid)] = {
         "host": host,
         "task": task,
@@ -252,6 +248,7 @@ def _queue_result(
             _RawTaskResult(host=host, task=reported, return_data=result, task_fields=fields)
         )
     strategy._pending_results += 1
+    return True
 
 
 # Actions that read no host and need no connection: their worker only templates and
@@ -309,11 +306,8 @@ def _run_without_a_worker(
     except Exception as err:  # the worker runs it, and reports what went wrong
         display.vvvv(f"alteo.hostops.mitogen_linear: {task.get_name()} goes to a worker: {err}")
         return False
-    _queue_result(
-        strategy, host, task, task_vars, play_context, reported=worker_task, result=result,
-        fields=fields,
-    )  # fmt: skip
-    return True
+    made = (worker_task, result, fields)
+    return _queue_result(strategy, host, task, (task_vars, play_context), made)
 
 
 def _skipped_result(
