@@ -39,8 +39,9 @@ description:
   - Under either strategy, a task whose C(when) is false is given its skipped result
     without forking a worker process for it (about 20 ms each). The condition is
     evaluated as the worker evaluates it and the result is the worker's. Tasks with a
-    loop, delegated tasks, includes, meta tasks and handlers go to a worker as before, and
-    so does a task whose condition holds, fails or warns.
+    loop, delegated tasks, includes, meta tasks and handlers are not skipped here, nor is
+    a task whose condition holds, fails or warns; a worker (or, for a task that reads no
+    host, the next point) evaluates them.
   - Under either strategy, a task that reads no host (C(assert), C(debug), C(fail),
     C(include_vars), C(set_fact), C(set_stats), C(validate_argument_spec), this
     collection's C(assert_each), and C(include_tasks) and C(include_role), whose file or
