@@ -49,6 +49,17 @@ description:
     handler, is run in C(ansible-playbook)'s own process by Ansible's task executor, on a
     copy of the task and of its variables as a forked worker has them, and its result is
     queued as the worker would queue it (about 30 ms less a task).
+  - Under Mitogen, in a play (or batch of C(serial)) of one host, every other task is run
+    the same way in C(ansible-playbook)'s own process, through Mitogen's connection as in
+    a worker (loops, retries, delegation and handlers included; not C(async), a task with
+    a C(timeout), or C(pause), which asks the terminal through a worker). With one host no
+    task runs beside it, and forking a worker only costs (about 25 ms a task). Its start
+    callback, the callbacks it sends while it runs and its result go through the results
+    queue in a worker's order. A play of several hosts keeps one worker a task and host.
+  - Under Mitogen, on a machine of 2 or 3 CPUs, it leaves the placement of Mitogen's
+    processes to the system. Mitogen pins its multiplexer to the first CPU and
+    C(ansible-playbook), its workers and the SSH clients to the others (on 2 CPUs, all of
+    them to one CPU). Larger machines keep Mitogen's placement.
 author:
   - Alteo hostops team (@alteo)
 """
@@ -66,10 +77,14 @@ from ansible.plugins.loader import filter_loader, strategy_loader, test_loader
 from ansible.utils.display import Display
 
 try:
+    import ansible_mitogen.affinity as _mitogen_affinity
     import ansible_mitogen.planner as _mitogen_planner
+    import ansible_mitogen.process as _mitogen_process
     import ansible_mitogen.strategy as _mitogen_strategy
 except ImportError:  # Mitogen not installed: the stock linear strategy
+    _mitogen_affinity = None
     _mitogen_planner = None
+    _mitogen_process = None
     _mitogen_strategy = None
 
 # ansible-core's own classes that a task's worker uses to skip it (2.19): without them (another
@@ -104,6 +119,7 @@ def _load_once() -> None:
         return
     _warmed = True
     try:
+        _no_cpu_pinning_on_a_small_machine()
         _list_collections_once()
         for loader in (filter_loader, test_loader):  # ansible.builtin's Jinja2 plugins
             for _plugin in loader.all(class_only=True):
@@ -114,6 +130,21 @@ def _load_once() -> None:
                 importlib.import_module(f"{package_name}.{module.name}")
     except Exception as err:  # a head start only, never a reason to stop a run
         display.vvv(f"alteo.hostops.mitogen_linear: loading ahead of the tasks failed: {err}")
+
+
+def _no_cpu_pinning_on_a_small_machine() -> None:
+    """Let the operating system place Mitogen's processes on a machine of 2 or 3 CPUs.
+
+    Mitogen pins its connection multiplexer to the first CPU and, on a machine of fewer
+    than four, ansible-playbook's own process and every task's worker (and the SSH
+    clients) to the others: on 2 CPUs all of them share one, the other running the
+    multiplexer alone (a no-op task on 8 hosts: 12.7 s pinned, 8.7 s not). Larger machines
+    keep Mitogen's placement. Done before Mitogen starts its multiplexer (the first play).
+    """
+    if _mitogen_affinity is None or (os.cpu_count() or 1) >= 4:
+        return
+    if isinstance(_mitogen_affinity.policy, _mitogen_affinity.FixedPolicy):
+        _mitogen_affinity.policy = _mitogen_affinity.Policy()
 
 
 def _list_collections_once() -> None:
@@ -311,6 +342,93 @@ def _run_without_a_worker(
     return _queue_result(strategy, host, task, (task_vars, play_context), made)
 
 
+# Actions that wait for an answer typed on the terminal, which only a worker can ask for.
+_PROMPTING_ACTIONS = frozenset(
+    f"{prefix}pause" for prefix in ("", "ansible.builtin.", "ansible.legacy.")
+)
+
+
+def _run_in_this_process(
+    strategy: Any, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
+) -> bool:
+    """Run a task of a one-host play here, with the worker's code, instead of forking one.
+
+    With one host in the play (or in its batch) no other task runs beside this one: the
+    worker's fork (about 12 ms in ansible-playbook's process, then the worker's own
+    copy-on-write faults and exit) buys nothing. The task (any action but those that ask
+    the terminal, with or without a loop, retries, delegation or notification; not async,
+    not with a timeout) is run here by Ansible's own TaskExecutor on a copy of the task and
+    of its variables, through Mitogen's connection as in a worker; the start callback, the
+    callbacks it sends while it runs (loop items, retries) and its result go through the
+    results queue in the worker's order. Under Mitogen only: its connection gives the host
+    back to the multiplexer when the task ends, as in a worker; the strategy makes sure of
+    it before the next fork.
+    """
+    if (
+        _RawTaskResult is None
+        or _mitogen_process is None
+        or len(strategy._hosts_cache) != 1
+        or task.async_val
+        or task.timeout
+        or task.action in _PROMPTING_ACTIONS
+        or task.action in _NOT_SKIPPED_HERE
+    ):
+        return False
+    strategy._queued_task_cache[(host.name, task._uuid)] = {
+        "host": host,
+        "task": task,
+        "task_vars": task_vars,
+        "play_context": play_context,
+    }
+    strategy._tqm.send_callback("v2_runner_on_start", host, task)
+    worker_task = task.copy()
+    strategy._loader._tempfiles = set()  # as a worker: its own temporary files only
+    try:
+        with _task.TaskContext(worker_task):
+            result = TaskExecutor(
+                host,
+                worker_task,
+                dict(task_vars),
+                play_context,
+                strategy._loader,
+                _plugin_loader.get_plugin_loader_namespace(),
+                strategy._final_q,
+                strategy._variable_manager,
+            ).run()
+        fields = worker_task.dump_attrs()
+    except Exception as err:  # a worker would die: the task fails, it is not run again
+        result = {"failed": True, "msg": f"the task's run stopped: {type(err).__name__}: {err}"}
+        fields = {}
+    finally:
+        _close_mitogen_binding()
+    try:
+        strategy._final_q.send_task_result(
+            _RawTaskResult(host=host, task=worker_task, return_data=result, task_fields=fields)
+        )
+    except Exception as err:  # as the worker: the result that cannot be sent is replaced
+        strategy._final_q.send_task_result(
+            _RawTaskResult(
+                host=host,
+                task=worker_task,
+                return_data={"failed": True, "msg": f"Task result omitted: {err}"},
+                task_fields={},
+            )
+        )
+    strategy._pending_results += 1
+    return True
+
+
+def _close_mitogen_binding() -> None:
+    """No Mitogen broker thread may be left in this process when it forks a worker.
+
+    The task's connection closes it when the task ends (TaskExecutor closes its
+    connection); a connection left open (an earlier item's delegate) is closed here.
+    """
+    model = getattr(_mitogen_process, "_worker_model", None)  # the running strategy's
+    if model is not None and getattr(model, "broker", None) is not None:
+        model.on_binding_close()
+
+
 def _skipped_result(
     strategy: Any, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -363,6 +481,8 @@ if _mitogen_strategy is not None:
             if _skip_without_a_worker(self, host, task, task_vars, play_context):
                 return None
             if _run_without_a_worker(self, host, task, task_vars, play_context):
+                return None
+            if _run_in_this_process(self, host, task, task_vars, play_context):
                 return None
             return super()._queue_task(host, task, task_vars, play_context)
 

@@ -216,10 +216,10 @@ finally:
 
 
 def run_counted(
-    tmp_path: Path, playbook: str, strategy: str, *options: str
+    tmp_path: Path, playbook: str, strategy: str, *options: str, **env_extra: str
 ) -> tuple[dict[str, Any], int]:
     """ansible-playbook's JSON output for PLAYBOOK on the controller, and how many worker
-    processes it started."""
+    processes it started (inventory: localhost, unless the options name one)."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -227,9 +227,11 @@ def run_counted(
         "ANSIBLE_STRATEGY": strategy,
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        **env_extra,
     }
+    inventory = [] if "-i" in options else ["-i", "localhost,"]
     done = subprocess.run(
-        [sys.executable, "-c", WORKERS, "-i", "localhost,", "-c", "local", playbook, *options],
+        [sys.executable, "-c", WORKERS, *inventory, "-c", "local", playbook, *options],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -259,10 +261,10 @@ def test_a_false_condition_is_skipped_without_a_worker_as_the_stock_strategy_ski
         assert shim == stock, options
         # Plain false, the block's task and the include's task are skipped without a
         # worker (check mode: the check-mode-only skip too); the assert and the debug tasks
-        # that run (or err) and the include run without one too (see below): eight fewer
-        # either way. The loop and the handler keep theirs.
-        assert stock_workers - shim_workers == 8, (stock, shim)
-        assert shim_workers == 2, (stock, shim)
+        # that run (or err) and the include run without one too (see below), and so do
+        # the loop and the handler (a one-host play, see further below): ten fewer.
+        assert stock_workers - shim_workers == 10, (stock, shim)
+        assert shim_workers == 0, (stock, shim)
     names = [name for name, _ in stock]
     results = dict(stock)
     assert results["Plain false"]["skipped"] is True
@@ -386,10 +388,10 @@ def test_tasks_that_read_no_host_run_without_a_worker_as_the_stock_strategy_runs
         stock, stock_workers = play_here(tmp_path, "ansible.builtin.linear", *options)
         shim, shim_workers = play_here(tmp_path, "alteo.hostops.mitogen_linear", *options)
         assert shim == stock, options
-        # eleven controller-only tasks, two includes and their three tasks run here; the
-        # command and the handler have workers
-        assert stock_workers - shim_workers == 16, (stock_workers, shim_workers)
-        assert shim_workers == 2
+        # eleven controller-only tasks, two includes and their three tasks run here, and so
+        # do the command and the handler (a one-host play, see below)
+        assert stock_workers - shim_workers == 18, (stock_workers, shim_workers)
+        assert shim_workers == 0
     results = {name: result for name, result, *_ in stock}
     assert results["Assert on both"]["msg"] == "All assertions passed"
     assert results["A failing assert, ignored"]["failed"] is True
@@ -402,3 +404,251 @@ def test_tasks_that_read_no_host_run_without_a_worker_as_the_stock_strategy_runs
     assert results["Undefined variable"]["failed"] is True
     # the play's recap (ok, changed, failures ignored) is compared with the results above
     assert stock[-1][2]["localhost"]["ignored"] == 3, stock[-1]
+
+
+# Run in ansible-playbook's own process: every task of a one-host play (module tasks too,
+# with a loop, retries, delegation, a handler), through Mitogen's connection as in a worker;
+# a play of two hosts keeps its workers. Results, recap and the order of the callbacks (what
+# ansible-runner makes its events of) are the stock strategy's.
+ONE_HOST = """
+- name: One host
+  hosts: one
+  gather_facts: false
+  tasks:
+    - name: A command
+      ansible.builtin.command: echo one
+      register: one
+      changed_when: false
+    - name: A directory
+      ansible.builtin.file:
+        path: "{{ playbook_dir }}/made"
+        state: directory
+        mode: "0755"
+    - name: A file, notifying a handler
+      ansible.builtin.copy:
+        content: "{{ one.stdout | default('check') }}"
+        dest: "{{ playbook_dir }}/made/file"
+        mode: "0644"
+      notify: Handler
+    - name: A loop, one item failing, ignored
+      ansible.builtin.command: "echo {{ item }}"
+      loop: [a, b, c]
+      failed_when: item == 'b'
+      changed_when: false
+      ignore_errors: true
+    - name: Retried until it holds
+      ansible.builtin.shell: test -f tried || { touch tried; exit 1; }
+      args:
+        chdir: "{{ playbook_dir }}"
+      register: tried
+      until: tried.rc == 0
+      retries: 2
+      delay: 0
+      changed_when: false
+    - name: Delegated to the controller
+      ansible.builtin.command: echo delegated
+      delegate_to: localhost
+      changed_when: false
+    - name: A secret
+      ansible.builtin.command: echo secret
+      no_log: true
+      changed_when: false
+    - name: A failure, ignored
+      ansible.builtin.command: /bin/false
+      ignore_errors: true
+  handlers:
+    - name: Handler
+      ansible.builtin.command: echo handled
+      changed_when: false
+
+- name: Two hosts
+  hosts: two
+  gather_facts: false
+  tasks:
+    - name: On both
+      ansible.builtin.command: echo both
+      changed_when: false
+"""
+
+INVENTORY = """
+[one]
+localhost
+[two]
+first ansible_host=127.0.0.1
+second ansible_host=127.0.0.1
+"""
+
+ORDER_CALLBACK = '''
+import json
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+name: order
+short_description: the order of the callbacks, to a file
+description: [the order of the callbacks, to a file]
+type: aggregate
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "order"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def _log(self, *event):
+        with open("callbacks.jsonl", "a") as stream:
+            stream.write(json.dumps(event) + chr(10))
+
+    def v2_runner_on_start(self, host, task):
+        self._log("start", host.name, task.get_name())
+
+    def _result(self, name, result):
+        self._log(name, result.host.name, result.task_name, result.result.get("item"))
+
+    def v2_runner_on_ok(self, result):
+        self._result("ok", result)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._result("failed", result)
+
+    def v2_runner_on_skipped(self, result):
+        self._result("skipped", result)
+
+    def v2_runner_item_on_ok(self, result):
+        self._result("item ok", result)
+
+    def v2_runner_item_on_failed(self, result):
+        self._result("item failed", result)
+
+    def v2_runner_retry(self, result):
+        self._result("retry", result)
+'''
+
+
+def play_one_host(tmp_path: Path, strategy: str, *options: str) -> tuple[list[Any], int]:
+    here = tmp_path / f"{strategy}{''.join(options)}"
+    (here / "callback_plugins").mkdir(parents=True)
+    (here / "callback_plugins" / "order.py").write_text(ORDER_CALLBACK)
+    (here / "one.yml").write_text(ONE_HOST)
+    (here / "hosts.ini").write_text(INVENTORY)
+    output, workers = run_counted(
+        here, "one.yml", strategy, "-i", "hosts.ini", *options,
+        ANSIBLE_CALLBACKS_ENABLED="order",
+        ANSIBLE_CALLBACK_PLUGINS=str(here / "callback_plugins"),
+    )  # fmt: skip
+    keep = (
+        "changed", "failed", "skipped", "msg", "rc", "stdout", "attempts", "censored",
+        "item", "results", "ansible_loop_var",
+    )  # fmt: skip
+    tasks: list[Any] = []
+    for play in output["plays"]:
+        for task in play["tasks"]:
+            for host, result in sorted(task["hosts"].items()):
+                kept = {key: value for key, value in result.items() if key in keep}
+                if "results" in kept:
+                    kept["results"] = [
+                        {key: value for key, value in item.items() if key in keep}
+                        for item in kept["results"]
+                    ]
+                tasks.append([task["task"]["name"], host, kept])
+    tasks.append(["stats", output["stats"]])
+    events = [json.loads(line) for line in (here / "callbacks.jsonl").read_text().splitlines()]
+    one = [event for event in events if event[1] == "localhost"]
+    two = sorted(event for event in events if event[1] != "localhost")
+    tasks.append(["callbacks", one, two])
+    return tasks, workers
+
+
+def test_a_one_host_play_runs_its_tasks_without_workers_as_the_stock_strategy_runs_them(
+    tmp_path: Path,
+) -> None:
+    runs = {}
+    for options in (("--check",), ()):
+        stock, stock_workers = play_one_host(tmp_path, "ansible.builtin.linear", *options)
+        shim, shim_workers = play_one_host(tmp_path, "alteo.hostops.mitogen_linear", *options)
+        assert shim == stock, options
+        assert shim_workers == 2, (stock_workers, shim_workers)  # the two-host play's
+        assert stock_workers == 11, (stock_workers, shim_workers)
+        runs[options] = stock
+    checked = {name: result for name, _, result, *_ in runs[("--check",)][:-2]}
+    assert checked["A command"]["skipped"] is True  # check mode: commands are not run
+    assert checked["A directory"]["changed"] is True
+    results = {(name, host): result for name, host, result, *_ in stock[:-2]}
+    assert results[("A command", "localhost")]["stdout"] == "one"
+    looped = results[("A loop, one item failing, ignored", "localhost")]["results"]
+    assert [item["failed"] for item in looped] == [False, True, False]
+    assert results[("Retried until it holds", "localhost")]["attempts"] == 2
+    assert results[("A secret", "localhost")]["censored"].startswith("the output has been")
+    assert results[("On both", "first")]["stdout"] == "both"
+    assert results[("On both", "second")]["stdout"] == "both"
+    callbacks = stock[-1][1]
+    assert ["retry", "localhost", "Retried until it holds", None] in callbacks
+    assert ["item failed", "localhost", "A loop, one item failing, ignored", "b"] in callbacks
+    loop = "A loop, one item failing, ignored"
+    assert callbacks.index(["start", "localhost", loop]) < callbacks.index(
+        ["item ok", "localhost", loop, "a"]
+    )
+    assert ["ok", "localhost", "Handler", None] in callbacks
+
+
+# On a machine of 2 or 3 CPUs Mitogen pins ansible-playbook, its workers and what its
+# connections start to the CPUs its multiplexer does not have (on 2 CPUs: all on one); the
+# collection's strategy leaves their placement to the system there, and Mitogen's on larger
+# machines. Seen from a command's process: its CPUs under Mitogen's own strategy (the
+# control) and under the collection's.
+AFFINITY = """
+- name: Where commands may run
+  hosts: two
+  gather_facts: false
+  tasks:
+    - name: Read the allowed CPUs
+      ansible.builtin.command: grep Cpus_allowed_list /proc/self/status
+      changed_when: false
+"""
+
+POLICY_PROBE = """
+import json, os, sys
+from ansible import constants as C
+from ansible.plugins.loader import init_plugin_loader, strategy_loader
+init_plugin_loader(C.COLLECTIONS_PATHS)
+shim = sys.modules[strategy_loader.get("alteo.hostops.mitogen_linear", class_only=True).__module__]
+import ansible_mitogen.affinity as affinity
+os.cpu_count = lambda: int(sys.argv[1])
+before = type(affinity.policy).__name__
+shim._no_cpu_pinning_on_a_small_machine()
+print(json.dumps([before, type(affinity.policy).__name__]))
+"""
+
+
+def cpus_of_commands(tmp_path: Path, strategy: str, **env: str) -> set[str]:
+    (tmp_path / "affinity.yml").write_text(AFFINITY)
+    (tmp_path / "hosts.ini").write_text(INVENTORY)
+    output, _ = run_counted(tmp_path, "affinity.yml", strategy, "-i", "hosts.ini", **env)
+    return {
+        result["stdout"].split(":", 1)[1].strip()
+        for result in output["plays"][0]["tasks"][0]["hosts"].values()
+    }
+
+
+def test_the_strategy_leaves_cpu_placement_to_the_system_on_a_small_machine(
+    tmp_path: Path,
+) -> None:
+    for cpus, after in (("2", "Policy"), ("3", "Policy"), ("4", "LinuxPolicy")):
+        done = subprocess.run(
+            [sys.executable, "-c", POLICY_PROBE, cpus],
+            env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS)},
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.splitlines()[-1]) == ["LinuxPolicy", after], cpus
+    if not 2 <= (os.cpu_count() or 1) <= 3:
+        return  # a larger machine keeps Mitogen's placement: the probe above says so
+    import ansible_mitogen  # noqa: PLC0415
+
+    status = Path("/proc/self/status").read_text()
+    mine = status.split("Cpus_allowed_list:")[1].split()[0]
+    mitogens = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    pinned = cpus_of_commands(tmp_path, "mitogen_linear", ANSIBLE_STRATEGY_PLUGINS=str(mitogens))
+    assert pinned and mine not in pinned, (mine, pinned)  # the control: Mitogen pins them
+    assert cpus_of_commands(tmp_path, "alteo.hostops.mitogen_linear") == {mine}
