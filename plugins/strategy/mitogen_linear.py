@@ -257,6 +257,20 @@ def _skip_without_a_worker(
     return _queue_result(strategy, host, task, (task_vars, play_context), made)
 
 
+def _announce(
+    strategy: Any, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
+) -> None:
+    """What the strategy does when it hands a task to a worker: the task recorded for its
+    result, its start callback sent."""
+    strategy._queued_task_cache[(host.name, task._uuid)] = {
+        "host": host,
+        "task": task,
+        "task_vars": task_vars,
+        "play_context": play_context,
+    }
+    strategy._tqm.send_callback("v2_runner_on_start", host, task)
+
+
 def _queue_result(
     strategy: Any,
     host: Any,
@@ -268,13 +282,7 @@ def _queue_result(
     task's worker would have queued its own (QUEUED: the task's variables, play context)."""
     task_vars, play_context = queued
     reported, result, fields = made
-    strategy._queued_task_cache[(host.name, task._uuid)] = {
-        "host": host,
-        "task": task,
-        "task_vars": task_vars,
-        "play_context": play_context,
-    }
-    strategy._tqm.send_callback("v2_runner_on_start", host, task)
+    _announce(strategy, host, task, task_vars, play_context)
     with strategy._results_lock:
         strategy._results.append(
             _RawTaskResult(host=host, task=reported, return_data=result, task_fields=fields)
@@ -295,6 +303,26 @@ _CONTROLLER_ACTIONS = frozenset(
     )
     for prefix in ("", "ansible.builtin.", "ansible.legacy.")
 ) | {"alteo.hostops.assert_each"} | frozenset(C._ACTION_ALL_INCLUDES)  # fmt: skip
+
+
+def _execute_here(
+    strategy: Any, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Run TASK with Ansible's own TaskExecutor in this process, on a copy of the task and
+    of its variables as a forked worker has them: the task as run, and its result."""
+    worker_task = task.copy()
+    with _task.TaskContext(worker_task):
+        result = TaskExecutor(
+            host,
+            worker_task,
+            dict(task_vars),
+            play_context,
+            strategy._loader,
+            _plugin_loader.get_plugin_loader_namespace(),
+            strategy._final_q,
+            strategy._variable_manager,
+        ).run()
+    return worker_task, result
 
 
 def _run_without_a_worker(
@@ -321,19 +349,8 @@ def _run_without_a_worker(
         or isinstance(task, Handler)
     ):
         return False
-    worker_task = task.copy()
     try:
-        with _task.TaskContext(worker_task):
-            result = TaskExecutor(
-                host,
-                worker_task,
-                dict(task_vars),
-                play_context,
-                strategy._loader,
-                _plugin_loader.get_plugin_loader_namespace(),
-                strategy._final_q,
-                strategy._variable_manager,
-            ).run()
+        worker_task, result = _execute_here(strategy, host, task, task_vars, play_context)
         fields = worker_task.dump_attrs()
     except Exception as err:  # the worker runs it, and reports what went wrong
         display.vvvv(f"alteo.hostops.mitogen_linear: {task.get_name()} goes to a worker: {err}")
@@ -374,27 +391,11 @@ def _run_in_this_process(
         or task.action in _NOT_SKIPPED_HERE
     ):
         return False
-    strategy._queued_task_cache[(host.name, task._uuid)] = {
-        "host": host,
-        "task": task,
-        "task_vars": task_vars,
-        "play_context": play_context,
-    }
-    strategy._tqm.send_callback("v2_runner_on_start", host, task)
-    worker_task = task.copy()
+    _announce(strategy, host, task, task_vars, play_context)
+    worker_task = task
     strategy._loader._tempfiles = set()  # as a worker: its own temporary files only
     try:
-        with _task.TaskContext(worker_task):
-            result = TaskExecutor(
-                host,
-                worker_task,
-                dict(task_vars),
-                play_context,
-                strategy._loader,
-                _plugin_loader.get_plugin_loader_namespace(),
-                strategy._final_q,
-                strategy._variable_manager,
-            ).run()
+        worker_task, result = _execute_here(strategy, host, task, task_vars, play_context)
         fields = worker_task.dump_attrs()
     except Exception as err:  # a worker would die: the task fails, it is not run again
         result = {"failed": True, "msg": f"the task's run stopped: {type(err).__name__}: {err}"}
