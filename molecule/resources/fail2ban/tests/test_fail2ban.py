@@ -43,6 +43,9 @@ def test_fail2ban_1_0_reads_the_journal(host: Any) -> None:
     assert host.service("fail2ban").is_running
     status = host.check_output("fail2ban-client status sshd")
     assert "Journal matches:\t_SYSTEMD_UNIT=ssh.service + _COMM=sshd" in status
+    # OpenSSH 9.2 has no penalties of its own: no exemption drop-in (9.2 would refuse it)
+    assert not host.file("/etc/ssh/sshd_config.d/20-hostops-never-banned.conf").exists
+    assert "persourcepenalties" not in host.check_output("sshd -T")
 
 
 def test_the_sshd_jail_sees_failed_logins_of_a_never_banned_source(host: Any) -> None:
