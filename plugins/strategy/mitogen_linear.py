@@ -56,6 +56,20 @@ description:
     task runs beside it, and forking a worker only costs (about 25 ms a task). Its start
     callback, the callbacks it sends while it runs and its result go through the results
     queue in a worker's order. A play of several hosts keeps one worker a task and host.
+  - Under Mitogen, the tasks run that way keep their connection to Mitogen's multiplexer
+    and the host's interpreter from one task to the next, where a worker asks the
+    multiplexer for them at its start and gives them back at its end (two requests and a
+    thread started and stopped, about 6 ms a task). They are given back before a worker is
+    forked, at the end of the play, when a connection is reset (C(meta: reset_connection),
+    C(reboot)), and after a task that failed or found its host unreachable, so that the
+    next task asks the multiplexer again, as a worker would.
+  - Under Mitogen, a module's dependencies are asked of the multiplexer once a run (by
+    module and search path), and a host's context is sent a module's files and the
+    collections' paths once (two requests before each module, about 3 ms).
+  - A task run in C(ansible-playbook)'s own process runs on a copy of the task with its
+    parent blocks' settings but not their other tasks (Ansible's C(exclude_tasks) copy):
+    a full copy copies every task of the task's blocks, for each task (about 10 ms a task
+    in a block of 150 tasks).
   - Under Mitogen, on a machine of 2 or 3 CPUs, it leaves the placement of Mitogen's
     processes to the system. Mitogen pins its multiplexer to the first CPU and
     C(ansible-playbook), its workers and the SSH clients to the others (on 2 CPUs, all of
@@ -64,6 +78,7 @@ author:
   - Alteo hostops team (@alteo)
 """
 
+import copy
 import importlib
 import os
 import pkgutil
@@ -120,6 +135,9 @@ def _load_once() -> None:
     _warmed = True
     try:
         _no_cpu_pinning_on_a_small_machine()
+        if _mitogen_process is not None:
+            _keep_contexts()
+            _ask_the_multiplexer_once()
         _list_collections_once()
         for loader in (filter_loader, test_loader):  # ansible.builtin's Jinja2 plugins
             for _plugin in loader.all(class_only=True):
@@ -309,8 +327,13 @@ def _execute_here(
     strategy: Any, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
 ) -> tuple[Any, dict[str, Any]]:
     """Run TASK with Ansible's own TaskExecutor in this process, on a copy of the task and
-    of its variables as a forked worker has them: the task as run, and its result."""
-    worker_task = task.copy()
+    of its variables as a forked worker has them: the task as run, and its result.
+
+    The copy has the task's parent blocks (their settings, which the task inherits) but
+    not the blocks' other tasks, which the executor never reads: copying them would copy
+    every task of a role's file for each of its tasks.
+    """
+    worker_task = task.copy(exclude_tasks=True)
     with _task.TaskContext(worker_task):
         result = TaskExecutor(
             host,
@@ -394,6 +417,7 @@ def _run_in_this_process(
     _announce(strategy, host, task, task_vars, play_context)
     worker_task = task
     strategy._loader._tempfiles = set()  # as a worker: its own temporary files only
+    _keeping[0] = True
     try:
         worker_task, result = _execute_here(strategy, host, task, task_vars, play_context)
         fields = worker_task.dump_attrs()
@@ -401,7 +425,9 @@ def _run_in_this_process(
         result = {"failed": True, "msg": f"the task's run stopped: {type(err).__name__}: {err}"}
         fields = {}
     finally:
-        _close_mitogen_binding()
+        _keeping[0] = False
+    if not _kept or result.get("failed") or result.get("unreachable"):
+        _release_contexts()  # the next task asks the multiplexer again, as a worker would
     try:
         strategy._final_q.send_task_result(
             _RawTaskResult(host=host, task=worker_task, return_data=result, task_fields=fields)
@@ -419,15 +445,174 @@ def _run_in_this_process(
     return True
 
 
+# The host contexts kept between tasks run in this process (see _keep_contexts), by the
+# connection stack that the multiplexer gave them for: (context, login context, the
+# interpreter's start-up facts). Only while _keeping[0] is true are new ones kept.
+_kept: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+_keeping = [False]
+
+
+def _keep_contexts() -> None:
+    """Make Mitogen's connection keep its host context between tasks run in this process.
+
+    A worker's connection asks the multiplexer for the host's context when its task starts
+    (ContextService.get, which counts a reference), and gives it back when the task ends
+    (ContextService.put), in a connection to the multiplexer made and closed for the task.
+    Tasks run one after another in this process (a one-host play) keep both instead: the
+    first asks, the others reuse what it got, and _release_contexts gives everything back
+    (once per context asked for) before a fork, at the end of the play, before a reset
+    and after a failed or unreachable task. Workers (forked processes, _keeping false
+    there) keep Mitogen's own behaviour.
+    """
+    from ansible_mitogen import connection  # noqa: PLC0415 - Mitogen is there
+
+    cls = connection.Connection
+    if getattr(cls, "_alteo_hostops_keeps", False):
+        return
+    connect_stack, put_connection, close, reset = (
+        cls._connect_stack, cls._put_connection, cls.close, cls.reset
+    )  # fmt: skip
+
+    def keeping(self: Any) -> bool:
+        binding = getattr(self, "binding", None)
+        return _keeping[0] and isinstance(binding, _mitogen_process.ClassicBinding)
+
+    def kept_connect_stack(self: Any, stack: Any) -> Any:
+        if not keeping(self):
+            return connect_stack(self, stack)
+        key = (str(self.binding.model.listener_path), repr(stack))
+        if key not in _kept:
+            connect_stack(self, stack)
+            _kept[key] = (self.context, self.login_context, self.init_child_result)
+            return None
+        self.context, self.login_context, self.init_child_result = _kept[key]
+        self.chain = connection.CallChain(self, self.context, pipelined=True)
+        return None
+
+    def kept_put_connection(self: Any) -> Any:
+        if not (_keeping[0] and self.context is not None and _is_kept(self.context)):
+            return put_connection(self)
+        self.chain.reset()  # the calls' chain is the task's; the context stays kept
+        self.context = self.login_context = self.init_child_result = self.chain = None
+        return None
+
+    def kept_close(self: Any) -> Any:
+        if not (_keeping[0] and _kept):
+            return close(self)
+        self._put_connection()
+        self.binding = None  # the multiplexer's connection stays open with the contexts
+        return None
+
+    def kept_reset(self: Any) -> Any:
+        if _kept:  # the context is shut down: nothing of it may stay kept
+            if self.context is not None and _is_kept(self.context):
+                self.context = self.login_context = self.init_child_result = self.chain = None
+                self.binding = None
+            _release_contexts()
+        return reset(self)
+
+    cls._connect_stack = kept_connect_stack
+    cls._put_connection = kept_put_connection
+    cls.close = kept_close
+    cls.reset = cls._reset = kept_reset
+    cls._alteo_hostops_keeps = True
+
+
+# What the multiplexer answered once in this process: a module's dependencies, by the
+# module and its search path; the files and paths a context was sent, by the context.
+_module_maps: dict[tuple[Any, ...], Any] = {}
+_propagated: set[tuple[Any, ...]] = set()
+
+
+def _ask_the_multiplexer_once() -> None:
+    """Ask Mitogen's multiplexer once a run what it answers the same way every time.
+
+    Before each module runs, Mitogen's planner asks the multiplexer which of Ansible's
+    module_utils the module imports (ModuleDepService.scan, which caches its answer) and
+    has it send the module's own module_utils and the collections' paths to the host's
+    context (PushFileService, which sends each file to a context once): two requests a
+    task, about 3 ms. A module's dependencies do not change during a run, and a context
+    keeps what it was sent, so the answer is kept here by module and search path, and a
+    context is not sent the same files and paths twice (a context that is started again is
+    a new context). Workers forked later inherit both.
+    """
+    planner = _mitogen_planner
+    cls = planner.NewStylePlanner
+    if getattr(cls, "_alteo_hostops_once", False):
+        return
+    get_module_map, propagate = cls.get_module_map, planner._propagate_deps
+
+    def module_map_once(self: Any) -> Any:
+        if self._module_map is None:
+            key = (self._inv.module_name, self._inv.module_path, self.get_search_path())
+            if key not in _module_maps:
+                _module_maps[key] = get_module_map(self)
+            self._module_map = copy.deepcopy(_module_maps[key])
+        return self._module_map
+
+    def propagate_once(invocation: Any, planner: Any, context: Any) -> Any:
+        sources = invocation._overridden_sources or {}
+        key = (
+            context.context_id,
+            tuple(planner.get_push_files()),
+            tuple(sorted((path, hash(source)) for path, source in sources.items())),
+            tuple(sorted(invocation._extra_sys_paths)),
+        )
+        if key in _propagated:
+            return None
+        result = propagate(invocation, planner, context)
+        _propagated.add(key)
+        return result
+
+    cls.get_module_map = module_map_once
+    planner._propagate_deps = propagate_once
+    cls._alteo_hostops_once = True
+
+
+def _is_kept(context: Any) -> bool:
+    return any(context is kept[0] for kept in _kept.values())
+
+
+def _release_contexts() -> None:
+    """Give the kept host contexts back to the multiplexer and close the connection to it
+    (nothing of Mitogen's may run in this process when it forks a worker)."""
+    kept = list(_kept.values())
+    _kept.clear()
+    model = _mitogen_model()
+    try:
+        if kept and model is not None and model.broker is not None and model.parent is not None:
+            import mitogen.service  # noqa: PLC0415 - Mitogen is there
+
+            for context, _login, _facts in kept:
+                mitogen.service.call(
+                    call_context=model.parent,
+                    service_name="ansible_mitogen.services.ContextService",
+                    method_name="put",
+                    context=context,
+                )
+    except Exception as err:  # the multiplexer forgets them when the run ends
+        display.vvvv(f"alteo.hostops.mitogen_linear: giving the contexts back failed: {err}")
+    finally:
+        _close_mitogen_binding()
+
+
 def _close_mitogen_binding() -> None:
     """No Mitogen broker thread may be left in this process when it forks a worker.
 
     The task's connection closes it when the task ends (TaskExecutor closes its
     connection); a connection left open (an earlier item's delegate) is closed here.
     """
-    model = getattr(_mitogen_process, "_worker_model", None)  # the running strategy's
+    model = _mitogen_model()
     if model is not None and getattr(model, "broker", None) is not None:
         model.on_binding_close()
+
+
+def _mitogen_model() -> Any:
+    """Mitogen's worker model: the running strategy's, or after its run (Mitogen's strategy
+    forgets it when its run ends) the one of the whole process."""
+    return getattr(_mitogen_process, "_worker_model", None) or getattr(
+        _mitogen_process, "_classic_worker_model", None
+    )
 
 
 def _skipped_result(
@@ -476,7 +661,10 @@ if _mitogen_strategy is not None:
             _load_once()
             _cache_templates()
             _cache_vars_files(self._loader, iterator._play)
-            return super().run(iterator, play_context)
+            try:
+                return super().run(iterator, play_context)
+            finally:
+                _release_contexts()
 
         def _queue_task(self, host: Any, task: Any, task_vars: Any, play_context: Any) -> Any:
             if _skip_without_a_worker(self, host, task, task_vars, play_context):
@@ -485,6 +673,7 @@ if _mitogen_strategy is not None:
                 return None
             if _run_in_this_process(self, host, task, task_vars, play_context):
                 return None
+            _release_contexts()  # before the fork
             return super()._queue_task(host, task, task_vars, play_context)
 
 else:

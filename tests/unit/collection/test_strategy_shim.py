@@ -652,3 +652,110 @@ def test_the_strategy_leaves_cpu_placement_to_the_system_on_a_small_machine(
     pinned = cpus_of_commands(tmp_path, "mitogen_linear", ANSIBLE_STRATEGY_PLUGINS=str(mitogens))
     assert pinned and mine not in pinned, (mine, pinned)  # the control: Mitogen pins them
     assert cpus_of_commands(tmp_path, "alteo.hostops.mitogen_linear") == {mine}
+
+
+# Tasks run in ansible-playbook's own process keep the host's context between them instead
+# of asking Mitogen's multiplexer for it at each task's start and giving it back at its end;
+# they ask again after a reset and after a task that lost its host. A module's
+# dependencies are asked for once. Counted in ansible-playbook's process: the requests it
+# sends the multiplexer, by method.
+KEPT = """
+- name: Kept contexts
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: First
+      ansible.builtin.command: echo first
+      changed_when: false
+    - name: A loop
+      ansible.builtin.command: echo {{ item }}
+      loop: [a, b, c]
+      changed_when: false
+    - name: Write the interpreter's process
+      ansible.builtin.shell: echo $PPID > "{{ playbook_dir }}/before"
+      changed_when: false
+    - name: Same interpreter
+      ansible.builtin.shell: test "$PPID" = "$(cat '{{ playbook_dir }}/before')"
+      changed_when: false
+    - name: Reset the connection
+      ansible.builtin.meta: reset_connection
+    - name: A new interpreter after the reset
+      ansible.builtin.shell: test "$PPID" != "$(cat '{{ playbook_dir }}/before')"
+      changed_when: false
+    - name: The host's interpreter dies
+      ansible.builtin.shell: kill -9 $PPID
+      ignore_unreachable: true
+      ignore_errors: true
+    - name: The next task gets a new one
+      ansible.builtin.command: echo again
+      changed_when: false
+
+- name: A play of two hosts (workers)
+  hosts: two
+  gather_facts: false
+  tasks:
+    - name: On both
+      ansible.builtin.command: echo both
+      changed_when: false
+"""
+
+REQUESTS = """
+import collections, runpy, sys
+import mitogen.service
+asked = collections.Counter()
+call = mitogen.service.call
+def counting(service_name, method_name, call_context=None, **kwargs):
+    asked[f"{str(service_name).rsplit('.', 1)[-1]}.{method_name}"] += 1
+    return call(service_name, method_name, call_context=call_context, **kwargs)
+mitogen.service.call = counting
+sys.argv = ["ansible-playbook", *sys.argv[1:]]
+try:
+    runpy.run_module("ansible.cli.playbook", run_name="__main__")
+finally:
+    sys.stderr.write("ASKED " + " ".join(f"{k}={v}" for k, v in sorted(asked.items())) + "\\n")
+"""
+
+
+def test_one_host_tasks_keep_their_context_and_ask_again_when_it_is_gone(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "kept.yml").write_text(KEPT)
+    (tmp_path / "hosts.ini").write_text(INVENTORY)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+        "ANSIBLE_STRATEGY": "alteo.hostops.mitogen_linear",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", REQUESTS, "-i", "hosts.ini", "-c", "local", "kept.yml"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    output = json.loads(done.stdout)
+    results = {
+        (task["task"]["name"], host): result
+        for play in output["plays"]
+        for task in play["tasks"]
+        for host, result in task["hosts"].items()
+    }
+    for name in ("First", "A loop", "Same interpreter", "A new interpreter after the reset"):
+        assert not results[(name, "localhost")].get("failed"), results[(name, "localhost")]
+    died = results[("The host's interpreter dies", "localhost")]
+    assert died.get("unreachable") or died.get("failed"), died  # the control: it did die
+    assert results[("The next task gets a new one", "localhost")]["stdout"] == "again"
+    assert results[("On both", "first")]["stdout"] == "both"
+    assert results[("On both", "second")]["stdout"] == "both"
+    asked = dict(
+        item.split("=") for item in done.stderr.rsplit("ASKED ", 1)[1].split("\n")[0].split()
+    )
+    # the one-host play: three contexts (at the start, after the reset, after the death),
+    # each asked for once and given back; Mitogen's own way asks and gives back at every
+    # task (seven tasks with a connection, nine module runs). The two-host play's workers
+    # ask in their own processes, not counted here.
+    assert int(asked["ContextService.get"]) == 3, asked
+    assert int(asked["ContextService.put"]) == 3, asked
+    # command and shell are one module: its dependencies asked for once in the run
+    assert int(asked["ModuleDepService.scan"]) == 1, asked
