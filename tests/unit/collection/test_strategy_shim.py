@@ -690,14 +690,7 @@ KEPT = """
       ansible.builtin.command: echo again
       changed_when: false
 
-- name: A play of two hosts (workers)
-  hosts: two
-  gather_facts: false
-  tasks:
-    - name: On both
-      ansible.builtin.command: echo both
-      changed_when: false
-"""
+""" + ONE_HOST[ONE_HOST.index("- name: Two hosts") :]  # a play of two hosts (workers)
 
 REQUESTS = """
 import collections, runpy, sys
