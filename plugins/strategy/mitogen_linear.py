@@ -60,14 +60,14 @@ description:
     and the host's interpreter from one task to the next, where a worker asks the
     multiplexer for them at its start and gives them back at its end (two requests and a
     thread started and stopped, about 6 ms a task). They are given back before a worker is
-    forked, at the end of the play, when a connection is reset (C(meta: reset_connection),
+    forked, at the end of the play, when a connection is reset (C(reset_connection),
     C(reboot)), and after a task that failed or found its host unreachable, so that the
     next task asks the multiplexer again, as a worker would.
   - Under Mitogen, a module's dependencies are asked of the multiplexer once a run (by
     module and search path), and a host's context is sent a module's files and the
     collections' paths once (two requests before each module, about 3 ms).
   - A task run in C(ansible-playbook)'s own process runs on a copy of the task with its
-    parent blocks' settings but not their other tasks (Ansible's C(exclude_tasks) copy):
+    parent blocks' settings but not their other tasks (Ansible's C(exclude_tasks) copy);
     a full copy copies every task of the task's blocks, for each task (about 10 ms a task
     in a block of 150 tasks).
   - Under Mitogen, on a machine of 2 or 3 CPUs, it leaves the placement of Mitogen's
