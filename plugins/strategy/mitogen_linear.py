@@ -400,9 +400,9 @@ def _run_in_this_process(
     not with a timeout) is run here by Ansible's own TaskExecutor on a copy of the task and
     of its variables, through Mitogen's connection as in a worker; the start callback, the
     callbacks it sends while it runs (loop items, retries) and its result go through the
-    results queue in the worker's order. Under Mitogen only: its connection gives the host
-    back to the multiplexer when the task ends, as in a worker; the strategy makes sure of
-    it before the next fork.
+    results queue in the worker's order. Under Mitogen only: its connection keeps the
+    host's context for the next such task (_keep_contexts), and gives it back, with the
+    connection to the multiplexer closed, before the next fork (_release_contexts).
     """
     if (
         _RawTaskResult is None

@@ -215,11 +215,12 @@ finally:
 """
 
 
-def run_counted(
-    tmp_path: Path, playbook: str, strategy: str, *options: str, **env_extra: str
-) -> tuple[dict[str, Any], int]:
-    """ansible-playbook's JSON output for PLAYBOOK on the controller, and how many worker
-    processes it started (inventory: localhost, unless the options name one)."""
+def run_wrapped(
+    tmp_path: Path, wrapper: str, playbook: str, strategy: str, *options: str, **env_extra: str
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook run through WRAPPER (a script that counts something, then runs it)
+    for PLAYBOOK on the controller, JSON on stdout (inventory: localhost, unless the
+    options name one); it must succeed."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -231,10 +232,19 @@ def run_counted(
     }
     inventory = [] if "-i" in options else ["-i", "localhost,"]
     done = subprocess.run(
-        [sys.executable, "-c", WORKERS, *inventory, "-c", "local", playbook, *options],
+        [sys.executable, "-c", wrapper, *inventory, "-c", "local", playbook, *options],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def run_counted(
+    tmp_path: Path, playbook: str, strategy: str, *options: str, **env_extra: str
+) -> tuple[dict[str, Any], int]:
+    """ansible-playbook's JSON output for PLAYBOOK on the controller, and how many worker
+    processes it started (inventory: localhost, unless the options name one)."""
+    done = run_wrapped(tmp_path, WORKERS, playbook, strategy, *options, **env_extra)
     output: dict[str, Any] = json.loads(done.stdout)
     return output, int(done.stderr.rsplit("WORKERS ", 1)[1].split()[0])
 
@@ -714,19 +724,9 @@ def test_one_host_tasks_keep_their_context_and_ask_again_when_it_is_gone(
 ) -> None:
     (tmp_path / "kept.yml").write_text(KEPT)
     (tmp_path / "hosts.ini").write_text(INVENTORY)
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-        "ANSIBLE_STRATEGY": "alteo.hostops.mitogen_linear",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", REQUESTS, "-i", "hosts.ini", "-c", "local", "kept.yml"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_wrapped(
+        tmp_path, REQUESTS, "kept.yml", "alteo.hostops.mitogen_linear", "-i", "hosts.ini"
+    )
     output = json.loads(done.stdout)
     results = {
         (task["task"]["name"], host): result
