@@ -752,3 +752,126 @@ def test_one_host_tasks_keep_their_context_and_ask_again_when_it_is_gone(
     assert int(asked["ContextService.put"]) == 3, asked
     # command and shell are one module: its dependencies asked for once in the run
     assert int(asked["ModuleDepService.scan"]) == 1, asked
+
+
+FACTS = """
+- name: Facts set, changed, given and forgotten
+  hosts: one
+  gather_facts: true
+  tasks:
+    - name: A cacheable fact
+      ansible.builtin.set_fact:
+        colour: blue
+        cacheable: true
+    - name: Read the facts
+      ansible.builtin.debug:
+        msg: "{{ ansible_facts.system }} {{ colour }} {{ ansible_facts.colour }}"
+    - name: Change the fact
+      ansible.builtin.set_fact:
+        colour: green
+        cacheable: true
+    - name: Read them again
+      ansible.builtin.debug:
+        msg: "{{ ansible_facts.colour }} {{ item }}"
+      loop: [1, 2, 3]
+    - name: A fact given to another host
+      ansible.builtin.set_fact:
+        given: "from {{ inventory_hostname }}"
+        cacheable: true
+      delegate_to: first
+      delegate_facts: true
+    - name: Forget the facts
+      ansible.builtin.meta: clear_facts
+    - name: Read them after forgetting
+      ansible.builtin.debug:
+        msg: >-
+          {{ ansible_facts.colour | default('forgotten') }}
+          {{ ansible_facts.system | default('none') }}
+    - name: Gather again
+      ansible.builtin.setup:
+        gather_subset: [min]
+    - name: Read the gathered facts
+      ansible.builtin.debug:
+        msg: "{{ ansible_facts.system }} {{ ansible_facts.colour | default('forgotten') }}"
+"""
+READS = "".join(  # the facts read for each task and host: 20 reads of the same facts
+    f"    - name: Read {n}\n"
+    "      ansible.builtin.debug:\n"
+    "        msg: '{{ ansible_facts.system }}'\n"
+    for n in range(20)
+)
+TWO_HOSTS = """
+- name: Two hosts
+  hosts: two
+  gather_facts: false
+  tasks:
+    - name: The fact given to the first
+      ansible.builtin.debug:
+        msg: "{{ ansible_facts.given | default('none') }}"
+    - name: More reads
+      ansible.builtin.debug:
+        msg: "{{ hostvars['localhost'].ansible_facts.system }} {{ item }}"
+      loop: [1, 2]
+"""
+FACTS += READS + TWO_HOSTS
+
+DECODES = """
+import runpy, sys
+from ansible._internal._plugins import _cache
+count = [0]
+decode = _cache.PluginInterposer._decode
+def counting(self, value):
+    count[0] += 1
+    return decode(self, value)
+_cache.PluginInterposer._decode = counting
+sys.argv = ["ansible-playbook", *sys.argv[1:]]
+try:
+    runpy.run_module("ansible.cli.playbook", run_name="__main__")
+finally:
+    sys.stderr.write(f"DECODES {count[0]}\\n")
+"""
+
+
+def play_facts(tmp_path: Path, strategy: str, cache: str) -> tuple[list[Any], int]:
+    here = tmp_path / f"{strategy}-{cache}"
+    here.mkdir()
+    (here / "facts.yml").write_text(FACTS)
+    (here / "hosts.ini").write_text(INVENTORY)
+    done = run_wrapped(
+        here, DECODES, "facts.yml", strategy, "-i", "hosts.ini",
+        ANSIBLE_CACHE_PLUGIN=cache, ANSIBLE_CACHE_PLUGIN_CONNECTION=str(here / "cache"),
+    )  # fmt: skip
+    output = json.loads(done.stdout)
+    said = [
+        [
+            task["task"]["name"],
+            host,
+            result.get("msg"),
+            [i["msg"] for i in result.get("results", ())],
+        ]
+        for play in output["plays"]
+        for task in play["tasks"]
+        for host, result in sorted(task["hosts"].items())
+    ]
+    return said, int(done.stderr.rsplit("DECODES ", 1)[1].split()[0])
+
+
+def test_facts_are_decoded_once_each_time_they_are_set_and_read_as_the_stock_strategy_reads_them(
+    tmp_path: Path,
+) -> None:
+    for cache in ("jsonfile", "memory"):  # ansible-runner's (hostops' runs), Ansible's default
+        stock, stock_decodes = play_facts(tmp_path, "ansible.builtin.linear", cache)
+        shim, shim_decodes = play_facts(tmp_path, "alteo.hostops.mitogen_linear", cache)
+        assert shim == stock, cache
+        said = {(name, host): (msg, items) for name, host, msg, items in stock}
+        assert said[("Read the facts", "localhost")][0] == "Linux blue blue"
+        assert said[("Read them again", "localhost")][1] == ["green 1", "green 2", "green 3"]
+        assert said[("Read them after forgetting", "localhost")][0] == "forgotten none"
+        assert said[("Read the gathered facts", "localhost")][0] == "Linux forgotten"
+        assert said[("The fact given to the first", "first")][0] == "from localhost"
+        assert said[("The fact given to the first", "second")][0] == "none"
+        if cache == "jsonfile":  # a persistent cache: Ansible 2.19 decodes it at each read
+            # five sets (the gathering, two set_facts, the given fact, setup again), against
+            # a decoding for each task and host that reads facts (the 20 reads and more)
+            assert shim_decodes <= 6, (stock_decodes, shim_decodes)
+            assert stock_decodes >= shim_decodes + 20, (stock_decodes, shim_decodes)
