@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from hostops import __version__
-from hostops.core.errors import HostopsError
+from hostops.core.errors import HostopsError, UsageError
 from hostops.core.runner import set_verbosity, strategy_name
 from hostops.module_utils.problems import InputProblems
 
@@ -67,9 +67,34 @@ def _add_verbose(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             )
 
 
+def argv_problems(argv: Sequence[str]) -> list[str]:
+    """What no command takes, found before any is parsed: an empty value (``--limit ''``
+    would otherwise mean every host, ``--prefix ''`` the whole lab, an empty path the
+    current directory) and text that is not UTF-8 (bytes the shell passed that cannot be
+    written to a record, a notice or a log once the command has acted). What follows
+    ``--`` (``hostops lab ssh HOST -- COMMAND``) is a command's own."""
+    problems = []
+    ours = list(argv)[: list(argv).index("--")] if "--" in argv else list(argv)
+    for index, token in enumerate(ours):
+        option, _, value = token.partition("=") if token.startswith("--") else ("", "", token)
+        if not option and index > 0 and ours[index - 1].startswith("-"):
+            option = ours[index - 1]
+        named = option or "argument"
+        if not value and (not option or "=" in token or option != token):
+            problems.append(f"{named}: {value!r} is empty")
+        elif any("\udc80" <= char <= "\udcff" for char in token):
+            problems.append(f"{named}: {value!r} is not UTF-8 text")
+    return problems
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if problems := argv_problems(given):
+        for line in problems:
+            print(f"hostops: {line}", file=sys.stderr)
+        return UsageError.exit_status
+    args = parser.parse_args(given)
     set_verbosity(args.verbose)
     try:
         strategy_name()  # a bad HOSTOPS_ANSIBLE_STRATEGY stops here, before any host
