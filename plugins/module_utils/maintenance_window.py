@@ -169,6 +169,11 @@ def check_window(at: datetime, config: WindowConfig = DEFAULT_CONFIG) -> WindowS
     )
 
 
+# The moments a command takes: beyond them a date is a typing mistake, and the first and
+# last years of Python's calendar overflow once moved to another time zone.
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
 def parse_at(text: str) -> datetime:
     """Read an ISO 8601 date and time with a UTC offset or ``Z``, e.g. ``2027-01-12T10:30+01:00``.
 
@@ -181,4 +186,6 @@ def parse_at(text: str) -> datetime:
         raise ValueError(f"{text!r} is not an ISO 8601 date and time") from err
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{text!r} has no UTC offset: add one (+01:00, Z, ...)")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:  # far years overflow once moved to UTC
+        raise ValueError(f"{text!r} is not between the years {FIRST_YEAR} and {LAST_YEAR}")
     return moment

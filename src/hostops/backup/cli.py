@@ -89,13 +89,17 @@ def parse_at(text: str, now: dt.datetime | None = None) -> str:
             naive = dt.datetime.fromisoformat(f"{date_part}T{time_part}")
         except ValueError as err:
             raise UsageError(f"--at: {text!r} is not a date and time ({err})") from err
-        if offset:
-            moment = dt.datetime.fromisoformat(
-                f"{date_part}T{time_part}{'+00:00' if offset == 'Z' else offset}"
-            )
-        else:
-            moment = _paris(naive, text)
-        if moment > now:
+        try:
+            if offset:
+                moment = dt.datetime.fromisoformat(
+                    f"{date_part}T{time_part}{'+00:00' if offset == 'Z' else offset}"
+                )
+            else:
+                moment = _paris(naive, text)
+            future = moment > now
+        except (ValueError, OverflowError) as err:  # an offset of 24 h or more, year 1
+            raise UsageError(f"--at: {text!r} is not a date and time ({err})") from err
+        if future:
             raise UsageError(
                 f"--at: {text!r} is in the future (it is {now:%Y-%m-%d %H:%M} in Paris)"
             )
