@@ -10,6 +10,7 @@ the controller).
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,39 @@ def _check_sources(sources: Sequence[Path], option: str) -> None:
     missing = [f"{option}: {p} does not exist" for p in sources if not p.exists()]
     if missing:
         raise UsageError(missing)
+    unreadable = [problem for path in sources for problem in _not_plain(path, option)]
+    if unreadable:
+        raise UsageError(unreadable)
+
+
+MAX_INVENTORY_FILE = 16 * 1024 * 1024
+MAX_INVENTORY_ENTRIES = 10_000
+
+
+def _not_plain(path: Path, option: str) -> list[str]:
+    """What Ansible could not read, or would wait for or read forever: a FIFO, a device or
+    a socket (the given path, or a file in the given directory), or a file too big for an
+    inventory."""
+    found = [path]
+    if path.is_dir():
+        for count, each in enumerate(path.rglob("*")):
+            if count >= MAX_INVENTORY_ENTRIES:
+                return [f"{option}: {path} holds too many files for an inventory"]
+            found.append(each)
+    problems = []
+    for each in found:
+        try:
+            info = each.stat()
+        except OSError as err:  # a dangling link in the directory
+            problems.append(f"{option}: {each}: {err.strerror}")
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            problems.append(f"{option}: {each} is not a regular file or a directory")
+        elif info.st_size > MAX_INVENTORY_FILE:
+            problems.append(f"{option}: {each} is too big for an inventory")
+    return problems
 
 
 @dataclass

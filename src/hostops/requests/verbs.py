@@ -33,6 +33,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -336,12 +337,30 @@ def vault_password_file(explicit: Path | None) -> Path | None:
 
 
 def _vault_secret(password_file: Path) -> Any:
+    """The vault secret of PASSWORD_FILE (a file, or a script Ansible runs), or UsageError
+    naming it: missing, not a regular file (a directory, a FIFO, a device), too big for a
+    password, or refused by Ansible (empty, a script that fails)."""
     from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415 - slow import
     from ansible.parsing.vault import get_file_vault_secret  # noqa: PLC0415
 
-    secret = get_file_vault_secret(filename=str(password_file), loader=DataLoader())
-    secret.load()
+    option = "--vault-password-file"
+    try:
+        info = password_file.stat()
+    except OSError as err:
+        raise UsageError(f"{option}: {str(password_file)!r}: {err.strerror}") from err
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"{option}: {str(password_file)!r} is not a regular file")
+    if info.st_size > MAX_PASSWORD_FILE:
+        raise UsageError(f"{option}: {str(password_file)!r} is too big for a password file")
+    try:
+        secret = get_file_vault_secret(filename=str(password_file), loader=DataLoader())
+        secret.load()
+    except Exception as err:  # ansible raises several kinds for a bad password file
+        raise UsageError(f"{option}: {str(password_file)!r}: {err}") from err
     return secret
+
+
+MAX_PASSWORD_FILE = 64 * 1024
 
 
 @dataclass
@@ -369,11 +388,7 @@ class VaultFile:
     def _vault(self) -> Any:
         from ansible.parsing.vault import VaultLib  # noqa: PLC0415 - slow import
 
-        try:
-            secret = _vault_secret(self.password_file)
-        except Exception as err:  # ansible raises several kinds for a bad password file
-            raise UsageError(f"--vault-password-file: {self.password_file}: {err}") from err
-        return VaultLib([("default", secret)])
+        return VaultLib([("default", _vault_secret(self.password_file))])
 
     def read(self) -> dict[str, Any]:
         if not self.path.exists() or self.path.stat().st_size == 0:
