@@ -34,6 +34,8 @@ def parse_serial(text: str | None) -> list[int | str] | None:
     items = [item.strip() for item in text.split(",")]
     if not all(_SERIAL_ITEM.fullmatch(item) for item in items):
         raise UsageError(f"--serial: {text!r} must be numbers or percentages, e.g. 1,25%")
+    if any(item.endswith("%") and int(item[:-1]) > 100 for item in items):
+        raise UsageError(f"--serial: {text!r} has a percentage over 100%")
     return [item if item.endswith("%") else int(item) for item in items]
 
 

@@ -38,6 +38,7 @@ from hostops.core.settings import inventories_or_default
 from hostops.core.targets import Inventory
 from hostops.maintenance import notices
 from hostops.module_utils.maintenance_window import DEFAULT_CONFIG
+from hostops.module_utils.problems import InputProblems
 from hostops.patching.run import parse_serial
 
 DEFAULT_UNIT_DIR: Final = Path("/etc/systemd/system")
@@ -300,6 +301,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             problems += err.problems
     if args.order is not None and not args.order.is_file():
         problems.append(f"--order: {args.order} is not a file")
+    elif args.order is not None:  # the timer's runs read it: a bad order is refused now
+        from hostops.orders.order import load_order  # noqa: PLC0415 - only with --order
+
+        try:
+            load_order(args.order)
+        except InputProblems as err:
+            problems += [f"--order: {problem}" for problem in err.problems]
     if not args.unit_dir.is_dir():
         problems.append(f"--unit-dir: {args.unit_dir} is not a directory")
     if problems:
