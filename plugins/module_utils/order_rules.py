@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from . import releases
 from .names import is_contact_address, is_domain_name
+from .sla import MAX_FEE_EUR, MAX_GTR_HOURS
 
 Service = Literal["dedicated_server", "private_cloud", "shared_hosting"]
 OsRelease = Literal["debian13", "debian12"]
@@ -500,6 +501,8 @@ _PLESK_FIELDS = ("license_vault_var",)
 _BACKUP_FIELDS = ("enabled", "time", "retention_days", "paths")
 _MONITORING_FIELDS = ("http_checks", "tcp_checks", "tls_checks")
 _SLA_FIELDS = ("monthly_fee_eur", "gtr_hours")
+# A private cloud's bandwidth cap, Mbit/s: what hostops bandwidth notify takes too.
+MAX_MBPS = 100_000
 
 
 class _Checker:
@@ -607,8 +610,10 @@ class _Checker:
             return None
         return value if self.in_range(value, path, low, high) else None
 
-    def number(self, value: object, path: str, low: float, *, strict: bool) -> float | None:
-        """An int or float, finite, >= *low* (> *low* when *strict*)."""
+    def number(
+        self, value: object, path: str, low: float, *, strict: bool, high: float
+    ) -> float | None:
+        """An int or float, finite, >= *low* (> *low* when *strict*), <= *high*."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.add(path, f"expected a number; {_got(value)}")
             return None
@@ -618,7 +623,13 @@ class _Checker:
         if value < low or (strict and value == low):
             self.add(path, f"{_show(value)} must be {'>' if strict else '>='} {low:g}")
             return None
+        if value > high:
+            self.add(path, f"{_show(value)} must be <= {high:g}")
+            return None
         return value
+
+    def mbps(self, value: object, path: str) -> int | None:
+        return self.integer(value, path, 1, MAX_MBPS)
 
     def in_range(self, value: int, path: str, low: int, high: int | None) -> bool:
         if value < low or (high is not None and value > high):
@@ -763,7 +774,7 @@ class _Checker:
         return Contact(name=name, phone=phone, email=email)
 
     def bandwidth(self, raw: Mapping[str, object], service: str | None) -> int | None:
-        mbps = self.field(raw, "", "bandwidth_mbps", self.integer)
+        mbps = self.field(raw, "", "bandwidth_mbps", self.mbps)
         if "bandwidth_mbps" in raw and service is not None and service != "private_cloud":
             self.add("bandwidth_mbps", f"only for service 'private_cloud', not '{service}'")
         return mbps
@@ -961,10 +972,10 @@ class _Checker:
         return Sla(monthly_fee_eur=fee, gtr_hours=gtr)
 
     def fee(self, value: object, path: str) -> float | None:
-        return self.number(value, path, 0, strict=False)
+        return self.number(value, path, 0, strict=False, high=float(MAX_FEE_EUR))
 
     def hours(self, value: object, path: str) -> float | None:
-        return self.number(value, path, 0, strict=True)
+        return self.number(value, path, 0, strict=True, high=float(MAX_GTR_HOURS))
 
 
 def _unknown_field(key: str, allowed: Sequence[str]) -> str:

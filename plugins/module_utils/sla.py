@@ -447,6 +447,12 @@ def _incident(item: object, name: str, problems: list[str]) -> Incident | None:
     start, end = times.get("start"), times.get("end")
     if start is not None and end is not None and end < start:
         problems.append(f"{name}.end: {_show(item['end'])} is before start {_show(item['start'])}")
+    opened = times.get("ticket_opened")
+    if opened is not None and end is not None and opened > end:  # a negative restoration
+        problems.append(
+            f"{name}.ticket_opened: {_show(item['ticket_opened'])} is after end "
+            f"{_show(item['end'])} (the service was restored before the ticket)"
+        )
     if len(problems) > before or start is None or end is None or cause not in CAUSES:
         return None
     return Incident(start, end, cause, times.get("ticket_opened"), times.get("announced"))

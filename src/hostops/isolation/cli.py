@@ -53,12 +53,12 @@ from hostops.isolation.records import (
 from hostops.lab.nspawn import LabState, process_matches
 from hostops.maintenance.notices import check_contacts, now
 from hostops.module_utils.maintenance_window import parse_at
+from hostops.module_utils.order_rules import MAX_MBPS
 from hostops.orders.order import load_order
 
 TARGETS_GROUP = "hostops_isolate_targets"
 MONITORING_GROUP = "monitoring_servers"
 HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
-MAX_MBPS = 100_000
 MAX_REASON = 500
 
 
