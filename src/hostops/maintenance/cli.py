@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from datetime import timedelta
 
 from hostops.core.errors import UsageError
@@ -24,6 +25,11 @@ from hostops.maintenance.notices import (
     planned_notice,
 )
 from hostops.module_utils.maintenance_window import DEFAULT_CONFIG, check_window, parse_at
+
+# A host as the notice names it (an inventory name or an FQDN), and the reason's limits:
+# one line of printable text, told to the customer.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
+MAX_REASON = 500
 
 # -- the command ----------------------------------------------------------------------
 
@@ -52,9 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     announce.add_argument(
         "--start", required=True, metavar="ISO8601", help="start, with a UTC offset or Z"
     )
-    announce.add_argument(
-        "--duration", required=True, type=int, metavar="MINUTES", help="expected duration"
-    )
+    announce.add_argument("--duration", required=True, metavar="MINUTES", help="expected duration")
     announce.add_argument(
         "--contact",
         action="append",
@@ -76,10 +80,19 @@ def cmd_announce(args: argparse.Namespace) -> int:
         problems.append("--contact: required: the customer contact to write to")
     if not hosts:
         problems.append("--hosts: no host named")
-    if not 0 < args.duration <= MAX_DURATION_MINUTES:
+    problems += [
+        f"--hosts: {name!r} is not a host name" for name in hosts if not HOST_NAME.fullmatch(name)
+    ]
+    duration = int(args.duration) if re.fullmatch(r"[0-9]{1,6}", args.duration) else 0
+    if not 0 < duration <= MAX_DURATION_MINUTES:
         problems.append(f"--duration: {args.duration} is not 1..{MAX_DURATION_MINUTES} minutes")
-    if args.emergency and not (args.reason or "").strip():
+    reason = (args.reason or "").strip()
+    if args.emergency and not reason:
         problems.append("--reason: required with --emergency (the client is told why)")
+    if len(reason) > MAX_REASON or any(ord(char) < 32 or ord(char) == 127 for char in reason):
+        problems.append(
+            f"--reason: {reason[:40]!r}... must be one line of at most {MAX_REASON} characters"
+        )
     reference = notices.now()
     try:
         start = parse_at(args.start)
@@ -103,7 +116,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
         to=args.contact,
         hosts=hosts,
         start=start,
-        duration_minutes=args.duration,
+        duration_minutes=duration,
         emergency=args.emergency,
         reason=(args.reason or "").strip() or None,
     )
@@ -113,7 +126,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
     record = {
         "announced_at": reference.astimezone(PARIS).isoformat(timespec="seconds"),
         "start": start.astimezone(PARIS).isoformat(timespec="minutes"),
-        "duration_minutes": args.duration,
+        "duration_minutes": duration,
         "hosts": hosts,
         "emergency": args.emergency,
         "reason": (args.reason or "").strip() or None,
