@@ -693,6 +693,173 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["security", "report", "--inventory", "inv.yml", "--host", "web99"],
         ["--host", "'web99'"],
     ),
+    # values no command takes: empty (every host, the whole lab, the current directory),
+    # not UTF-8 (refused before the record or notice that could not be written)
+    (
+        "empty --limit",
+        ["patch", "plan", "--inventory", "inv.yml", "--limit", ""],
+        ["--limit", "''"],
+    ),
+    ("empty --limit=", ["patch", "run", "--inventory", "inv.yml", "--limit="], ["--limit", "''"]),
+    ("empty --prefix", ["lab", "down", "--prefix", ""], ["--prefix", "''"]),
+    (
+        "empty --monitoring-server",
+        ["order", "apply", "good.yml", "--inventory", "inv.yml", "--monitoring-server", ""],
+        ["--monitoring-server", "''"],
+    ),
+    ("empty --inventory", ["patch", "plan", "--inventory", ""], ["--inventory", "''"]),
+    (
+        "reason not UTF-8",
+        ["isolate", "web01", "--inventory", "inv.yml", "--reason", "bad \udcff", "--no-send"],
+        ["--reason", "not UTF-8"],
+    ),
+    # moments beyond the calendar's reach, offsets beyond a day
+    ("window far --at", ["window", "check", "--at", "9999-12-31T23:59Z"], ["--at", "9999"]),
+    ("window year 1 --at", ["window", "check", "--at", "0001-01-01T00:00+01:00"], ["--at", "0001"]),
+    (
+        "verify --at offset",
+        [
+            "backup",
+            "verify",
+            "--inventory",
+            "inv.yml",
+            "--host",
+            "web01",
+            "--at",
+            "2026-01-01T10:00+99:00",
+        ],
+        ["--at", "'2026-01-01T10:00+99:00'"],
+    ),
+    # patch runs: batches over 100%, inventories Ansible would wait on or read forever
+    (
+        "serial over 100%",
+        ["patch", "plan", "--inventory", "inv.yml", "--serial", "150%"],
+        ["--serial", "150%"],
+    ),
+    (
+        "inventory FIFO",
+        ["patch", "plan", "--inventory", "fifo"],
+        ["--inventory", "fifo", "regular file"],
+    ),
+    (
+        "inventory device",
+        ["patch", "plan", "--inventory", "/dev/zero"],
+        ["--inventory", "/dev/zero"],
+    ),
+    (
+        "inventory dir with a FIFO",
+        ["patch", "plan", "--inventory", "fifodir"],
+        ["--inventory", "fifodir/hosts.yml"],
+    ),
+    (
+        "schedule --order a list",
+        [
+            "patch",
+            "schedule",
+            "--inventory",
+            "inv.yml",
+            "--unit-dir",
+            "adir",
+            "--no-enable",
+            "--group",
+            "all",
+            "--at",
+            "10:00",
+            "--order",
+            "list.yml",
+        ],
+        ["--order", "list.yml"],
+    ),
+    (
+        "vault password file a directory",
+        [
+            "request",
+            "vhost",
+            "--inventory",
+            "inv.yml",
+            "--host",
+            "web01",
+            "--domain",
+            "a.example",
+            "--vault-file",
+            "v.yml",
+            "--vault-password-file",
+            "adir",
+        ],
+        ["--vault-password-file", "adir"],
+    ),
+    # orders and SLA records: values out of the contract's range, a negative restoration
+    (
+        "sla fee huge",
+        ["order", "validate", "@sla__monthly_fee_eur=1000000000000000000000000000000"],
+        ["sla.monthly_fee_eur:", "1e+09"],
+    ),
+    (
+        "sla gtr huge",
+        ["order", "validate", "@sla__gtr_hours=1000000000000000000000000000000"],
+        ["sla.gtr_hours:", "8760"],
+    ),
+    (
+        "bandwidth huge",
+        ["order", "validate", "@bandwidth_mbps=1000000000000000000000000000000"],
+        ["bandwidth_mbps:", "1..100000"],
+    ),
+    (
+        "sla ticket after end",
+        ["sla", "compute", "late-ticket.yml"],
+        ["ticket_opened:", "after end"],
+    ),
+    # maintenance notices: host names, durations in ASCII digits, one line of reason
+    (
+        "announce --hosts",
+        [
+            "maintenance",
+            "announce",
+            "--hosts",
+            "bad host;rm",
+            "--start",
+            "2099-01-05T10:00Z",
+            "--duration",
+            "60",
+            "--contact",
+            "a@b.fr",
+        ],
+        ["--hosts", "'bad host;rm'"],
+    ),
+    (
+        "announce --duration digits",
+        [
+            "maintenance",
+            "announce",
+            "--hosts",
+            "web01",
+            "--start",
+            "2099-01-05T10:00Z",
+            "--duration",
+            "\u0666\u0660",
+            "--contact",
+            "a@b.fr",
+        ],
+        ["--duration", "\u0666\u0660"],
+    ),
+    (
+        "announce --reason length",
+        [
+            "maintenance",
+            "announce",
+            "--hosts",
+            "web01",
+            "--start",
+            "2099-01-05T10:00Z",
+            "--duration",
+            "60",
+            "--contact",
+            "a@b.fr",
+            "--reason",
+            "x" * 1000,
+        ],
+        ["--reason", "at most 500"],
+    ),
 ]
 
 
@@ -713,6 +880,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "order: BDC-2027-0001\ncustomer: {name: Zoé}\n".encode("latin-1")
     )
     (work / "tag.yml").write_text("!!python/object/apply:os.system [id]\n")
+    (work / "fifodir").mkdir()
+    os.mkfifo(work / "fifodir" / "hosts.yml")
+    (work / "list.yml").write_text("- a\n- b\n")
+    (work / "late-ticket.yml").write_text(
+        "month: 2027-04\nmonthly_fee_eur: 250\ngtr_hours: 4\nincidents:\n"
+        "  - {start: '2027-04-06T10:00:00+02:00', end: '2027-04-06T11:00:00+02:00',\n"
+        "     cause: provider, ticket_opened: '2027-04-06T12:00:00+02:00'}\n"
+    )
     (work / "inv.yml").write_text(
         yaml.safe_dump(
             {"all": {"hosts": {"web01": {"ansible_host": "127.0.0.1", "ansible_port": 1}}}}
