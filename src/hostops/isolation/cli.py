@@ -51,7 +51,7 @@ from hostops.isolation.records import (
     paris_time,
 )
 from hostops.lab.nspawn import LabState, process_matches
-from hostops.maintenance.notices import check_contacts, now
+from hostops.maintenance.notices import check_contacts, check_reason, now
 from hostops.module_utils.maintenance_window import parse_at
 from hostops.module_utils.order_rules import MAX_MBPS
 from hostops.orders.order import load_order
@@ -59,7 +59,6 @@ from hostops.orders.order import load_order
 TARGETS_GROUP = "hostops_isolate_targets"
 MONITORING_GROUP = "monitoring_servers"
 HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
-MAX_REASON = 500
 
 
 # -- the commands ---------------------------------------------------------------------
@@ -148,15 +147,6 @@ def check_host(host: str) -> list[str]:
     if not HOST_NAME.fullmatch(host):
         return [f"HOST: {host!r} is not a host name (lowercase letters, digits, '.' and '-')"]
     return []
-
-
-def check_reason(value: str | None, option: str, *, required: bool) -> tuple[str | None, list[str]]:
-    text = (value or "").strip()
-    if not text:
-        return None, [f"{option}: required (recorded, and told to the client)"] if required else []
-    if len(text) > MAX_REASON or any(ord(c) < 32 for c in text):
-        return None, [f"{option}: {value!r} must be one line of at most {MAX_REASON} characters"]
-    return text, []
 
 
 def check_addresses(values: list[str], option: str) -> tuple[list[str], list[str]]:

@@ -21,15 +21,14 @@ from hostops.maintenance.notices import (
     PARIS,
     calendar_days_until,
     check_contacts,
+    check_reason,
     deliver,
     planned_notice,
 )
 from hostops.module_utils.maintenance_window import DEFAULT_CONFIG, check_window, parse_at
 
-# A host as the notice names it (an inventory name or an FQDN), and the reason's limits:
-# one line of printable text, told to the customer.
+# A host as the notice names it (an inventory name or an FQDN).
 HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
-MAX_REASON = 500
 
 # -- the command ----------------------------------------------------------------------
 
@@ -86,13 +85,9 @@ def cmd_announce(args: argparse.Namespace) -> int:
     duration = int(args.duration) if re.fullmatch(r"[0-9]{1,6}", args.duration) else 0
     if not 0 < duration <= MAX_DURATION_MINUTES:
         problems.append(f"--duration: {args.duration} is not 1..{MAX_DURATION_MINUTES} minutes")
-    reason = (args.reason or "").strip()
-    if args.emergency and not reason:
+    if args.emergency and not (args.reason or "").strip():
         problems.append("--reason: required with --emergency (the client is told why)")
-    if len(reason) > MAX_REASON or any(ord(char) < 32 or ord(char) == 127 for char in reason):
-        problems.append(
-            f"--reason: {reason[:40]!r}... must be one line of at most {MAX_REASON} characters"
-        )
+    problems += check_reason(args.reason, "--reason", required=False)[1]
     reference = notices.now()
     try:
         start = parse_at(args.start)

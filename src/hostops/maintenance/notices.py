@@ -77,6 +77,19 @@ def calendar_days_until(start: datetime, reference: datetime) -> int:
     return (start.astimezone(PARIS).date() - reference.astimezone(PARIS).date()).days
 
 
+# A reason told to the customer (isolation, maintenance): one line, bounded.
+MAX_REASON = 500
+
+
+def check_reason(value: str | None, option: str, *, required: bool) -> tuple[str | None, list[str]]:
+    text = (value or "").strip()
+    if not text:
+        return None, [f"{option}: required (recorded, and told to the client)"] if required else []
+    if len(text) > MAX_REASON or any(ord(c) < 32 for c in text):
+        return None, [f"{option}: {value!r} must be one line of at most {MAX_REASON} characters"]
+    return text, []
+
+
 def check_contacts(contacts: Sequence[str], option: str = "--contact") -> list[str]:
     return [
         f"{option}: {contact!r} is not an email address"

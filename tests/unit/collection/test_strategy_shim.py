@@ -198,21 +198,40 @@ INCLUDED = """
   when: inner
 """
 
-WORKERS = """
-import runpy, sys
-from ansible.executor.process import worker
+
+def wrapper(patch: str, report: str) -> str:
+    """A script that runs PATCH (code that starts counting something), then ansible-playbook
+    with its own arguments, then writes REPORT (an expression) as a line on stderr."""
+    return (
+        f"import runpy, sys\n{patch.strip()}\n"
+        'sys.argv = ["ansible-playbook", *sys.argv[1:]]\n'
+        "try:\n"
+        '    runpy.run_module("ansible.cli.playbook", run_name="__main__")\n'
+        "finally:\n"
+        f"    sys.stderr.write({report} + chr(10))\n"
+    )
+
+
+def counting_calls(owner_import: str, target: str, label: str) -> str:
+    """A wrapper counting the calls to TARGET (``owner.attribute``, OWNER_IMPORT brings the
+    owner in), reported as ``LABEL N``."""
+    return wrapper(
+        f"""
+{owner_import}
 count = [0]
-start = worker.WorkerProcess.start
-def counting(self):
+original = {target}
+def counting(*args, **kwargs):
     count[0] += 1
-    return start(self)
-worker.WorkerProcess.start = counting
-sys.argv = ["ansible-playbook", *sys.argv[1:]]
-try:
-    runpy.run_module("ansible.cli.playbook", run_name="__main__")
-finally:
-    sys.stderr.write(f"WORKERS {count[0]}\\n")
-"""
+    return original(*args, **kwargs)
+{target} = counting
+""",
+        f'"{label} " + str(count[0])',
+    )
+
+
+WORKERS = counting_calls(
+    "from ansible.executor.process import worker", "worker.WorkerProcess.start", "WORKERS"
+)
 
 
 def run_wrapped(
@@ -702,8 +721,9 @@ KEPT = """
 
 """ + ONE_HOST[ONE_HOST.index("- name: Two hosts") :]  # a play of two hosts (workers)
 
-REQUESTS = """
-import collections, runpy, sys
+REQUESTS = wrapper(
+    """
+import collections
 import mitogen.service
 asked = collections.Counter()
 call = mitogen.service.call
@@ -711,12 +731,9 @@ def counting(service_name, method_name, call_context=None, **kwargs):
     asked[f"{str(service_name).rsplit('.', 1)[-1]}.{method_name}"] += 1
     return call(service_name, method_name, call_context=call_context, **kwargs)
 mitogen.service.call = counting
-sys.argv = ["ansible-playbook", *sys.argv[1:]]
-try:
-    runpy.run_module("ansible.cli.playbook", run_name="__main__")
-finally:
-    sys.stderr.write("ASKED " + " ".join(f"{k}={v}" for k, v in sorted(asked.items())) + "\\n")
-"""
+""",
+    '"ASKED " + " ".join(f"{k}={v}" for k, v in sorted(asked.items()))',
+)
 
 
 def test_one_host_tasks_keep_their_context_and_ask_again_when_it_is_gone(
@@ -815,21 +832,9 @@ TWO_HOSTS = """
 """
 FACTS += READS + TWO_HOSTS
 
-DECODES = """
-import runpy, sys
-from ansible._internal._plugins import _cache
-count = [0]
-decode = _cache.PluginInterposer._decode
-def counting(self, value):
-    count[0] += 1
-    return decode(self, value)
-_cache.PluginInterposer._decode = counting
-sys.argv = ["ansible-playbook", *sys.argv[1:]]
-try:
-    runpy.run_module("ansible.cli.playbook", run_name="__main__")
-finally:
-    sys.stderr.write(f"DECODES {count[0]}\\n")
-"""
+DECODES = counting_calls(
+    "from ansible._internal._plugins import _cache", "_cache.PluginInterposer._decode", "DECODES"
+)
 
 
 def play_facts(tmp_path: Path, strategy: str, cache: str) -> tuple[list[Any], int]:
