@@ -117,3 +117,34 @@ def test_a_patch_run_counts_the_task_results_of_its_own_run(
     monkeypatch.setattr(bench, "hostops", lambda *a, env=None: 1.0)
     with pytest.raises(bench.BenchError, match="no reports directory"):
         bench.patch_run({}, 1)
+
+
+def test_the_patch_floor_runs_the_apt_work_on_every_host_at_once_and_fails_loudly(
+    tmp_path: Path,
+) -> None:
+    """patch_floor starts the apt work on each of the COUNT hosts at once (not one after the
+    other) and times them all; a host whose command fails stops the benchmark, named."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def ssh_command(host: str, command: list[str]) -> list[str]:
+        assert command == [bench.PATCH_APT_WORK]
+        # each host says it started, then waits until all four did (or gives up)
+        script = (
+            f"touch {marks}/{host}; for i in $(seq 100); do "
+            f"[ $(ls {marks} | wc -l) -ge 4 ] && exit 0; sleep 0.05; done; exit 7"
+        )
+        return ["sh", "-c", script]
+
+    took = bench.patch_floor(4, ssh_command)
+    assert sorted(p.name for p in marks.iterdir()) == [f"bench-scale-{n}" for n in (1, 2, 3, 4)]
+    assert 0 < took < 5
+
+    def failing(host: str, command: list[str]) -> list[str]:
+        code = 3 if host == "bench-scale-2" else 0
+        return ["sh", "-c", f"echo apt said no on {host}; exit {code}"]
+
+    with pytest.raises(
+        bench.BenchError, match="bench-scale-2 exited 3:\napt said no on bench-scale-2"
+    ):
+        bench.patch_floor(2, failing)
