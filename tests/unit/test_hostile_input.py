@@ -860,6 +860,24 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ],
         ["--reason", "at most 500"],
     ),
+    (
+        "announce --reason control character",
+        [
+            "maintenance",
+            "announce",
+            "--hosts",
+            "web01",
+            "--start",
+            "2099-01-05T10:00Z",
+            "--duration",
+            "60",
+            "--contact",
+            "a@b.fr",
+            "--reason",
+            "disk\x7fswap",
+        ],
+        ["--reason", "one line"],
+    ),
 ]
 
 

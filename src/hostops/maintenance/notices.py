@@ -77,7 +77,8 @@ def calendar_days_until(start: datetime, reference: datetime) -> int:
     return (start.astimezone(PARIS).date() - reference.astimezone(PARIS).date()).days
 
 
-# A reason told to the customer (isolation, maintenance): one line, bounded.
+# A reason told to the customer (isolation, maintenance): one line of printable text,
+# bounded.
 MAX_REASON = 500
 
 
@@ -85,8 +86,9 @@ def check_reason(value: str | None, option: str, *, required: bool) -> tuple[str
     text = (value or "").strip()
     if not text:
         return None, [f"{option}: required (recorded, and told to the client)"] if required else []
-    if len(text) > MAX_REASON or any(ord(c) < 32 for c in text):
-        return None, [f"{option}: {value!r} must be one line of at most {MAX_REASON} characters"]
+    if len(text) > MAX_REASON or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}..."
+        return None, [f"{option}: {shown} must be one line of at most {MAX_REASON} characters"]
     return text, []
 
 
