@@ -6,6 +6,10 @@ The module of the same name lists, from dpkg's database, which of the packages a
 installed (milliseconds); only then is ansible.builtin.apt run, with the task's own
 options. A role's re-run thus skips opening apt's cache (about half a second a task) when
 nothing is to be installed. Check mode: the query runs (it only reads), and apt predicts.
+
+With hold_start, the module writes a policy-rc.d that refuses the maintainer scripts'
+start of those daemons before apt runs, and removes it after apt, whatever apt answered
+(not in check mode, and only when something is to be installed).
 """
 
 from __future__ import annotations
@@ -15,30 +19,56 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 APT_OPTIONS = frozenset({"name", "update_cache", "cache_valid_time", "install_recommends", "state"})
+MODULE = "alteo.hostops.apt_present"
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]
     TRANSFERS_FILES = False
-    _VALID_ARGS = APT_OPTIONS
+    _VALID_ARGS = APT_OPTIONS | {"hold_start"}
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
         args = dict(self._task.args)
+        units = args.pop("hold_start", None) or []
         query = self._execute_module(
-            module_name="alteo.hostops.apt_present", module_args=args, task_vars=task_vars
+            module_name=MODULE, module_args={**args, "hold_start": units}, task_vars=task_vars
         )
         if query.get("failed"):
             result.update(query)
             return result
         missing = list(query.get("missing") or [])
         if not missing:
-            result.update(changed=False, missing=[], apt=False, msg="all installed")
+            result.update(changed=False, missing=[], apt=False, held=[], msg="all installed")
             return result
-        installed = self._execute_module(
-            module_name="ansible.builtin.apt",
-            module_args={**args, "state": "present"},
+        held: list[str] = []
+        if units and not self._task.check_mode:
+            hold = self._step("hold", args, units, task_vars)
+            if hold.get("failed"):
+                result.update(hold)
+                return result
+            held = list(hold.get("held") or [])
+        try:
+            installed = self._execute_module(
+                module_name="ansible.builtin.apt",
+                module_args={**args, "state": "present"},
+                task_vars=task_vars,
+            )
+        finally:
+            released = self._step("release", args, units, task_vars) if held else {}
+        result.update(installed)
+        result.update(missing=missing, apt=True, held=held)
+        if released.get("failed"):
+            note = f"policy-rc.d not removed: {released.get('msg')}"
+            before = installed.get("msg")
+            result.update(failed=True, msg=f"{before}; {note}" if before else note)
+        return result
+
+    def _step(
+        self, step: str, args: dict[str, Any], units: list[str], task_vars: Any
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = self._execute_module(
+            module_name=MODULE,
+            module_args={**args, "hold_start": units, "hold_step": step},
             task_vars=task_vars,
         )
-        result.update(installed)
-        result.update(missing=missing, apt=True)
-        return result
+        return answer

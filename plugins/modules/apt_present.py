@@ -21,8 +21,16 @@ description:
     unchanged. When one is missing, or a name is not a plain package name (a version
     pin, an architecture, a wildcard, a C(.deb) file), the task is exactly
     M(ansible.builtin.apt) with the same options.
+  - With O(hold_start), the daemons named there are not started by the packages'
+    maintainer scripts during that installation (C(/usr/sbin/policy-rc.d) answers 101 to
+    their start, for that installation only): a role that configures a daemon and then
+    restarts it spares a start with Debian's default configuration and the stop after it
+    (a libmilter daemon such as OpenDKIM takes 5 s to stop). The role itself starts the
+    daemon once configured (its handler's restart, its "enabled and running" task).
+    When the host already has a C(policy-rc.d) of its own, it is left alone and nothing
+    is held.
   - The work is done by the action plugin of the same name; this module is the dpkg
-    query it runs on the host.
+    query it runs on the host, and the hold around M(ansible.builtin.apt).
 options:
   name:
     description: The packages.
@@ -45,6 +53,22 @@ options:
     type: str
     choices: [present]
     default: present
+  hold_start:
+    description:
+      - Services (unit names, with or without C(.service)) whose start, restart or
+        reload by the maintainer scripts is refused while the missing packages are
+        installed. Nothing is held when nothing is missing, nor in check mode.
+    type: list
+    elements: str
+    default: []
+  hold_step:
+    description:
+      - Internal, set by the action plugin; V(query) lists what is missing, V(hold)
+        writes the C(policy-rc.d) (unless the host has one of its own), V(release)
+        removes it when it is the one V(hold) wrote.
+    type: str
+    choices: [query, hold, release]
+    default: query
 attributes:
   check_mode:
     description: dpkg is read as in a real run; M(ansible.builtin.apt) predicts the install.
@@ -67,6 +91,11 @@ EXAMPLES = r"""
     update_cache: true
     cache_valid_time: 3600
     install_recommends: false
+
+- name: Install OpenDKIM, started by the role once configured (not by its package)
+  alteo.hostops.apt_present:
+    name: [opendkim, opendkim-tools]
+    hold_start: [opendkim]
 """
 
 RETURN = r"""
@@ -80,14 +109,83 @@ apt:
   description: Whether M(ansible.builtin.apt) was run (something was missing).
   returned: always
   type: bool
+held:
+  description:
+    - The services whose start the installation held (empty when nothing was installed,
+      in check mode, or when the host has a C(policy-rc.d) of its own).
+  returned: always
+  type: list
+  elements: str
+  sample: [opendkim]
 """
 
+import os
 import re
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 # Debian Policy §5.6.1: a package name, nothing more (no version, architecture, pattern)
 PLAIN = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+# A unit name as the roles give it (systemd.unit(5) allows more; these are daemons')
+UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.@-]*")
+POLICY = "/usr/sbin/policy-rc.d"
+MARK = "# alteo.hostops.apt_present: held for one installation"
+
+
+def policy_script(units: list[str]) -> str:
+    """The policy-rc.d that refuses (101) the start, restart or reload of these units and
+    allows (0) everything else. invoke-rc.d calls it as 'policy-rc.d [--options] <id>
+    <actions> [<runlevel>]' with an init script's name, deb-systemd-invoke as
+    'policy-rc.d <unit> <action>' with a unit's."""
+    names = sorted({unit.removesuffix(".service") for unit in units})
+    return (
+        "#!/bin/sh\n"
+        f"{MARK}\n"
+        "# (removed after it; one left by an interrupted run is replaced by the next)\n"
+        'while [ $# -gt 0 ]; do case "$1" in --*) shift ;; *) break ;; esac; done\n'
+        'unit="${1%.service}"\n'
+        f'case " {" ".join(names)} " in\n'
+        '  *" $unit "*)\n'
+        '    case "$2" in *start*|*reload*) exit 101 ;; esac ;;\n'
+        "esac\n"
+        "exit 0\n"
+    )
+
+
+def is_ours(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return MARK in handle.read(4096)
+    except OSError:  # none, or not a file: not ours
+        return False
+
+
+def hold(path: str, units: list[str]) -> bool:
+    """Write the policy that holds the units; False (nothing written) when the host has a
+    policy-rc.d of its own."""
+    if os.path.lexists(path) and not is_ours(path):
+        return False
+    folder = os.path.dirname(path)
+    fd, temporary = tempfile.mkstemp(prefix=".policy-rc.d.", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(policy_script(units))
+        os.chmod(temporary, 0o755)  # noqa: S103  # a script in /usr/sbin, as dpkg expects it
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return True
+
+
+def release(path: str) -> bool:
+    """Remove the policy when it is the one hold() wrote; True when removed."""
+    if not is_ours(path):
+        return False
+    os.unlink(path)
+    return True
 
 
 def installed(output: str) -> set[str]:
@@ -108,9 +206,27 @@ def main() -> None:
             "cache_valid_time": {"type": "int", "default": 0},
             "install_recommends": {"type": "bool"},
             "state": {"type": "str", "choices": ["present"], "default": "present"},
+            "hold_start": {"type": "list", "elements": "str", "default": []},
+            "hold_step": {
+                "type": "str",
+                "choices": ["query", "hold", "release"],
+                "default": "query",
+            },
         },
         supports_check_mode=True,
     )
+    units = module.params["hold_start"]
+    for unit in units:
+        if not UNIT.fullmatch(unit):
+            module.fail_json(msg=f"hold_start: {unit!r} is not a unit name")
+    step = module.params["hold_step"]
+    if step != "query":
+        if module.check_mode:
+            module.exit_json(changed=False, held=[])
+        if step == "hold":
+            held = hold(POLICY, units) if units else False
+            module.exit_json(changed=False, held=sorted(units) if held else [])
+        module.exit_json(changed=False, released=release(POLICY))
     names = module.params["name"]
     plain = [name for name in names if PLAIN.fullmatch(name)]
     found: set[str] = set()
@@ -122,7 +238,9 @@ def main() -> None:
         if rc not in (0, 1):
             module.fail_json(msg="dpkg-query failed: " + err.strip(), rc=rc)
         found = installed(out)
-    module.exit_json(changed=False, missing=[n for n in names if n not in found], apt=False)
+    module.exit_json(
+        changed=False, missing=[n for n in names if n not in found], apt=False, held=[]
+    )
 
 
 if __name__ == "__main__":
