@@ -222,6 +222,35 @@ def test_passwords_are_stored_hashed(mailbox_server: Server) -> None:
     assert PASSWORD not in users.content_string
 
 
+def setup_output(log: str, package: str) -> str:
+    """What a package's maintainer scripts printed as dpkg set it up (apt's term.log)."""
+    assert f"Setting up {package} (" in log, package
+    start = log.index(f"Setting up {package} (")
+    end = log.find("Setting up ", start + 1)
+    return log[start : end if end != -1 else len(log)]
+
+
+def test_the_milters_and_spamd_were_started_by_the_role_not_by_their_packages(
+    mailbox_server: Server,
+) -> None:
+    # apt's log of the installations (dpkg's output, maintainer scripts included): the
+    # packages' scripts were refused the start of these daemons (deb-systemd-invoke for a
+    # systemd unit, invoke-rc.d for spamass-milter's init script), which never ran with
+    # Debian's defaults; the role started them once configured.
+    log = mailbox_server.host.check_output("cat /var/log/apt/term.log")
+    for unit in ("opendkim", "opendmarc", "spamd", "spamass-milter"):
+        output = setup_output(log, unit)
+        assert (
+            f"not running 'start {unit}.service'" in output
+            or "invoke-rc.d: policy-rc.d denied execution of start." in output
+        ), output
+        assert mailbox_server.host.service(unit).is_running, unit
+    # positive control: the other daemons' packages started them as Debian does
+    for package in ("postfix", "dovecot-core"):
+        assert "policy-rc.d" not in setup_output(log, package), package
+    assert not mailbox_server.host.file("/usr/sbin/policy-rc.d").exists
+
+
 def test_submission_to_a_mailbox_is_read_over_imap(
     mailbox_server: Server, mail_tls: ssl.SSLContext, alice_imap: imaplib.IMAP4_SSL
 ) -> None:
