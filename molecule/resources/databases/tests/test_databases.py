@@ -123,6 +123,27 @@ def forget_verify_objects(host: Any, engine: str) -> None:
 # -- MariaDB server -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("package", "unit"), [("mariadb-server", "mariadb"), ("postgresql-17", "postgresql@17-main")]
+)
+def test_the_servers_were_started_once_by_the_role_not_by_their_packages(
+    host: Any, package: str, unit: str
+) -> None:
+    # dpkg's output in apt's log: the package's scripts were refused the start (the
+    # server never ran with Debian's defaults) ...
+    log = host.check_output("cat /var/log/apt/term.log")
+    assert f"Setting up {package} (" in log
+    setup = log.split(f"Setting up {package} (", 1)[1].split("Setting up ", 1)[0]
+    assert "policy-rc.d" in setup and "denied execution of start" in setup, setup
+    # ... and the role started it once, with its configuration: no restart after
+    starts = host.check_output("journalctl -b -o cat -u %s.service", unit).splitlines()
+    assert [line for line in starts if line.startswith(f"Started {unit}.service")] != []
+    assert len([line for line in starts if line.startswith("Started ")]) == 1, starts
+    assert not [line for line in starts if line.startswith("Stopping ")], starts
+    assert host.service(unit).is_running
+    assert not host.file("/usr/sbin/policy-rc.d").exists
+
+
 def test_mariadb_runs_and_listens_on_loopback_only(host: Any) -> None:
     service = host.service("mariadb")
     assert service.is_running
