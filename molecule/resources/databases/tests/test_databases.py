@@ -141,6 +141,8 @@ def test_the_servers_were_started_once_by_the_role_not_by_their_packages(
     assert len([line for line in starts if line.startswith("Started ")]) == 1, starts
     assert not [line for line in starts if line.startswith("Stopping ")], starts
     assert host.service(unit).is_running
+    # Debian's unit for all the clusters too (its start by the package was held with them)
+    assert host.service("postgresql").is_running
     assert not host.file("/usr/sbin/policy-rc.d").exists
 
 
