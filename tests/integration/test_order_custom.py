@@ -176,6 +176,47 @@ def test_second_apply_changes_nothing(installed: Any, hosts: None, state_dir: Pa
     assert "lab: setting up" not in proc.stdout  # the monitoring server is set up once
 
 
+# For each unit: how many times systemd started it since the host booted, and whether its
+# package's maintainer scripts were refused its start (dpkg's output in apt's term.log).
+STARTS = """
+import json, subprocess, sys
+log = open("/var/log/apt/term.log", encoding="utf-8", errors="replace").read()
+found = {}
+for pair in sys.argv[1:]:
+    unit, package = pair.split("=")
+    journal = subprocess.run(["journalctl", "-b", "-o", "cat", "-u", unit + ".service"],
+                             capture_output=True, text=True, check=True).stdout
+    setup = log.split("Setting up " + package + " (", 1)
+    found[unit] = {
+        "set_up": len(setup) == 2,
+        "starts": sum(line.startswith("Started ") for line in journal.splitlines()),
+        "refused": len(setup) == 2 and "policy-rc.d" in setup[1].split("Setting up ", 1)[0],
+    }
+print(json.dumps(found))
+"""
+
+
+def test_the_daemons_never_ran_with_debians_defaults(cli: Any, hosts: None) -> None:
+    """The daemons the roles configure were not started by their packages (Debian's
+    defaults: a node exporter open without TLS or password, a milter's 5-second stop
+    on the restart after): one start since boot, the role's, through two applies."""
+    held = {
+        "opendkim": "opendkim",
+        "opendmarc": "opendmarc",
+        "mariadb": "mariadb-server",
+        "postgresql@17-main": "postgresql-17",
+        "prometheus-node-exporter": "prometheus-node-exporter",
+        "fail2ban": "fail2ban",
+    }
+    # the control: nginx's package started it, as Debian does (the role reloads it)
+    pairs = [f"{unit}={package}" for unit, package in {**held, "nginx": "nginx"}.items()]
+    found = json.loads(run_python(cli, SERVER_HOST, STARTS, *pairs).strip().splitlines()[-1])
+    for unit in held:
+        assert found[unit] == {"set_up": True, "starts": 1, "refused": True}, (unit, found)
+    assert (found["nginx"]["set_up"], found["nginx"]["refused"]) == (True, False), found
+    assert found["nginx"]["starts"] >= 1, found
+
+
 def test_order_list_shows_the_delivered_order(installed: Any, hosts: None) -> None:
     listing = installed("order", "list", "--json")
     assert listing.returncode == 0, listing.stderr
