@@ -37,8 +37,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             result.update(query)
             return result
         missing = list(query.get("missing") or [])
+        # a policy-rc.d of the module's, left by an interrupted run, was removed
+        stale = bool(query.get("released"))
         if not missing:
-            result.update(changed=False, missing=[], apt=False, held=[], msg="all installed")
+            msg = "all installed" + ("; a left policy-rc.d removed" if stale else "")
+            result.update(changed=stale, missing=[], apt=False, held=[], msg=msg)
             return result
         held: list[str] = []
         if units and not self._task.check_mode:
@@ -57,6 +60,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             released = self._step("release", args, units, task_vars) if held else {}
         result.update(installed)
         result.update(missing=missing, apt=True, held=held)
+        if stale:
+            result["changed"] = True
         if released.get("failed"):
             note = f"policy-rc.d not removed: {released.get('msg')}"
             before = installed.get("msg")

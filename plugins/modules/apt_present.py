@@ -21,14 +21,17 @@ description:
     unchanged. When one is missing, or a name is not a plain package name (a version
     pin, an architecture, a wildcard, a C(.deb) file), the task is exactly
     M(ansible.builtin.apt) with the same options.
-  - With O(hold_start), the daemons named there are not started by the packages'
-    maintainer scripts during that installation (C(/usr/sbin/policy-rc.d) answers 101 to
-    their start, for that installation only): a role that configures a daemon and then
-    restarts it spares a start with Debian's default configuration and the stop after it
-    (a libmilter daemon such as OpenDKIM takes 5 s to stop). The role itself starts the
-    daemon once configured (its handler's restart, its "enabled and running" task).
-    When the host already has a C(policy-rc.d) of its own, it is left alone and nothing
-    is held.
+  - With O(hold_start), the daemons named there that are not installed yet (no unit
+    file, no init script) are not started by the packages' maintainer scripts during
+    that installation (C(/usr/sbin/policy-rc.d) answers 101 to their start, for that
+    installation only): a role that configures a daemon and then restarts it spares a
+    start with Debian's default configuration and the stop after it (a libmilter daemon
+    such as OpenDKIM takes 5 s to stop). The role itself starts the daemon once
+    configured (its handler's restart, its "enabled and running" task). A daemon already
+    installed is not held (an upgrade pulled in by the installation restarts it as
+    usual). When the host already has a C(policy-rc.d) of its own, it is left alone and
+    nothing is held; one of this module's left by an interrupted run is removed by the
+    next task of the module on the host (reported as a change).
   - The work is done by the action plugin of the same name; this module is the dpkg
     query it runs on the host, and the hold around M(ansible.builtin.apt).
 options:
@@ -63,9 +66,10 @@ options:
     default: []
   hold_step:
     description:
-      - Internal, set by the action plugin; V(query) lists what is missing, V(hold)
-        writes the C(policy-rc.d) (unless the host has one of its own), V(release)
-        removes it when it is the one V(hold) wrote.
+      - Internal, set by the action plugin; V(query) lists what is missing (and removes
+        a C(policy-rc.d) of this module's left by an interrupted run), V(hold) writes the
+        C(policy-rc.d) for the daemons not installed yet (unless the host has one of its
+        own), V(release) removes it when it is the one V(hold) wrote.
     type: str
     choices: [query, hold, release]
     default: query
@@ -112,7 +116,8 @@ apt:
 held:
   description:
     - The services whose start the installation held (empty when nothing was installed,
-      in check mode, or when the host has a C(policy-rc.d) of its own).
+      in check mode, when the host has a C(policy-rc.d) of its own, and without the
+      daemons installed before).
   returned: always
   type: list
   elements: str
@@ -130,6 +135,8 @@ PLAIN = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 # A unit name as the roles give it (systemd.unit(5) allows more; these are daemons')
 UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.@-]*")
 POLICY = "/usr/sbin/policy-rc.d"
+UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+INIT_DIR = "/etc/init.d"
 MARK = "# alteo.hostops.apt_present: held for one installation"
 
 
@@ -150,6 +157,19 @@ def policy_script(units: list[str]) -> str:
         '    case "$2" in *start*|*reload*) exit 101 ;; esac ;;\n'
         "esac\n"
         "exit 0\n"
+    )
+
+
+def unit_present(
+    unit: str, unit_dirs: tuple[str, ...] = UNIT_DIRS, init_dir: str = INIT_DIR
+) -> bool:
+    """Whether a daemon is installed already: its unit file (a template's, for an
+    instance such as postgresql@17-main) or its init script."""
+    name = unit.removesuffix(".service")
+    if "@" in name:
+        name = name.split("@", 1)[0] + "@"
+    return any(os.path.exists(os.path.join(d, name + ".service")) for d in unit_dirs) or (
+        "@" not in name and os.path.exists(os.path.join(init_dir, name))
     )
 
 
@@ -224,9 +244,12 @@ def main() -> None:
         if module.check_mode:
             module.exit_json(changed=False, held=[])
         if step == "hold":
-            held = hold(POLICY, units) if units else False
-            module.exit_json(changed=False, held=sorted(units) if held else [])
+            fresh = sorted(unit for unit in units if not unit_present(unit))
+            held = hold(POLICY, fresh) if fresh else False
+            module.exit_json(changed=False, held=fresh if held else [])
         module.exit_json(changed=False, released=release(POLICY))
+    # a hold left by an interrupted run: removed (predicted in check mode)
+    stale = is_ours(POLICY) if module.check_mode else release(POLICY)
     names = module.params["name"]
     plain = [name for name in names if PLAIN.fullmatch(name)]
     found: set[str] = set()
@@ -239,7 +262,11 @@ def main() -> None:
             module.fail_json(msg="dpkg-query failed: " + err.strip(), rc=rc)
         found = installed(out)
     module.exit_json(
-        changed=False, missing=[n for n in names if n not in found], apt=False, held=[]
+        changed=stale,
+        missing=[n for n in names if n not in found],
+        apt=False,
+        held=[],
+        released=stale,
     )
 
 

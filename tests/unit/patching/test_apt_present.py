@@ -146,3 +146,21 @@ def test_a_policy_of_the_hosts_own_is_left_alone(tmp_path: Path) -> None:
     assert module.release(str(policy)) is False
     assert policy.read_text() == own
     assert sorted(p.name for p in tmp_path.iterdir()) == ["policy-rc.d"]
+
+
+def test_only_a_daemon_not_installed_yet_is_held(tmp_path: Path) -> None:
+    module = load_module()
+    units, init = tmp_path / "system", tmp_path / "init.d"
+    units.mkdir()
+    init.mkdir()
+    dirs = (str(units),)
+    for unit in ("opendkim", "postgresql@17-main", "spamass-milter"):
+        assert module.unit_present(unit, dirs, str(init)) is False, unit
+    (units / "opendkim.service").write_text("[Unit]\n")
+    (units / "postgresql@.service").write_text("[Unit]\n")  # a template: its instances
+    (init / "spamass-milter").write_text("#!/bin/sh\n")  # an init script alone
+    for unit in ("opendkim", "opendkim.service", "postgresql@17-main", "spamass-milter"):
+        assert module.unit_present(unit, dirs, str(init)) is True, unit
+    # the controls: other names are still not installed
+    for unit in ("opendmarc", "postgresql", "prometheus-node-exporter"):
+        assert module.unit_present(unit, dirs, str(init)) is False, unit
