@@ -24,9 +24,9 @@ description:
   - With O(hold_start), the daemons named there that are not installed yet (no unit
     file, no init script) are not started by the packages' maintainer scripts during
     that installation (C(/usr/sbin/policy-rc.d) answers 101 to their start, for that
-    installation only): a role that configures a daemon and then restarts it spares a
-    start with Debian's default configuration and the stop after it (a libmilter daemon
-    such as OpenDKIM takes 5 s to stop). The role itself starts the daemon once
+    installation only), so that a role that configures a daemon and then restarts it
+    spares a start with Debian's default configuration and the stop after it (a
+    libmilter daemon such as OpenDKIM takes 5 s to stop). The role itself starts the daemon once
     configured (its handler's restart, its "enabled and running" task). A daemon already
     installed is not held (an upgrade pulled in by the installation restarts it as
     usual). When the host already has a C(policy-rc.d) of its own, it is left alone and
@@ -60,7 +60,8 @@ options:
     description:
       - Services (unit names, with or without C(.service)) whose start, restart or
         reload by the maintainer scripts is refused while the missing packages are
-        installed. Nothing is held when nothing is missing, nor in check mode.
+        installed. Nothing is held when nothing is missing, nor in check mode, nor a
+        service already installed (its unit file, its template's or its init script).
     type: list
     elements: str
     default: []
