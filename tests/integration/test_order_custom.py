@@ -207,6 +207,7 @@ def test_the_daemons_never_ran_with_debians_defaults(cli: Any, hosts: None) -> N
         "postgresql@17-main": "postgresql-17",
         "prometheus-node-exporter": "prometheus-node-exporter",
         "fail2ban": "fail2ban",
+        "proftpd": "proftpd-core",
     }
     # the control: nginx's package started it, as Debian does (the role reloads it)
     pairs = [f"{unit}={package}" for unit, package in {**held, "nginx": "nginx"}.items()]
