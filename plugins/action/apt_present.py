@@ -8,8 +8,10 @@ options. A role's re-run thus skips opening apt's cache (about half a second a t
 nothing is to be installed. Check mode: the query runs (it only reads), and apt predicts.
 
 With hold_start, the module writes a policy-rc.d that refuses the maintainer scripts'
-start of those daemons before apt runs, and removes it after apt, whatever apt answered
-(not in check mode, and only when something is to be installed).
+start of those daemons (the ones not installed yet) before apt runs, and removes it after
+apt, whatever apt answered (not in check mode, and only when something is to be
+installed). One left by an interrupted run is removed by the query of the next task on
+the host, which then reports a change.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def policy_script(units: list[str]) -> str:
     return (
         "#!/bin/sh\n"
         f"{MARK}\n"
-        "# (removed after it; one left by an interrupted run is replaced by the next)\n"
+        "# (removed after it; one left by an interrupted run goes at the next task)\n"
         'while [ $# -gt 0 ]; do case "$1" in --*) shift ;; *) break ;; esac; done\n'
         'unit="${1%.service}"\n'
         f'case " {" ".join(names)} " in\n'
