@@ -218,6 +218,38 @@ def test_the_daemons_never_ran_with_debians_defaults(cli: Any, hosts: None) -> N
     assert found["nginx"]["starts"] >= 1, found
 
 
+# Which apt transaction (its rank in /var/log/apt/history.log) installed each package.
+TRANSACTIONS = """
+import json, re
+ranks, rank = {}, 0
+for line in open("/var/log/apt/history.log", encoding="utf-8", errors="replace"):
+    if line.startswith("Start-Date:"):
+        rank += 1
+    elif line.startswith("Install:"):
+        for package in re.findall(r"(?:^Install: |\\), )([^: ]+):", line):
+            ranks.setdefault(package, rank)
+print(json.dumps(ranks))
+"""
+
+
+def test_the_first_apply_installs_the_later_roles_packages_with_the_base_ones(
+    cli: Any, hosts: None
+) -> None:
+    """apt's fixed cost paid once (docs/performance.md): the packages of the roles later
+    in the run that need nothing in place first came in the base role's transaction
+    (AIDE's); PostgreSQL and Roundcube in their roles' own, later (this order has no
+    antispam, which the mail role installs after Postfix)."""
+    ranks = json.loads(run_python(cli, SERVER_HOST, TRANSACTIONS).strip().splitlines()[-1])
+    base = ranks["aide"]
+    folded = ["nginx", "apache2", "proftpd-core", "mariadb-server", "postfix", "dovecot-core",
+              "opendkim", "opendmarc", "sqlite3", "debsecan", "restic",
+              "prometheus-node-exporter", "nftables", "fail2ban"]  # fmt: skip
+    assert {package: ranks.get(package) for package in folded} == dict.fromkeys(folded, base)
+    # the control: the roles' own transactions, later
+    for package in ("postgresql-17", "roundcube-core"):
+        assert ranks[package] > base, (package, ranks)
+
+
 def test_order_list_shows_the_delivered_order(installed: Any, hosts: None) -> None:
     listing = installed("order", "list", "--json")
     assert listing.returncode == 0, listing.stderr
