@@ -177,20 +177,23 @@ def test_second_apply_changes_nothing(installed: Any, hosts: None, state_dir: Pa
 
 
 # For each unit: how many times systemd started it since the host booted, and whether its
-# package's maintainer scripts were refused its start (dpkg's output in apt's term.log).
+# package's maintainer scripts were refused its start (dpkg's output in apt's term.log, as
+# the package was set up or its triggers processed: Postfix's trigger starts it).
 STARTS = """
-import json, subprocess, sys
+import json, re, subprocess, sys
 log = open("/var/log/apt/term.log", encoding="utf-8", errors="replace").read()
+sections = re.split(r"^(?=Setting up |Processing triggers for |Log ended)", log, flags=re.M)
 found = {}
 for pair in sys.argv[1:]:
     unit, package = pair.split("=")
     journal = subprocess.run(["journalctl", "-b", "-o", "cat", "-u", unit + ".service"],
                              capture_output=True, text=True, check=True).stdout
-    setup = log.split("Setting up " + package + " (", 1)
+    heads = ("Setting up " + package + " (", "Processing triggers for " + package + " (")
+    own = [s for s in sections if s.startswith(heads)]
     found[unit] = {
-        "set_up": len(setup) == 2,
+        "set_up": any(s.startswith("Setting up ") for s in own),
         "starts": sum(line.startswith("Started ") for line in journal.splitlines()),
-        "refused": len(setup) == 2 and "policy-rc.d" in setup[1].split("Setting up ", 1)[0],
+        "refused": any("policy-rc.d" in s for s in own),
     }
 print(json.dumps(found))
 """
@@ -198,9 +201,12 @@ print(json.dumps(found))
 
 def test_the_daemons_never_ran_with_debians_defaults(cli: Any, hosts: None) -> None:
     """The daemons the roles configure were not started by their packages (Debian's
-    defaults: a node exporter open without TLS or password, a milter's 5-second stop
-    on the restart after): one start since boot, the role's, through two applies."""
+    defaults: a node exporter open without TLS or password, Dovecot letting the system
+    accounts log in over IMAP, a milter's 5-second stop on the restart after): one start
+    since boot, the role's, through two applies."""
     held = {
+        "dovecot": "dovecot-core",
+        "postfix": "postfix",
         "opendkim": "opendkim",
         "opendmarc": "opendmarc",
         "mariadb": "mariadb-server",
@@ -216,6 +222,10 @@ def test_the_daemons_never_ran_with_debians_defaults(cli: Any, hosts: None) -> N
         assert found[unit] == {"set_up": True, "starts": 1, "refused": True}, (unit, found)
     assert (found["nginx"]["set_up"], found["nginx"]["refused"]) == (True, False), found
     assert found["nginx"]["starts"] >= 1, found
+    # the backup host's node exporter, installed in the REST server's transaction
+    pairs = ["prometheus-node-exporter=prometheus-node-exporter"]
+    found = json.loads(run_python(cli, BACKUP_HOST, STARTS, *pairs).strip().splitlines()[-1])
+    assert found["prometheus-node-exporter"] == {"set_up": True, "starts": 1, "refused": True}
 
 
 # Which apt transaction (its rank in /var/log/apt/history.log) installed each package.
@@ -238,7 +248,8 @@ def test_the_first_apply_installs_the_later_roles_packages_with_the_base_ones(
     """apt's fixed cost paid once (docs/performance.md): the packages of the roles later
     in the run that need nothing in place first came in the base role's transaction
     (AIDE's); PostgreSQL and Roundcube in their roles' own, later (this order has no
-    antispam, which the mail role installs after Postfix)."""
+    antispam, which the mail role installs after Postfix). On the backup host, the REST
+    server's transaction brings the node exporter and nftables too."""
     ranks = json.loads(run_python(cli, SERVER_HOST, TRANSACTIONS).strip().splitlines()[-1])
     base = ranks["aide"]
     folded = ["nginx", "apache2", "proftpd-core", "mariadb-server", "postfix", "dovecot-core",
@@ -248,6 +259,13 @@ def test_the_first_apply_installs_the_later_roles_packages_with_the_base_ones(
     # the control: the roles' own transactions, later
     for package in ("postgresql-17", "roundcube-core"):
         assert ranks[package] > base, (package, ranks)
+    # the new backup host: the node exporter's and nftables' packages in the REST server's
+    # transaction (playbooks/backup.yml)
+    ranks = json.loads(run_python(cli, BACKUP_HOST, TRANSACTIONS).strip().splitlines()[-1])
+    folded = ["restic", "prometheus-node-exporter", "nftables"]
+    assert {package: ranks.get(package) for package in folded} == dict.fromkeys(
+        folded, ranks["restic-rest-server"]
+    )
 
 
 def test_order_list_shows_the_delivered_order(installed: Any, hosts: None) -> None:
