@@ -268,6 +268,38 @@ def test_the_first_apply_installs_the_later_roles_packages_with_the_base_ones(
     )
 
 
+# AIDE's check against its database (Debian's configuration), with a file added under /etc
+# after it (the control): the paths it reports added, removed or changed.
+AIDE_CHECK = """
+import json, os, re, subprocess
+control = "/etc/hostops-aide-control"
+with open(control, "w") as handle:
+    handle.write("added after the reference\\n")
+try:
+    check = subprocess.run(["aide", "--check", "--config", "/etc/aide/aide.conf"],
+                           capture_output=True, text=True)
+finally:
+    os.remove(control)
+# the summary's lines: "f++++++++++++++++++: /etc/x" (added), "f >b... mc..H.. .  : /etc/y"
+reported = re.findall(r"^[fdlbcps][^:\\n]*: (/.*)$", check.stdout, flags=re.M)
+print(json.dumps({"returncode": check.returncode, "reported": sorted(set(reported))}))
+"""
+
+
+def test_aides_reference_is_the_server_as_delivered(cli: Any, hosts: None) -> None:
+    """AIDE's first database is made at the end of the first apply (provision.yml's last
+    play): its daily check does not report the files the stacks' roles wrote after the
+    base role, and does report one added since (the control)."""
+    found = json.loads(run_python(cli, SERVER_HOST, AIDE_CHECK).strip().splitlines()[-1])
+    assert "/etc/hostops-aide-control" in found["reported"], found
+    assert found["returncode"] & 1, found  # AIDE's exit status: 1 = entries added
+    stacks = ("/etc/nginx/", "/etc/apache2/", "/etc/proftpd/", "/etc/mysql/", "/etc/postgresql/",
+              "/etc/postfix/", "/etc/dovecot/", "/etc/opendkim", "/etc/roundcube/",
+              "/etc/nftables.conf", "/etc/fail2ban/", "/etc/restic", "/etc/prometheus/",
+              "/etc/systemd/", "/usr/local/")  # fmt: skip
+    assert [path for path in found["reported"] if path.startswith(stacks)] == [], found
+
+
 def test_order_list_shows_the_delivered_order(installed: Any, hosts: None) -> None:
     listing = installed("order", "list", "--json")
     assert listing.returncode == 0, listing.stderr
