@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -81,3 +83,19 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         del os.environ["HOSTOPS_STATE_DIR"]
     else:
         os.environ["HOSTOPS_STATE_DIR"] = saved
+
+
+@pytest.fixture(scope="session")
+def plugin_module() -> Callable[[str], ModuleType]:
+    """The collection's module of that name (plugins/modules/NAME.py), loaded from its
+    file, for its functions: ``plugin_module("services").parse_show(...)``."""
+
+    def load(name: str) -> ModuleType:
+        path = Path(__file__).resolve().parents[1] / "plugins" / "modules" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"hostops_plugin_{name}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -43,6 +43,18 @@ def owned_prefixes(cli: Callable[..., Any], *prefixes: str) -> Iterator[None]:
             cli("lab", "down", "--prefix", prefix, check=True)
 
 
+@contextmanager
+def one_lab_host(cli: Callable[..., Any], prefix: str, inventory: Path) -> Iterator[Path]:
+    """A fresh Debian 13 lab host of the prefix (owned as owned_prefixes owns it), its
+    inventory written to ``inventory``: ``with one_lab_host(cli, "svc-", path):``."""
+    with owned_prefixes(cli, prefix):
+        cli(
+            "lab", "up", "--hosts", "1", "--release", "trixie", "--prefix", prefix,
+            "--inventory", str(inventory), check=True,
+        )  # fmt: skip
+        yield inventory
+
+
 def ansible_playbook(inventory: Path, playbook: str, *args: str) -> None:
     """``ansible-playbook -i INVENTORY playbooks/PLAYBOOK ARGS`` from the repository root;
     AssertionError with the end of its output when it fails."""

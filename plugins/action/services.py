@@ -1,0 +1,55 @@
+# Copyright: (c) Alteo hostops team <hostops@alteo.example>
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""alteo.hostops.services: systemd units kept enabled and running, systemd asked first.
+
+The module of the same name asks systemd about every unit in one ``systemctl show``; a unit
+found exactly in the state asked is left alone, unchanged. Only the others are given to
+ansible.builtin.systemd_service with the task's options, one call each, in order; it then
+decides, as a task of its own would. A role's daemons are kept running on every run, and
+the stock module asks systemd two or three times a unit even when nothing is to be done.
+Check mode: the query runs (it only reads), and the stock module predicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+OPTIONS = frozenset({"name", "enabled", "state", "daemon_reload"})
+MODULE = "alteo.hostops.services"
+STOCK = "ansible.builtin.systemd_service"
+
+
+class ActionModule(ActionBase):  # type: ignore[misc]
+    TRANSFERS_FILES = False
+    _VALID_ARGS = OPTIONS
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        query = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+        if query.get("failed"):
+            result.update(query)
+            return result
+        units: list[dict[str, Any]] = list(query.get("units") or [])
+        reload = bool(args.get("daemon_reload"))
+        options = {key: args[key] for key in ("enabled", "state") if args.get(key) is not None}
+        failures: list[str] = []
+        for unit in units:
+            if unit["settled"]:
+                continue
+            answer = self._execute_module(
+                module_name=STOCK,
+                module_args={"name": unit["name"], **options, "daemon_reload": reload},
+                task_vars=task_vars,
+            )
+            reload = False  # once, before the first unit
+            unit["changed"] = bool(answer.get("changed"))
+            if answer.get("failed"):
+                unit["failed"] = True
+                failures.append(f"{unit['name']}: {answer.get('msg', 'failed')}")
+        result.update(changed=any(unit["changed"] for unit in units), units=units)
+        if failures:
+            result.update(failed=True, msg="; ".join(failures))
+        return result
