@@ -6,7 +6,8 @@ the plesk role stops in its preflight, because Plesk's installer cannot be reach
 machines (the lab hosts have no route and no resolver beyond the lab): the failure names
 the installer source, lists every other problem of the run's inputs at once (this lab
 inventory holds none of Plesk's secrets), and nothing after it runs (no backups, no
-monitoring registration, no delivery note). Plesk is NOT installed here, and nothing in
+monitoring registration, no delivery note; the backup host and the monitoring server had
+only their facts read, at the run's start). Plesk is NOT installed here, and nothing in
 this module claims it (see docs/plesk.md and tests/integration/test_plesk_standin.py).
 """
 
@@ -26,6 +27,7 @@ ORDER = ROOT / "examples" / "orders" / "plesk.yml"
 ORDER_ID = "BDC-2027-0105"
 PREFIX = "bdc-2027-0105-"  # the order's lab hosts: its server and its backup host
 LAB_HOST = f"{PREFIX}1"
+BACKUP_HOST = f"{PREFIX}backup1"
 SERVER = "plesk1.rousseau.example"
 MONITOR_PREFIX = "plesk-ord-mon-"
 MONITOR = f"{MONITOR_PREFIX}1"
@@ -35,7 +37,8 @@ FAILED_TASK = "Assert nothing stands in the way of Plesk"
 
 @pytest.fixture(scope="module")
 def monitoring_host(cli: Any, root_user: None) -> Iterator[str]:
-    """A lab host named as the monitoring server: the run must stop before reaching it."""
+    """A lab host named as the monitoring server: the run reads its facts at its start
+    (with the server's and the backup host's) and stops before anything else reaches it."""
     with owned_prefixes(cli, PREFIX, MONITOR_PREFIX):
         cli("lab", "up", "--hosts", "1", "--release", "bookworm", "--prefix", MONITOR_PREFIX,
             check=True)
@@ -98,13 +101,18 @@ def test_apply_provisions_the_server_then_stops_in_the_plesk_preflight(
     marks = on_host(cli, LAB_HOST,
                     "ls -d /usr/local/psa /opt/psa /root/plesk-installer 2>&1; true")
     assert marks.count("No such file or directory") == 3, marks
-    # nothing ran after the failure: no backup host, no monitoring server, no note
+    # nothing ran after the failure: the backup host and the monitoring server were only
+    # reached at the run's start, with the server (their facts gathered: read, no change);
+    # no backups, no registration, no note
     rows = summary_rows(proc.stdout)
     # (localhost: provision.yml's check of the order, on the controller)
-    assert set(rows) - {"localhost"} == {SERVER}, proc.stdout
+    assert set(rows) - {"localhost"} == {SERVER, BACKUP_HOST, MONITOR}, proc.stdout
     assert rows[SERVER][2] == 1
+    for host in (BACKUP_HOST, MONITOR):
+        assert rows[host] == [1, 0, 0, 0, 0], proc.stdout  # the facts, nothing else
+        lines = [line.split() for line in proc.stdout.splitlines() if f" {host} " in line]
+        assert [words[2:] for words in lines] == [["ok", "Gathering", "Facts"]], proc.stdout
     assert not (state_dir / "orders" / ORDER_ID / "delivery-note.json").exists()
-    assert MONITOR not in proc.stdout
     assert on_host(cli, MONITOR, "ls /etc/prometheus 2>&1; true").strip().endswith(
         "No such file or directory")
 
