@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 OPTIONS = frozenset({"name", "enabled", "state", "daemon_reload"})
@@ -33,7 +34,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             result.update(query)
             return result
         units: list[dict[str, Any]] = list(query.get("units") or [])
-        reload = bool(args.get("daemon_reload"))
+        # the module has checked the options; a string such as "no" is read as it reads it
+        reload = boolean(args.get("daemon_reload") or False, strict=False)
         options = {key: args[key] for key in ("enabled", "state") if args.get(key) is not None}
         failures: list[str] = []
         for unit in units:

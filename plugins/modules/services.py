@@ -58,6 +58,7 @@ attributes:
     support: none
 notes:
   - Runs as root on a host booted with systemd.
+  - One of O(enabled), O(state) and O(daemon_reload) is required.
   - A unit M(ansible.builtin.systemd_service) fails on does not stop the others; the task
     fails, and its message names each unit that failed.
 seealso:
@@ -143,6 +144,7 @@ def main() -> None:
             "state": {"type": "str", "choices": ["started", "stopped"]},
             "daemon_reload": {"type": "bool", "default": False},
         },
+        required_one_of=[["enabled", "state", "daemon_reload"]],
         supports_check_mode=True,
     )
     names: list[str] = module.params["name"]

@@ -80,6 +80,15 @@ def test_a_unit_in_another_state_goes_to_the_stock_module(inventory: Path, cli: 
     assert (again["changed"], again["units"][0]["settled"]) == (False, True), again
 
 
+def test_a_daemon_reload_sends_every_unit_to_the_stock_module(inventory: Path) -> None:
+    """systemd reads the units again first: nothing is judged from the query (the string
+    "yes" read as a boolean, as the module reads it)."""
+    result = services(inventory, name=["ssh", TIMER], enabled=True, daemon_reload="yes")
+    assert result.get("failed") is not True, result
+    assert [u["settled"] for u in result["units"]] == [False, False], result
+    assert result["changed"] is False, result  # both were enabled already
+
+
 def test_a_static_unit_is_the_stock_modules_to_judge(inventory: Path) -> None:
     """systemd-journald is static: not 'enabled' to the query, enabled to the stock module
     (nothing to do); the action reports what the stock module said."""
@@ -103,3 +112,8 @@ def test_a_name_that_is_not_a_unit_fails_before_anything_runs(inventory: Path) -
     result = services(inventory, name=["ssh; reboot"], state="started")
     assert result.get("failed") is True, result
     assert "name: 'ssh; reboot' is not a unit name" in str(result.get("msg")), result
+    nothing_asked = services(inventory, name=["ssh"])
+    assert nothing_asked.get("failed") is True, nothing_asked
+    assert "one of the following is required: enabled, state, daemon_reload" in str(
+        nothing_asked.get("msg")
+    ), nothing_asked
