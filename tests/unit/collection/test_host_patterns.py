@@ -1,10 +1,12 @@
 """Every play whose hosts come from hostops_targets keeps every server of a comma-separated
 list, the form 'hostops order vars' gives to AWX or ansible-playbook
-(``hostops_targets: web1.example,web2.example``), and leaves out ops' own servers where
-its pattern excludes them. Ansible splits a pattern on commas first, and a colon inside one
-of the parts is no longer a separator: ``web1,web2:!monitoring_servers`` is the hosts
-``web1`` and ``web2:!monitoring_servers`` (none), so the second server got no firewall, no
-monitoring agent and no backups. The plays' patterns are templated as Ansible templates
+(``hostops_targets: web1.example,web2.example``), or of a colon-separated one (Ansible's
+older form), and leaves out ops' own servers where its pattern excludes them. Ansible
+splits a pattern on commas first, and a colon inside one of the parts is no longer a
+separator: ``web1,web2:!monitoring_servers`` is the hosts ``web1`` and
+``web2:!monitoring_servers`` (none), so the second server got no firewall, no monitoring
+agent and no backups. The plays give Ansible a list of patterns instead, which it splits
+one by one. The plays' patterns are templated as Ansible templates
 them and matched against an inventory of two servers, a backup host and a monitoring
 server."""
 
@@ -72,9 +74,11 @@ def test_a_comma_separated_target_list_keeps_every_server(
     # the control: one server, which the patterns always handled
     one = selected(inventory, hosts, hostops_targets="s1.example")
     assert "s1.example" in one and "s2.example" not in one, (name, hosts, one)
-    # two, comma-separated: the same hosts, and the second server
-    listed = selected(inventory, hosts, hostops_targets="s1.example,s2.example")
-    assert listed == one | {"s2.example"}, (name, hosts, listed)
+    # two, comma-separated (or colon-separated, Ansible's older form): the same hosts, and
+    # the second server
+    for two in ("s1.example,s2.example", "s1.example:s2.example"):
+        listed = selected(inventory, hosts, hostops_targets=two)
+        assert listed == one | {"s2.example"}, (name, hosts, two, listed)
 
 
 # The host lists that plays query from the same variables (inventory_hostnames): the
@@ -111,8 +115,9 @@ def test_a_comma_separated_list_keeps_every_server_in_the_queries(
     expression = query_expression(playbook, name)
     groups = {name: [h.name for h in group.get_hosts()] for name, group in inventory.groups.items()}
     found = {}
-    for value in ("s1.example", "s1.example,s2.example"):
+    for value in ("s1.example", "s1.example,s2.example", "s1.example:s2.example"):
         templar = Templar(loader=DataLoader(), variables={"groups": groups, variable: value})
         found[value] = set(templar.template(trust_as_template(expression)))
     assert found["s1.example"] == {"s1.example"}, found  # the control
     assert found["s1.example,s2.example"] == {"s1.example", "s2.example"}, found
+    assert found["s1.example:s2.example"] == {"s1.example", "s2.example"}, found
