@@ -144,10 +144,13 @@ def main() -> None:
             "state": {"type": "str", "choices": ["started", "stopped"]},
             "daemon_reload": {"type": "bool", "default": False},
         },
-        required_one_of=[["enabled", "state", "daemon_reload"]],
         supports_check_mode=True,
     )
     names: list[str] = module.params["name"]
+    # (not required_one_of: daemon_reload's default would count as given)
+    asked = [module.params[key] for key in ("enabled", "state")]
+    if asked == [None, None] and not module.params["daemon_reload"]:
+        module.fail_json(msg="one of the following is required: enabled, state, daemon_reload")
     for name in names:
         if not UNIT.fullmatch(name):
             module.fail_json(msg=f"name: {name!r} is not a unit name")
