@@ -111,7 +111,7 @@ PROPERTIES = ("Id", "LoadState", "ActiveState", "UnitFileState")
 
 def parse_show(output: str, count: int) -> list[dict[str, str]]:
     """'systemctl show' of several units: one block of KEY=VALUE lines per unit, in the
-    order asked, separated by an empty line. None for a count that does not match."""
+    order asked, separated by an empty line. ValueError for a count that does not match."""
     blocks: list[dict[str, str]] = []
     for text in output.strip("\n").split("\n\n"):
         block: dict[str, str] = {}

@@ -6,9 +6,8 @@ splits a pattern on commas first, and a colon inside one of the parts is no long
 separator: ``web1,web2:!monitoring_servers`` is the hosts ``web1`` and
 ``web2:!monitoring_servers`` (none), so the second server got no firewall, no monitoring
 agent and no backups. The plays give Ansible a list of patterns instead, which it splits
-one by one. The plays' patterns are templated as Ansible templates
-them and matched against an inventory of two servers, a backup host and a monitoring
-server."""
+one by one. The plays' patterns are templated as Ansible templates them and matched against
+an inventory of two servers, a backup host and a monitoring server."""
 
 from __future__ import annotations
 
@@ -53,9 +52,13 @@ def inventory(tmp_path_factory: pytest.TempPathFactory) -> InventoryManager:
     return InventoryManager(loader=DataLoader(), sources=[str(path)])
 
 
+def groups_of(inventory: InventoryManager) -> dict[str, list[str]]:
+    """The magic variable groups, as a run has it for this inventory."""
+    return {name: [h.name for h in group.get_hosts()] for name, group in inventory.groups.items()}
+
+
 def selected(inventory: InventoryManager, hosts: str, **variables: object) -> set[str]:
-    groups = {name: [h.name for h in group.get_hosts()] for name, group in inventory.groups.items()}
-    templar = Templar(loader=DataLoader(), variables={"groups": groups, **variables})
+    templar = Templar(loader=DataLoader(), variables={"groups": groups_of(inventory), **variables})
     pattern = templar.template(trust_as_template(hosts))
     return {host.name for host in inventory.list_hosts(pattern)}
 
@@ -113,7 +116,7 @@ def test_a_comma_separated_list_keeps_every_server_in_the_queries(
     inventory: InventoryManager, lookups: None, playbook: str, name: str, variable: str
 ) -> None:
     expression = query_expression(playbook, name)
-    groups = {name: [h.name for h in group.get_hosts()] for name, group in inventory.groups.items()}
+    groups = groups_of(inventory)
     found = {}
     for value in ("s1.example", "s1.example,s2.example", "s1.example:s2.example"):
         templar = Templar(loader=DataLoader(), variables={"groups": groups, variable: value})
