@@ -154,19 +154,24 @@ def test_apply_provisions_the_whole_order(
     assert repository_probe_attempts(state_dir) == [1]
 
 
-def repository_probe_attempts(state_dir: Path) -> list[int]:
-    """How many attempts 'Look for the restic repository' made in the order's last run
-    (ansible-runner's events): one number per run of the task."""
+def repository_probes(state_dir: Path) -> list[dict[str, Any]]:
+    """The results of 'Look for the restic repository' in the order's last run
+    (ansible-runner's events): one per run of the task."""
     runs = sorted((state_dir / "orders" / ORDER_ID / "runs").iterdir())
-    attempts = []
+    results = []
     for path in sorted((runs[-1] / "runner" / "artifacts").glob("*/job_events/*.json")):
         event = json.loads(path.read_text())
         data = event.get("event_data") or {}
         if event.get("event") == "runner_on_ok" and data.get("task", "").startswith(
             "Look for the restic repository"
         ):
-            attempts.append(int((data.get("res") or {}).get("attempts", 0)))
-    return attempts
+            results.append(data.get("res") or {})
+    return results
+
+
+def repository_probe_attempts(state_dir: Path) -> list[int]:
+    """How many attempts 'Look for the restic repository' made in the order's last run."""
+    return [int(res.get("attempts", 0)) for res in repository_probes(state_dir)]
 
 
 def test_second_apply_changes_nothing(installed: Any, hosts: None, state_dir: Path) -> None:
@@ -174,6 +179,54 @@ def test_second_apply_changes_nothing(installed: Any, hosts: None, state_dir: Pa
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr
     assert f"order {ORDER_ID}: 0 change(s)" in proc.stdout, proc.stdout[-3000:]
     assert "lab: setting up" not in proc.stdout  # the monitoring server is set up once
+    # the repository made by the first apply was not opened again with restic (its key
+    # derivation, about a second): nothing of it or of the password changed since
+    probes = repository_probes(state_dir)
+    assert [json.loads(res["stdout"])["opened_by"] for res in probes] == ["fingerprint"]
+
+
+def test_the_repository_is_opened_with_restic_again_once_its_keys_or_password_change(
+    cli: Any, hosts: None
+) -> None:
+    """The probe a re-apply runs (hostops-backup probe) spares restic's key derivation only
+    while the repository's config, its keys and the server's password are those restic
+    last accepted: a key added, or another password, sends it to restic again."""
+
+    def probe() -> tuple[int, str, str]:
+        proc = cli("lab", "ssh", SERVER_HOST, "--", "hostops-backup probe")
+        opened_by = ""
+        if proc.returncode == 0:
+            opened_by = json.loads(proc.stdout)["opened_by"]
+        return proc.returncode, opened_by, proc.stderr
+
+    assert probe()[:2] == (0, "fingerprint")  # positive control: as the re-apply found it
+    # another key (restic key add: the REST server's append-only mode lets keys be added)
+    added = cli(
+        "lab",
+        "ssh",
+        SERVER_HOST,
+        "--",
+        "set -e; umask 077; head -c 24 /dev/urandom | base64 > /root/probe-key;"
+        " hostops-backup restic key add --new-password-file /root/probe-key;"
+        " rm -f /root/probe-key",
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert probe()[:2] == (0, "restic")  # asked restic, which accepted the password
+    assert probe()[:2] == (0, "fingerprint")  # and recorded what it accepted
+    # another password: restic is asked and refuses it (exit status 12), nothing recorded
+    swap = (
+        "set -e; f=/etc/hostops-backup/restic-password; cp -p $f $f.kept;"
+        " head -c 24 /dev/urandom | base64 > $f"
+    )
+    assert cli("lab", "ssh", SERVER_HOST, "--", swap).returncode == 0
+    try:
+        status, opened_by, stderr = probe()
+        assert (status, opened_by) == (12, ""), stderr
+        assert "wrong password" in stderr, stderr
+    finally:
+        restore = "f=/etc/hostops-backup/restic-password; mv $f.kept $f"
+        assert cli("lab", "ssh", SERVER_HOST, "--", restore).returncode == 0
+    assert probe()[:2] == (0, "fingerprint")  # the password back: as recorded before
 
 
 # For each unit: how many times systemd started it since the host booted, and whether its

@@ -17,6 +17,7 @@ from typing import Any
 from .backup import cmd_check, cmd_finish, cmd_run
 from .common import CONFIG_FILE, KINDS, Failure, Terminated, log
 from .config import Config, load_config
+from .probe import cmd_init, cmd_probe
 from .restic import Restic
 from .restore import cmd_restore_db, cmd_restore_files
 from .snapshots import cmd_snapshots
@@ -91,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     when(p, "latest")
     lock_wait(p)
     p.set_defaults(func=cmd_verify)
+
+    p = verbs.add_parser("probe", help="whether the password opens the repository (the role)")
+    p.add_argument(
+        "--no-record",
+        dest="record",
+        action="store_false",
+        help="do not record the fingerprint of what restic accepted (check mode)",
+    )
+    p.set_defaults(func=cmd_probe)
+
+    p = verbs.add_parser("init", help="make the repository (the role), its fingerprint recorded")
+    p.set_defaults(func=cmd_init)
 
     p = verbs.add_parser("restic", help="run restic on the configured repository")
     p.add_argument("restic_args", nargs=argparse.REMAINDER)
