@@ -880,3 +880,67 @@ def test_facts_are_decoded_once_each_time_they_are_set_and_read_as_the_stock_str
             # a decoding for each task and host that reads facts (the 20 reads and more)
             assert shim_decodes <= 6, (stock_decodes, shim_decodes)
             assert stock_decodes >= shim_decodes + 20, (stock_decodes, shim_decodes)
+
+
+# Mitogen's multiplexer lists the module_utils a module imports before its first run,
+# compiling every file the module's imports reach, for each module; under the collection's
+# strategy each file is compiled once a run. Its lists are those of Mitogen's own scan
+# (the control, before the strategy is loaded), for modules that share most of their files.
+SCAN_PROBE = """
+import builtins, json, sys
+from pathlib import Path
+from ansible import constants as C
+from ansible.executor.module_common import _MODULE_UTILS_PATH
+from ansible.plugins.loader import init_plugin_loader, strategy_loader
+import ansible.modules
+import ansible_mitogen.module_finder as finder
+init_plugin_loader(C.COLLECTIONS_PATHS)
+shim = sys.modules[strategy_loader.get("alteo.hostops.mitogen_linear", class_only=True).__module__]
+modules = Path(ansible.modules.__file__).parent
+names = ["command", "stat", "file", "setup", "hostname"]
+compiled = []
+stock_compile = builtins.compile
+def counting(source, filename, *args, **kwargs):
+    compiled.append(filename)
+    return stock_compile(source, filename, *args, **kwargs)
+builtins.compile = counting
+def scan_all():
+    del compiled[:]
+    lists = [
+        finder.scan("ansible_module_" + name, str(modules / (name + ".py")), (_MODULE_UTILS_PATH,))
+        for name in names
+    ]
+    return lists, list(compiled)
+stock, stock_compiled = scan_all()
+shim._load_once()
+once, once_compiled = scan_all()
+again, again_compiled = scan_all()
+print(json.dumps({
+    "same": stock == once == again,
+    "utils": len({path for found in once for _, path, _ in found}),
+    "compiled": [
+        len(stock_compiled), len(once_compiled), len(set(once_compiled)), len(again_compiled)
+    ],
+}))
+"""
+
+
+def test_a_run_compiles_each_module_utils_file_once_to_list_modules_imports() -> None:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SCAN_PROBE],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["same"] is True  # the same module_utils, for each module
+    stock, once, distinct, again = found["compiled"]
+    assert found["utils"] >= 40  # what ansible.module_utils.basic and the rest reach
+    assert once == distinct  # each file compiled once: the 5 modules and their module_utils
+    assert once <= found["utils"] + 5
+    assert stock >= 2 * once, found  # the control: Mitogen's scan compiles them again
+    assert again == 0  # the same modules listed again compile nothing
