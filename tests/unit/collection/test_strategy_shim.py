@@ -944,3 +944,104 @@ def test_a_run_compiles_each_module_utils_file_once_to_list_modules_imports() ->
     assert once <= found["utils"] + 5
     assert stock >= 2 * once, found  # the control: Mitogen's scan compiles them again
     assert again == 0  # the same modules listed again compile nothing
+
+
+# Each task's templating has a Jinja2 environment of its own, whose filters and tests are
+# found through the plugin loader at their first use: under the collection's strategy a
+# name is found once a run, and what the templates make of them is the stock strategy's.
+# A role's filter_plugins directory, added to the loader mid-run, is found after it is
+# added (the names found before are forgotten), and an unknown filter still fails.
+JINJA = """
+- name: Filters and tests
+  hosts: localhost
+  gather_facts: false
+  vars:
+    words: [b, a, c]
+  tasks:
+    - name: First use
+      ansible.builtin.debug:
+        msg: "{{ words | sort | join(',') }} {{ words | length is even }} {{ 'x' | default('y') }}"
+    - name: Again
+      ansible.builtin.debug:
+        msg: "{{ words | sort | join }} {{ words | length is odd }} {{ nothing | default('y') }}"
+    - name: A collection's filter
+      ansible.builtin.debug:
+        msg: "{{ 'web01.example.fr' | alteo.hostops.order_map_domain | default('none') }}"
+      ignore_errors: true
+    - name: Again, a loop
+      ansible.builtin.debug:
+        msg: "{{ item | sort | join('') }} {{ item is iterable }}"
+      loop: [[z, y], [b, a]]
+    - name: A role's own filter
+      ansible.builtin.include_role:
+        name: shouting
+    - name: An unknown filter fails as before
+      ansible.builtin.debug:
+        msg: "{{ 'a' | no_such_filter }}"
+      ignore_errors: true
+"""
+
+SHOUTING = """
+def shout(text):
+    return str(text).upper() + "!"
+
+
+class FilterModule:
+    def filters(self):
+        return {"shout": shout}
+"""
+
+# Counted in every process (the stock strategy templates in its workers): a line a find.
+FINDS = wrapper(
+    """
+import os
+from ansible.plugins.loader import Jinja2Loader
+original = Jinja2Loader.get_with_context
+def counting(self, name, *args, **kwargs):
+    with open(os.environ["FINDS_FILE"], "a") as out:
+        out.write(name + chr(10))
+    return original(self, name, *args, **kwargs)
+Jinja2Loader.get_with_context = counting
+""",
+    '""',
+)
+
+
+def test_a_run_finds_each_jinja_plugin_once_and_templates_as_the_stock_strategy(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "jinja.yml").write_text(JINJA)
+    role = tmp_path / "roles" / "shouting"
+    (role / "tasks").mkdir(parents=True)
+    (role / "filter_plugins").mkdir()
+    (role / "filter_plugins" / "shouting.py").write_text(SHOUTING)
+    (role / "tasks" / "main.yml").write_text(
+        "- name: Shout\n  ansible.builtin.debug:\n    msg: \"{{ 'hi' | shout }}\"\n"
+    )
+    said, finds = {}, {}
+    for strategy in ("ansible.builtin.linear", "alteo.hostops.mitogen_linear"):
+        counted = tmp_path / f"{strategy}.finds"
+        done = run_wrapped(tmp_path, FINDS, "jinja.yml", strategy, FINDS_FILE=str(counted))
+        output = json.loads(done.stdout)
+        said[strategy] = [
+            (task["task"]["name"], result.get("msg"), result.get("failed", False),
+             [item.get("msg") for item in result.get("results", ())])
+            for play in output["plays"]
+            for task in play["tasks"]
+            for result in task["hosts"].values()
+        ]  # fmt: skip
+        finds[strategy] = counted.read_text().splitlines()
+    stock, shim = said["ansible.builtin.linear"], said["alteo.hostops.mitogen_linear"]
+    assert shim == stock
+    messages = {name: (msg, failed, items) for name, msg, failed, items in stock}
+    assert messages["First use"][0] == "a,b,c False x"
+    assert messages["Again"][0] == "abc True y"
+    assert messages["Again, a loop"][2] == ["yz True", "ab True"]
+    assert [msg for name, (msg, _, _) in messages.items() if name.endswith("Shout")] == ["HI!"]
+    assert messages["An unknown filter fails as before"][1] is True
+    once = finds["alteo.hostops.mitogen_linear"]
+    assert once.count("sort") == 1, once  # found once, used in three tasks
+    assert once.count("shout") == 1, once
+    assert once.count("no_such_filter") == 1, once  # (the one task that asks for it)
+    # the control: the stock strategy finds the names again in each task (and item)
+    assert finds["ansible.builtin.linear"].count("sort") >= 3, finds
