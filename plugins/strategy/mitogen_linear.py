@@ -397,14 +397,16 @@ def _queue_result(
     strategy: Any,
     host: Any,
     task: Any,
-    queued: tuple[dict[str, Any], Any],
+    queued: tuple[dict[str, Any], Any] | None,
     made: tuple[Any, dict[str, Any], dict[str, Any]],
 ) -> bool:
     """Queue a result made here (the task as reported, its result and its fields) where the
-    task's worker would have queued its own (QUEUED: the task's variables, play context)."""
-    task_vars, play_context = queued
+    task's worker would have queued its own (QUEUED: the task's variables and play context
+    for the task's start; None when it was announced already)."""
     reported, result, fields = made
-    _announce(strategy, host, task, task_vars, play_context)
+    if queued is not None:
+        task_vars, play_context = queued
+        _announce(strategy, host, task, task_vars, play_context)
     with strategy._results_lock:
         strategy._results.append(
             _RawTaskResult(host=host, task=reported, return_data=result, task_fields=fields)
@@ -503,8 +505,9 @@ def _run_in_this_process(
     the terminal, with or without a loop, retries, delegation or notification; not async,
     not with a timeout) is run here by Ansible's own TaskExecutor on a copy of the task and
     of its variables, through Mitogen's connection as in a worker; the start callback, the
-    callbacks it sends while it runs (loop items, retries) and its result go through the
-    results queue in the worker's order. Under Mitogen only: its connection keeps the
+    callbacks it sends while it runs (loop items, retries) and its result come in the
+    worker's order (a result after items or retries through the results queue, behind
+    them; any other given to the strategy directly). Under Mitogen only: its connection keeps the
     host's context for the next such task (_keep_contexts), and gives it back, with the
     connection to the multiplexer closed, before the next fork (_release_contexts).
     """
@@ -532,6 +535,12 @@ def _run_in_this_process(
         _keeping[0] = False
     if not _kept or result.get("failed") or result.get("unreachable"):
         _release_contexts()  # the next task asks the multiplexer again, as a worker would
+    if fields and task.loop is None and not task.loop_with and not task.until:
+        # Nothing of the task went through the results queue (a loop's items and the
+        # retries do, before its result): its result is given to the strategy here, as a
+        # task run without a worker's is, without the queue's round trip (its thread, and
+        # the strategy's wait of a millisecond at a time for it).
+        return _queue_result(strategy, host, task, None, (worker_task, result, fields))
     try:
         strategy._final_q.send_task_result(
             _RawTaskResult(host=host, task=worker_task, return_data=result, task_fields=fields)
