@@ -1045,3 +1045,83 @@ def test_a_run_finds_each_jinja_plugin_once_and_templates_as_the_stock_strategy(
     assert once.count("no_such_filter") == 1, once  # (the one task that asks for it)
     # the control: the stock strategy finds the names again in each task (and item)
     assert finds["ansible.builtin.linear"].count("sort") >= 3, finds
+
+
+# A plugin's name is resolved once a run under the collection's strategy (the stock one
+# resolves it at each use): the same results, and a role's library directory, added
+# mid-run, still gives the role's own module for a name found before it (ping).
+FINDS_PLAYBOOK = """
+- name: Plugins found again and again
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: A module
+      ansible.builtin.command: echo one
+      changed_when: false
+    - name: The same module
+      ansible.builtin.command: echo two
+      changed_when: false
+    - name: Ping, Ansible's
+      ping:
+    - name: A role with a ping of its own
+      ansible.builtin.include_role:
+        name: pinging
+    - name: Ping after the role, in the play
+      ping:
+"""
+
+OWN_PING = """#!/usr/bin/python
+from ansible.module_utils.basic import AnsibleModule
+
+AnsibleModule(argument_spec={}).exit_json(changed=False, ping="the role's own")
+"""
+
+RESOLVES = wrapper(
+    """
+import os
+from ansible.plugins.loader import PluginLoader
+original = PluginLoader._resolve_plugin_step
+def counting(self, name, *args, **kwargs):
+    with open(os.environ["RESOLVES_FILE"], "a") as out:
+        out.write(self.type + " " + name + chr(10))
+    return original(self, name, *args, **kwargs)
+PluginLoader._resolve_plugin_step = counting
+""",
+    '""',
+)
+
+
+def test_a_run_resolves_each_plugin_once_and_a_roles_library_still_wins(tmp_path: Path) -> None:
+    (tmp_path / "finds.yml").write_text(FINDS_PLAYBOOK)
+    role = tmp_path / "roles" / "pinging"
+    (role / "tasks").mkdir(parents=True)
+    (role / "library").mkdir()
+    (role / "library" / "ping.py").write_text(OWN_PING)
+    (role / "tasks" / "main.yml").write_text("- name: Ping, the role's\n  ping:\n")
+    said, resolves = {}, {}
+    for strategy in ("ansible.builtin.linear", "alteo.hostops.mitogen_linear"):
+        counted = tmp_path / f"{strategy}.resolves"
+        done = run_wrapped(tmp_path, RESOLVES, "finds.yml", strategy, RESOLVES_FILE=str(counted))
+        output = json.loads(done.stdout)
+        said[strategy] = [
+            (task["task"]["name"], result.get("ping"), result.get("stdout"))
+            for play in output["plays"]
+            for task in play["tasks"]
+            for result in task["hosts"].values()
+        ]
+        resolves[strategy] = counted.read_text().splitlines()
+    stock, shim = said["ansible.builtin.linear"], said["alteo.hostops.mitogen_linear"]
+    assert shim == stock
+    pings = {name: ping for name, ping, _ in stock if ping}
+    assert pings["Ping, Ansible's"] == "pong"
+    assert [ping for name, ping in pings.items() if name.endswith("Ping, the role's")] == [
+        "the role's own"
+    ]
+    once = resolves["alteo.hostops.mitogen_linear"]
+    stock_resolves = resolves["ansible.builtin.linear"]
+    # the control: the stock strategy resolves the command module's action again per task
+    assert stock_resolves.count("action ansible.builtin.command") >= 2, stock_resolves
+    # (both resolve each task's action once as they read the playbook, before a run)
+    for name in ("action ansible.builtin.command", "shell sh", "action ping"):
+        assert stock_resolves.count(name) >= once.count(name) + 4, (name, once, stock_resolves)
+    assert len(once) < len(stock_resolves), (len(once), len(stock_resolves))
