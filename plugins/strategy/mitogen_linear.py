@@ -579,9 +579,10 @@ def _run_in_this_process(
     of its variables, through Mitogen's connection as in a worker; the start callback, the
     callbacks it sends while it runs (loop items, retries) and its result come in the
     worker's order (a result after items or retries through the results queue, behind
-    them; any other given to the strategy directly). Under Mitogen only: its connection keeps the
-    host's context for the next such task (_keep_contexts), and gives it back, with the
-    connection to the multiplexer closed, before the next fork (_release_contexts).
+    them; any other given to the strategy directly). Under Mitogen only: its connection
+    keeps the host's context for the next such task (_keep_contexts), and gives it back,
+    with the connection to the multiplexer closed, before the next fork
+    (_release_contexts).
     """
     if (
         _RawTaskResult is None

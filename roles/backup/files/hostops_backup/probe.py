@@ -71,7 +71,8 @@ def _get(url: str, context: ssl.SSLContext | None, accept: str | None = None) ->
         user = urllib.parse.unquote(parts.username)
         secret = urllib.parse.unquote(parts.password or "")
         token = base64.b64encode(f"{user}:{secret}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+        # never sent on to another location, should the answer be a redirect
+        request.add_unredirected_header("Authorization", f"Basic {token}")
     if accept:
         request.add_header("Accept", accept)
     with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as answer:  # noqa: S310
