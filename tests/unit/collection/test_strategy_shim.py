@@ -52,18 +52,24 @@ print(json.dumps({
 """
 
 
-def probe(*args: str) -> dict[str, Any]:
+def run_script(code: str, *args: str) -> Any:
+    """A Python script run in a fresh interpreter with the project's Ansible settings: the
+    JSON of its last line of output (it must succeed)."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
     }
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, "-c", code, *args],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def probe(*args: str) -> dict[str, Any]:
+    result: dict[str, Any] = run_script(PROBE, *args)
     return result
 
 
@@ -227,6 +233,36 @@ def counting(*args, **kwargs):
 """,
         f'"{label} " + str(count[0])',
     )
+
+
+def logging_calls(owner_import: str, target: str, line: str) -> str:
+    """A wrapper writing a line for each call to TARGET, a method (``Class.method(self,
+    name, ...)``; OWNER_IMPORT brings the class in), in every process, to the file named by
+    the environment's CALLS_FILE: LINE, an expression of ``self`` and ``name``."""
+    return wrapper(
+        f"""
+import os
+{owner_import}
+original = {target}
+def logging(self, name, *args, **kwargs):
+    with open(os.environ["CALLS_FILE"], "a") as out:
+        out.write({line} + chr(10))
+    return original(self, name, *args, **kwargs)
+{target} = logging
+""",
+        '""',
+    )
+
+
+def run_in_both(tmp_path: Path, calls: str, playbook: str) -> dict[str, tuple[Any, list[str]]]:
+    """PLAYBOOK run through CALLS (a logging_calls wrapper) under the stock strategy and the
+    collection's: by strategy, its JSON output and the calls' lines."""
+    runs = {}
+    for strategy in ("ansible.builtin.linear", "alteo.hostops.mitogen_linear"):
+        logged = tmp_path / f"{strategy}.calls"
+        done = run_wrapped(tmp_path, calls, playbook, strategy, CALLS_FILE=str(logged))
+        runs[strategy] = (json.loads(done.stdout), logged.read_text().splitlines())
+    return runs
 
 
 WORKERS = counting_calls(
@@ -926,17 +962,7 @@ print(json.dumps({
 
 
 def test_a_run_compiles_each_module_utils_file_once_to_list_modules_imports() -> None:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", SCAN_PROBE],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.splitlines()[-1])
+    found = run_script(SCAN_PROBE)
     assert found["same"] is True  # the same module_utils, for each module
     stock, once, distinct, again = found["compiled"]
     assert found["utils"] >= 40  # what ansible.module_utils.basic and the rest reach
@@ -992,18 +1018,8 @@ class FilterModule:
 """
 
 # Counted in every process (the stock strategy templates in its workers): a line a find.
-FINDS = wrapper(
-    """
-import os
-from ansible.plugins.loader import Jinja2Loader
-original = Jinja2Loader.get_with_context
-def counting(self, name, *args, **kwargs):
-    with open(os.environ["FINDS_FILE"], "a") as out:
-        out.write(name + chr(10))
-    return original(self, name, *args, **kwargs)
-Jinja2Loader.get_with_context = counting
-""",
-    '""',
+FINDS = logging_calls(
+    "from ansible.plugins.loader import Jinja2Loader", "Jinja2Loader.get_with_context", "name"
 )
 
 
@@ -1019,10 +1035,7 @@ def test_a_run_finds_each_jinja_plugin_once_and_templates_as_the_stock_strategy(
         "- name: Shout\n  ansible.builtin.debug:\n    msg: \"{{ 'hi' | shout }}\"\n"
     )
     said, finds = {}, {}
-    for strategy in ("ansible.builtin.linear", "alteo.hostops.mitogen_linear"):
-        counted = tmp_path / f"{strategy}.finds"
-        done = run_wrapped(tmp_path, FINDS, "jinja.yml", strategy, FINDS_FILE=str(counted))
-        output = json.loads(done.stdout)
+    for strategy, (output, finds[strategy]) in run_in_both(tmp_path, FINDS, "jinja.yml").items():
         said[strategy] = [
             (task["task"]["name"], result.get("msg"), result.get("failed", False),
              [item.get("msg") for item in result.get("results", ())])
@@ -1030,7 +1043,6 @@ def test_a_run_finds_each_jinja_plugin_once_and_templates_as_the_stock_strategy(
             for task in play["tasks"]
             for result in task["hosts"].values()
         ]  # fmt: skip
-        finds[strategy] = counted.read_text().splitlines()
     stock, shim = said["ansible.builtin.linear"], said["alteo.hostops.mitogen_linear"]
     assert shim == stock
     messages = {name: (msg, failed, items) for name, msg, failed, items in stock}
@@ -1076,18 +1088,10 @@ from ansible.module_utils.basic import AnsibleModule
 AnsibleModule(argument_spec={}).exit_json(changed=False, ping="the role's own")
 """
 
-RESOLVES = wrapper(
-    """
-import os
-from ansible.plugins.loader import PluginLoader
-original = PluginLoader._resolve_plugin_step
-def counting(self, name, *args, **kwargs):
-    with open(os.environ["RESOLVES_FILE"], "a") as out:
-        out.write(self.type + " " + name + chr(10))
-    return original(self, name, *args, **kwargs)
-PluginLoader._resolve_plugin_step = counting
-""",
-    '""',
+RESOLVES = logging_calls(
+    "from ansible.plugins.loader import PluginLoader",
+    "PluginLoader._resolve_plugin_step",
+    'self.type + " " + name',
 )
 
 
@@ -1099,17 +1103,15 @@ def test_a_run_resolves_each_plugin_once_and_a_roles_library_still_wins(tmp_path
     (role / "library" / "ping.py").write_text(OWN_PING)
     (role / "tasks" / "main.yml").write_text("- name: Ping, the role's\n  ping:\n")
     said, resolves = {}, {}
-    for strategy in ("ansible.builtin.linear", "alteo.hostops.mitogen_linear"):
-        counted = tmp_path / f"{strategy}.resolves"
-        done = run_wrapped(tmp_path, RESOLVES, "finds.yml", strategy, RESOLVES_FILE=str(counted))
-        output = json.loads(done.stdout)
+    for strategy, (output, resolves[strategy]) in run_in_both(
+        tmp_path, RESOLVES, "finds.yml"
+    ).items():
         said[strategy] = [
             (task["task"]["name"], result.get("ping"), result.get("stdout"))
             for play in output["plays"]
             for task in play["tasks"]
             for result in task["hosts"].values()
         ]
-        resolves[strategy] = counted.read_text().splitlines()
     stock, shim = said["ansible.builtin.linear"], said["alteo.hostops.mitogen_linear"]
     assert shim == stock
     pings = {name: ping for name, ping, _ in stock if ping}
