@@ -300,18 +300,35 @@ def test_the_first_apply_installs_the_later_roles_packages_with_the_base_ones(
 ) -> None:
     """apt's fixed cost paid once (docs/performance.md): the packages of the roles later
     in the run that need nothing in place first came in the base role's transaction
-    (AIDE's); PostgreSQL and Roundcube in their roles' own, later (this order has no
-    antispam, which the mail role installs after Postfix). On the backup host, the REST
-    server's transaction brings the node exporter and nftables too."""
+    (AIDE's), PostgreSQL's with its cluster left to its role (made with the locale the
+    base role set after the transaction); Roundcube in its role's own, later (this order
+    has no antispam, which the mail role installs after Postfix). On the backup host, the
+    REST server's transaction brings the node exporter and nftables too."""
     ranks = json.loads(run_python(cli, SERVER_HOST, TRANSACTIONS).strip().splitlines()[-1])
     base = ranks["aide"]
-    folded = ["nginx", "apache2", "proftpd-core", "mariadb-server", "postfix", "dovecot-core",
-              "opendkim", "opendmarc", "sqlite3", "debsecan", "restic",
-              "prometheus-node-exporter", "nftables", "fail2ban"]  # fmt: skip
+    folded = ["nginx", "apache2", "proftpd-core", "mariadb-server", "postgresql-17",
+              "postfix", "dovecot-core", "opendkim", "opendmarc", "sqlite3", "debsecan",
+              "restic", "prometheus-node-exporter", "nftables", "fail2ban"]  # fmt: skip
     assert {package: ranks.get(package) for package in folded} == dict.fromkeys(folded, base)
-    # the control: the roles' own transactions, later
-    for package in ("postgresql-17", "roundcube-core"):
-        assert ranks[package] > base, (package, ranks)
+    # the control: the webmail role's own transaction, later
+    assert ranks["roundcube-core"] > base, ranks
+    # the cluster the role made has the system's locale (/etc/default/locale), as the
+    # package's own would; the drop-in that deferred it is gone
+    cluster = cli(
+        "lab",
+        "ssh",
+        SERVER_HOST,
+        "--",
+        "grep ^LANG= /etc/default/locale; runuser -u postgres -- psql -AtXc \"select"
+        " datcollate, datctype, pg_encoding_to_char(encoding) from pg_database where"
+        " datname = 'template1'\"; pg_lsclusters --no-header;"
+        " ls -A /etc/postgresql-common/createcluster.d",
+        check=True,
+    )
+    lines = cluster.stdout.split("\n")
+    assert lines[:2] == ["LANG=en_US.UTF-8", "en_US.UTF-8|en_US.UTF-8|UTF8"], cluster.stdout
+    assert lines[2].split()[:4] == ["17", "main", "5432", "online"], cluster.stdout
+    assert lines[3:] == [""], cluster.stdout  # the drop-ins' directory is empty
     # the new backup host: the node exporter's and nftables' packages in the REST server's
     # transaction (playbooks/backup.yml)
     ranks = json.loads(run_python(cli, BACKUP_HOST, TRANSACTIONS).strip().splitlines()[-1])
