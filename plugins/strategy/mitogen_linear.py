@@ -80,6 +80,11 @@ description:
     parent blocks' settings but not their other tasks (Ansible's C(exclude_tasks) copy);
     a full copy copies every task of the task's blocks, for each task (about 10 ms a task
     in a block of 150 tasks).
+  - Under Mitogen, C(ansible-playbook) ends once its exit handlers have run (Mitogen's
+    multiplexers stopped, Ansible's temporary directory removed, the logs closed) with the
+    status it gives C(sys.exit), without Python's teardown of every object of the run
+    (about 0.3 s a run); its output is flushed first. A status that is not a number leaves
+    the exit to Python.
   - Under Mitogen, on a machine of 2 or 3 CPUs, it leaves the placement of Mitogen's
     processes to the system. Mitogen pins its multiplexer to the first CPU and
     C(ansible-playbook), its workers and the SSH clients to the others (on 2 CPUs, all of
@@ -88,10 +93,13 @@ author:
   - Alteo hostops team (@alteo)
 """
 
+import atexit
+import contextlib
 import copy
 import importlib
 import os
 import pkgutil
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,6 +156,7 @@ def _load_once() -> None:
         _no_cpu_pinning_on_a_small_machine()
         _decode_facts_once()
         if _mitogen_process is not None:
+            _exit_without_teardown()
             _keep_contexts()
             _ask_the_multiplexer_once()
             _scan_module_utils_once()
@@ -163,6 +172,45 @@ def _load_once() -> None:
                 importlib.import_module(f"{package_name}.{module.name}")
     except Exception as err:  # a head start only, never a reason to stop a run
         display.vvv(f"alteo.hostops.mitogen_linear: loading ahead of the tasks failed: {err}")
+
+
+# ansible-playbook's exit status, as its last step gives it to sys.exit (see below)
+_exit_status: list[int] = []
+
+
+def _exit_without_teardown() -> None:
+    """End ansible-playbook without the interpreter's teardown of its objects.
+
+    Once its work is done and its exit handlers have run (Mitogen's multiplexers stopped
+    and waited for, Ansible's temporary directory removed, the logs closed), Python frees
+    every object of the run one by one (a custom order's re-apply: about 0.3 s of nothing
+    but freeing, in every run). The status ansible-playbook gives sys.exit (an integer) is
+    recorded; the last exit handler, this one, runs the others first, as Python would,
+    flushes the output and ends the process with that status. A status that is not an
+    integer (a message), another process (a forked worker) or an exit handler that was
+    never reached leave the exit to Python.
+    """
+    pid = os.getpid()
+    python_exit = sys.exit
+
+    def record(status: Any = None) -> Any:
+        if os.getpid() == pid and (status is None or isinstance(status, int)):
+            _exit_status.append(int(status or 0))  # Ansible's ExitCode is an IntEnum
+        return python_exit(status)
+
+    def exit_now() -> None:
+        if os.getpid() != pid or not _exit_status:
+            return
+        atexit.unregister(exit_now)
+        atexit._run_exitfuncs()  # the handlers Python would run after this one
+        for stream in (sys.stdout, sys.stderr):
+            # closed, or a broken pipe: nothing left to keep
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(_exit_status[-1])
+
+    sys.exit = record
+    atexit.register(exit_now)
 
 
 def _no_cpu_pinning_on_a_small_machine() -> None:

@@ -1127,3 +1127,81 @@ def test_a_run_resolves_each_plugin_once_and_a_roles_library_still_wins(tmp_path
     for name in ("action ansible.builtin.command", "shell sh", "action ping"):
         assert stock_resolves.count(name) >= once.count(name) + 4, (name, once, stock_resolves)
     assert len(once) < len(stock_resolves), (len(once), len(stock_resolves))
+
+
+# ansible-playbook's own script, with an object that reports Python's teardown of the
+# run's objects (its __del__, called only when the interpreter frees it at exit).
+TEARDOWN = """
+import os, sys
+class Mark:
+    def __init__(self):
+        self.fd = os.open("freed", os.O_WRONLY | os.O_CREAT, 0o600)
+    def __del__(self, write=os.write):  # (the module's globals may be gone by then)
+        write(self.fd, b"freed")
+mark = Mark()
+sys.argv = ["ansible-playbook", *sys.argv[1:]]
+from ansible.cli.playbook import main
+sys.exit(main())
+"""
+
+OK_OR_FAIL = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: A task that succeeds
+      ansible.builtin.command: "true"
+      changed_when: false
+    - name: A task that fails when asked to
+      ansible.builtin.fail:
+        msg: failed as asked
+      when: fail | bool
+"""
+
+
+Exit = tuple[int, dict[str, Any], bool, list[str]]
+
+
+def exit_of(tmp_path: Path, strategy: str, fail: bool) -> Exit:
+    """ansible-playbook's exit status, its JSON output, whether Python freed the run's
+    objects at exit and what is left of Ansible's local temporary directories."""
+    here = tmp_path / f"{strategy}-{fail}"
+    (here / "tmp").mkdir(parents=True)
+    (here / "play.yml").write_text(OK_OR_FAIL)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+        "ANSIBLE_STRATEGY": strategy,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_LOCAL_TEMP": str(here / "tmp"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", TEARDOWN, "-i", "localhost,", "-c", "local", "play.yml",
+         "-e", f"fail={fail}"],
+        env=env, cwd=here, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    output = json.loads(done.stdout)  # all of it written out before the end
+    freed = (here / "freed").read_text() == "freed"
+    return done.returncode, output["stats"]["localhost"], freed, [
+        path.name for path in (here / "tmp").iterdir()
+    ]
+
+
+def test_ansible_playbook_ends_with_its_status_without_freeing_the_runs_objects(
+    tmp_path: Path,
+) -> None:
+    """Under Mitogen the strategy ends ansible-playbook once its exit handlers have run,
+    without Python's teardown of every object (about 0.3 s a run); its exit status, its
+    output and the removal of its temporary directory are the stock strategy's."""
+    for fail, status in ((False, 0), (True, 2)):
+        stock = exit_of(tmp_path, "linear", fail)
+        ours = exit_of(tmp_path, "alteo.hostops.mitogen_linear", fail)
+        # the control: the stock strategy's process frees its objects at exit
+        assert stock[2] is True, stock
+        assert ours[2] is False, ours
+        assert stock[0] == ours[0] == status, (stock, ours)
+        assert stock[1] == ours[1], (stock, ours)
+        assert stock[1]["failures"] == int(fail), stock
+        # Ansible's exit handler removed its temporary directory under either strategy
+        assert stock[3] == ours[3] == [], (stock, ours)
