@@ -187,8 +187,9 @@ def _exit_without_teardown() -> None:
     but freeing, in every run). The status ansible-playbook gives sys.exit (an integer) is
     recorded; the last exit handler, this one, runs the others first, as Python would,
     flushes the output and ends the process with that status. A status that is not an
-    integer (a message), another process (a forked worker) or an exit handler that was
-    never reached leave the exit to Python.
+    integer (a message), another process (a forked worker), an uncaught exception (Python
+    prints it and sets sys.last_value) or an exit handler that was never reached leave
+    the exit to Python.
     """
     pid = os.getpid()
     python_exit = sys.exit
@@ -199,7 +200,9 @@ def _exit_without_teardown() -> None:
         return python_exit(status)
 
     def exit_now() -> None:
-        if os.getpid() != pid or not _exit_status:
+        # an exception that ended the program after a status was recorded (one caught
+        # and forgotten by whoever called sys.exit) is Python's to report, with its status
+        if os.getpid() != pid or not _exit_status or hasattr(sys, "last_value"):
             return
         atexit.unregister(exit_now)
         atexit._run_exitfuncs()  # the handlers Python would run after this one

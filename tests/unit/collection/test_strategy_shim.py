@@ -1205,3 +1205,39 @@ def test_ansible_playbook_ends_with_its_status_without_freeing_the_runs_objects(
         assert stock[1]["failures"] == int(fail), stock
         # Ansible's exit handler removed its temporary directory under either strategy
         assert stock[3] == ours[3] == [], (stock, ours)
+
+
+# The strategy's exit set up in a process that then records a status, catches its
+# SystemExit, and ends with an exception or an exit status of its own.
+EXIT_CASES = """
+import sys
+from ansible import constants as C
+from ansible.plugins.loader import init_plugin_loader, strategy_loader
+init_plugin_loader(C.COLLECTIONS_PATHS)
+shim = sys.modules[strategy_loader.get("alteo.hostops.mitogen_linear", class_only=True).__module__]
+shim._exit_without_teardown()
+try:
+    sys.exit(0)  # recorded, then caught and forgotten
+except SystemExit:
+    pass
+if sys.argv[1] == "raise":
+    raise RuntimeError("ended by an exception")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_an_exception_after_a_recorded_status_is_pythons_to_report() -> None:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+    }
+    ends = {}
+    for how in ("raise", "3", "0"):
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_CASES, how],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        ends[how] = (done.returncode, "RuntimeError: ended by an exception" in done.stderr)
+    # the last status given wins (the controls), an uncaught exception exits 1 as Python's
+    assert ends == {"raise": (1, True), "3": (3, False), "0": (0, False)}, ends
