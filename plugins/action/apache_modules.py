@@ -4,8 +4,10 @@
 
 The module of the same name reads the links a2enmod makes in /etc/apache2/mods-enabled for
 every module asked; a module found exactly as asked is left alone, unchanged. Only the
-others are given to community.general.apache2_module, the disabled ones first (an MPM
-goes before another comes), one call each; it then decides, as a task of its own would.
+others are given to community.general.apache2_module, the MPMs first (the disabled before
+the enabled: an MPM goes before another comes), then the others, the disabled first, one
+call each (ignore_configcheck for the MPMs only); it then decides, as a task of its own
+would, and its warnings and diffs are the task's.
 The stock module runs ``apache2ctl -M`` (Apache's whole configuration read) for every
 module even when nothing is to be done. Check mode: the links are read (only read), and
 the stock module predicts.
@@ -17,6 +19,7 @@ from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import pass_on
 
 OPTIONS = frozenset({"present", "absent", "ignore_configcheck"})
 MODULE = "alteo.hostops.apache_modules"
@@ -46,10 +49,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 module_args={
                     "name": entry["name"],
                     "state": entry["state"],
-                    "ignore_configcheck": ignore,
+                    "ignore_configcheck": ignore and entry["name"].startswith("mpm_"),
                 },
                 task_vars=task_vars,
             )
+            pass_on(result, answer)
             entry["changed"] = bool(answer.get("changed"))
             if answer.get("failed"):
                 entry["failed"] = True

@@ -5,8 +5,9 @@
 The module of the same name reads /var/cache/debconf/config.dat once for every answer; an
 answer found there with the value asked is left alone, unchanged. Only the others are given
 to ansible.builtin.debconf, one call each, in order; it then decides, as a task of its own
-would. The stock module runs debconf-show (Perl) for every answer even when nothing is to
-be done. Check mode: the database is read (only read), and the stock module predicts.
+would, and its warnings and diffs are the task's. The stock module runs debconf-show
+(Perl) for every answer even when nothing is to be done. Check mode: the database is read
+(only read), and the stock module predicts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import pass_on
 
 MODULE = "alteo.hostops.debconf_answers"
 STOCK = "ansible.builtin.debconf"
@@ -46,6 +48,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 },
                 task_vars=task_vars,
             )
+            pass_on(result, reply)
             answer["changed"] = bool(reply.get("changed"))
             if reply.get("failed"):
                 answer["failed"] = True

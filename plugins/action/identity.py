@@ -4,9 +4,10 @@
 
 The module of the same name reads /etc/hostname, the kernel's host name and the link
 /etc/localtime; what is found exactly as asked is left alone, unchanged. The rest goes to
-ansible.builtin.hostname (its debian strategy) and community.general.timezone with the
-task's values; they then decide, as tasks of their own would. The stock modules ask
-systemd-timedated over D-Bus and resolve the FQDN even when nothing is to be done.
+ansible.builtin.hostname (its debian strategy, hostnamectl) and community.general.timezone
+with the task's values; they then decide, as tasks of their own would, and their
+warnings and diffs are the task's. The stock modules ask systemd over D-Bus and resolve
+the FQDN even when nothing is to be done.
 Check mode: the files are read (only read), and the stock modules predict.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import pass_on
 
 MODULE = "alteo.hostops.identity"
 # each option's stock module and the options it is given besides the value as name
@@ -46,6 +48,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             answer = self._execute_module(
                 module_name=stock, module_args={"name": args[key], **options}, task_vars=task_vars
             )
+            pass_on(result, answer)
             found["changed"] = bool(answer.get("changed"))
             if answer.get("ansible_facts"):
                 result.setdefault("ansible_facts", {}).update(answer["ansible_facts"])

@@ -16,6 +16,7 @@ from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import pass_on
 
 OPTIONS = frozenset({"name", "enabled", "state", "daemon_reload"})
 MODULE = "alteo.hostops.services"
@@ -47,6 +48,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 task_vars=task_vars,
             )
             reload = False  # once, before the first unit
+            pass_on(result, answer)
             unit["changed"] = bool(answer.get("changed"))
             if answer.get("failed"):
                 unit["failed"] = True

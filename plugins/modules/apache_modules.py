@@ -17,9 +17,11 @@ description:
   - A module of O(present) whose C(.load) link is there (and its C(.conf) link, when
     C(mods-available) has a C(.conf)), both pointing at C(mods-available), is left alone
     and reported unchanged; so is a module of O(absent) with neither link. Every other goes
-    to M(community.general.apache2_module) with the state asked, O(absent) first (an MPM
-    is disabled before another is enabled), then O(present), in the order given; it then
-    decides, as a task of its own would.
+    to M(community.general.apache2_module) with the state asked, in this order: the MPMs
+    (C(mpm_*)) of O(absent), those of O(present) (Apache's configuration loads without an
+    MPM only until the new one is enabled), then the other modules of O(absent), then
+    those of O(present), each list in the order given; it then decides, as a task of its
+    own would. Its warnings and diffs are the task's.
   - M(community.general.apache2_module) runs C(apache2ctl -M), which reads Apache's whole
     configuration, for every module even when nothing is to be done (about 40 ms a
     module).
@@ -38,8 +40,11 @@ options:
     default: []
   ignore_configcheck:
     description:
-      - Given to M(community.general.apache2_module) for the modules it is asked about (an
-        MPM switched while Apache's configuration does not load without one).
+      - Given to M(community.general.apache2_module) for the MPMs (C(mpm_*)) it is asked
+        about (an MPM switched while Apache's configuration does not load without one).
+        The other modules are always asked about with Apache's configuration checked (a
+        configuration that does not load fails the task rather than leaving a module as
+        it is).
     type: bool
     default: false
 attributes:
@@ -71,7 +76,7 @@ EXAMPLES = r"""
 RETURN = r"""
 modules:
   description:
-    - Each module asked, in the order it is acted on (O(absent), then O(present)): its
+    - Each module asked, in the order it is acted on (see above): its
       C(name), the C(state) asked, whether it was left alone (C(settled)) and whether
       M(community.general.apache2_module) changed it (C(changed)).
   returned: always
@@ -136,10 +141,25 @@ def main() -> None:
         module.fail_json(msg=f"present and absent both name {', '.join(both)}")
     modules: list[dict[str, Any]] = [
         {"name": name, "state": state, "settled": settled(name, state), "changed": False}
-        for state, names in (("absent", absent), ("present", present))
+        for state, names in in_order(present, absent)
         for name in names
     ]
     module.exit_json(changed=False, modules=modules)
+
+
+def in_order(present: list[str], absent: list[str]) -> list[tuple[str, list[str]]]:
+    """The order to act in: the MPMs first, the disabled before the enabled (Apache's
+    configuration loads without an MPM only until the new one is enabled), then the other
+    modules, the disabled first; each list in the order given."""
+    def mpm(names: list[str], wanted: bool) -> list[str]:
+        return [name for name in names if name.startswith("mpm_") == wanted]
+
+    return [
+        ("absent", mpm(absent, True)),
+        ("present", mpm(present, True)),
+        ("absent", mpm(absent, False)),
+        ("present", mpm(present, False)),
+    ]
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ description:
     what they would ask: C(/etc/hostname) and the kernel's host name, and the link
     C(/etc/localtime) that C(timedatectl) reads its zone from.
   - A name found in both places, or a zone the link already names (C(/usr/share/zoneinfo/)
-    followed by the zone, absolute or relative as C(timedatectl) writes it), is left alone
-    and reported unchanged. Anything else goes to the stock module, which then decides as
-    a task of its own would.
+    followed by the zone, absolute or relative as C(timedatectl) writes it; the zone's
+    file there; C(timedatectl) installed), is left alone and reported unchanged. Anything
+    else goes to the stock module, which then decides as a task of its own would; its
+    warnings and diffs are the task's.
   - M(community.general.timezone) asks systemd-timedated over D-Bus (started on demand,
-    about 140 ms) and M(ansible.builtin.hostname) resolves the host's FQDN twice, even when
-    nothing is to be done.
+    about 140 ms), and M(ansible.builtin.hostname) (its V(debian) strategy is
+    C(hostnamectl), systemd-hostnamed over D-Bus) resolves the host's FQDN twice, even
+    when nothing is to be done.
   - The work is done by the action plugin of the same name; this module is the query it
     runs on the host.
 options:
@@ -99,10 +101,12 @@ def read_link(path: str = "/etc/localtime") -> str | None:
         return None
 
 
-def zone_settled(link: str | None, zone: str) -> bool:
-    """Whether the link names the zone the way timedatectl reads it (a relative zone
-    only; anything else is the stock module's to judge)."""
+def zone_settled(link: str | None, zone: str, zoneinfo: str = ZONEINFO[0]) -> bool:
+    """Whether the link names the zone the way timedatectl reads it, and the zone's file
+    is there (a relative zone only; anything else is the stock module's to judge)."""
     if link is None or not zone or zone.startswith("/") or ".." in zone.split("/"):
+        return False
+    if not os.path.isfile(os.path.join(zoneinfo, zone)):
         return False
     return any(link == prefix + zone for prefix in ZONEINFO)
 
@@ -126,7 +130,13 @@ def main() -> None:
     zone = module.params["timezone"]
     if zone is not None:
         link = read_link()
-        result["timezone"] = {"link": link, "settled": zone_settled(link, zone), "changed": False}
+        # without timedatectl the stock module keeps /etc/timezone too: its to judge
+        systemd = module.get_bin_path("timedatectl") is not None
+        result["timezone"] = {
+            "link": link,
+            "settled": systemd and zone_settled(link, zone),
+            "changed": False,
+        }
     module.exit_json(**result)
 
 

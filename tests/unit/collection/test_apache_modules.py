@@ -93,3 +93,17 @@ def test_a_conf_link_left_without_its_available_conf_is_not_settled(
     assert settled("rewrite", "present", str(apache))
     (apache / "mods-enabled" / "rewrite.conf").symlink_to("../mods-available/rewrite.conf")
     assert not settled("rewrite", "present", str(apache))
+
+
+def test_the_mpms_are_acted_on_first_the_disabled_before_the_enabled(
+    plugin_module: Loader,
+) -> None:
+    order = plugin_module("apache_modules").in_order(
+        ["mpm_event", "proxy", "rewrite"], ["mpm_prefork", "status", "mpm_worker"]
+    )
+    assert order == [
+        ("absent", ["mpm_prefork", "mpm_worker"]),
+        ("present", ["mpm_event"]),
+        ("absent", ["status"]),
+        ("present", ["proxy", "rewrite"]),
+    ]

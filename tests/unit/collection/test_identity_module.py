@@ -32,9 +32,22 @@ Loader = Callable[[str], ModuleType]
     ],
 )
 def test_a_zone_is_settled_only_when_the_link_names_it(
-    plugin_module: Loader, link: str | None, zone: str, expected: bool
+    plugin_module: Loader, tmp_path: Path, link: str | None, zone: str, expected: bool
 ) -> None:
-    assert plugin_module("identity").zone_settled(link, zone) is expected
+    for name in ("Europe/Paris", "Etc/UTC"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"TZif2")
+    assert plugin_module("identity").zone_settled(link, zone, str(tmp_path)) is expected
+
+
+def test_a_zone_without_its_file_is_the_stock_modules(
+    plugin_module: Loader, tmp_path: Path
+) -> None:
+    module = plugin_module("identity")
+    (tmp_path / "Etc").mkdir()
+    (tmp_path / "Etc" / "UTC").write_bytes(b"TZif2")
+    assert module.zone_settled("/usr/share/zoneinfo/Etc/UTC", "Etc/UTC", str(tmp_path))
+    assert not module.zone_settled("/usr/share/zoneinfo/Etc/Nowhere", "Etc/Nowhere", str(tmp_path))
 
 
 def test_the_files_are_read_as_written(plugin_module: Loader, tmp_path: Path) -> None:
