@@ -94,7 +94,6 @@ author:
 """
 
 import atexit
-import contextlib
 import copy
 import importlib
 import os
@@ -185,8 +184,9 @@ def _exit_without_teardown() -> None:
     and waited for, Ansible's temporary directory removed, the logs closed), Python frees
     every object of the run one by one (a custom order's re-apply: about 0.3 s of nothing
     but freeing, in every run). The status ansible-playbook gives sys.exit (an integer) is
-    recorded; the last exit handler, this one, runs the others first, as Python would,
-    flushes the output and ends the process with that status. A status that is not an
+    recorded; an exit handler registered then (the last, so the first to run) runs the
+    others, once each, as Python would, flushes the output and ends the process with that
+    status (120 when the output cannot be written, as Python's). A status that is not an
     integer (a message), another process (a forked worker), an uncaught exception (Python
     prints it and sets sys.last_value) or an exit handler that was never reached leave
     the exit to Python.
@@ -197,6 +197,9 @@ def _exit_without_teardown() -> None:
     def record(status: Any = None) -> Any:
         if os.getpid() == pid and (status is None or isinstance(status, int)):
             _exit_status.append(int(status or 0))  # Ansible's ExitCode is an IntEnum
+            # registered last, run first: the others are then run once, by it
+            atexit.unregister(exit_now)
+            atexit.register(exit_now)
         return python_exit(status)
 
     def exit_now() -> None:
@@ -205,15 +208,18 @@ def _exit_without_teardown() -> None:
         if os.getpid() != pid or not _exit_status or hasattr(sys, "last_value"):
             return
         atexit.unregister(exit_now)
-        atexit._run_exitfuncs()  # the handlers Python would run after this one
+        atexit._run_exitfuncs()  # every other handler, once, as Python would run them
+        status = _exit_status[-1]
         for stream in (sys.stdout, sys.stderr):
-            # closed, or a broken pipe: nothing left to keep
-            with contextlib.suppress(OSError, ValueError):
+            if stream is None or stream.closed:
+                continue
+            try:
                 stream.flush()
-        os._exit(_exit_status[-1])
+            except OSError:  # Python's own exit status when its output cannot be written
+                status = 120
+        os._exit(status)
 
     sys.exit = record
-    atexit.register(exit_now)
 
 
 def _no_cpu_pinning_on_a_small_machine() -> None:

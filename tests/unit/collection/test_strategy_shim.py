@@ -1210,12 +1210,14 @@ def test_ansible_playbook_ends_with_its_status_without_freeing_the_runs_objects(
 # The strategy's exit set up in a process that then records a status, catches its
 # SystemExit, and ends with an exception or an exit status of its own.
 EXIT_CASES = """
-import sys
+import atexit, sys
 from ansible import constants as C
 from ansible.plugins.loader import init_plugin_loader, strategy_loader
+atexit.register(lambda: sys.stderr.write("handler before\\n"))
 init_plugin_loader(C.COLLECTIONS_PATHS)
 shim = sys.modules[strategy_loader.get("alteo.hostops.mitogen_linear", class_only=True).__module__]
 shim._exit_without_teardown()
+atexit.register(lambda: sys.stderr.write("handler after\\n"))
 try:
     sys.exit(0)  # recorded, then caught and forgotten
 except SystemExit:
@@ -1238,6 +1240,10 @@ def test_an_exception_after_a_recorded_status_is_pythons_to_report() -> None:
             [sys.executable, "-c", EXIT_CASES, how],
             env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
-        ends[how] = (done.returncode, "RuntimeError: ended by an exception" in done.stderr)
-    # the last status given wins (the controls), an uncaught exception exits 1 as Python's
-    assert ends == {"raise": (1, True), "3": (3, False), "0": (0, False)}, ends
+        handlers = [line for line in done.stderr.splitlines() if line.startswith("handler")]
+        raised = "RuntimeError: ended by an exception" in done.stderr
+        ends[how] = (done.returncode, raised, sorted(handlers))
+    # the last status given wins (the controls), an uncaught exception exits 1 as Python's;
+    # every other exit handler runs once, whichever ends the process
+    once = ["handler after", "handler before"]
+    assert ends == {"raise": (1, True, once), "3": (3, False, once), "0": (0, False, once)}, ends
