@@ -17,7 +17,7 @@ description:
   - A module of O(present) whose C(.load) link is there (and its C(.conf) link, when
     C(mods-available) has a C(.conf)), both pointing at C(mods-available), is left alone
     and reported unchanged; so is a module of O(absent) with neither link. Every other goes
-    to M(community.general.apache2_module) with the state asked, in this order: the MPMs
+    to M(community.general.apache2_module) with the state asked, in this order, the MPMs
     (C(mpm_*)) of O(absent), those of O(present) (Apache's configuration loads without an
     MPM only until the new one is enabled), then the other modules of O(absent), then
     those of O(present), each list in the order given; it then decides, as a task of its
@@ -76,7 +76,7 @@ EXAMPLES = r"""
 RETURN = r"""
 modules:
   description:
-    - Each module asked, in the order it is acted on (see above): its
+    - Each module asked, in the order it is acted on (see above), with its
       C(name), the C(state) asked, whether it was left alone (C(settled)) and whether
       M(community.general.apache2_module) changed it (C(changed)).
   returned: always

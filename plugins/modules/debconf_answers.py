@@ -78,8 +78,8 @@ EXAMPLES = r"""
 RETURN = r"""
 answers:
   description:
-    - Each answer's C(question) and C(vtype), in order (not its value: a password's is a
-      secret), with whether it was left alone (C(settled)) and whether
+    - Each answer's C(question) and C(vtype), in order (not its value, as a password's is
+      a secret), with whether it was left alone (C(settled)) and whether
       M(ansible.builtin.debconf) changed it (C(changed)).
   returned: always
   type: list

@@ -13,8 +13,8 @@ version_added: 0.1.0
 description:
   - The host's name O(hostname) and time zone O(timezone), as M(ansible.builtin.hostname)
     (its V(debian) strategy) and M(community.general.timezone) set them, but reading first
-    what they would ask: C(/etc/hostname) and the kernel's host name, and the link
-    C(/etc/localtime) that C(timedatectl) reads its zone from.
+    what they would ask (C(/etc/hostname) and the kernel's host name, and the link
+    C(/etc/localtime) that C(timedatectl) reads its zone from).
   - A name found in both places, or a zone the link already names (C(/usr/share/zoneinfo/)
     followed by the zone, absolute or relative as C(timedatectl) writes it; the zone's
     file there; C(timedatectl) installed), is left alone and reported unchanged. Anything
