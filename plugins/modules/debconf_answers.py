@@ -100,14 +100,11 @@ VTYPES = ["boolean", "error", "multiselect", "note", "password", "seen", "select
           "text", "title"]  # fmt: skip
 
 
-Question = tuple[str | None, frozenset[str]]
-
-
-def parse_config(text: str) -> dict[str, Question]:
+def parse_config(text: str) -> dict[str, tuple[str | None, frozenset[str]]]:
     """debconf's config.dat: stanzas of 'Field: value' lines, blank-line separated; each
     question's Value (None when the stanza has none) and Owners (the packages whose
     questions debconf-show lists it with)."""
-    questions: dict[str, Question] = {}
+    questions: dict[str, tuple[str | None, frozenset[str]]] = {}
     for stanza in text.split("\n\n"):
         fields: dict[str, str] = {}
         for line in stanza.splitlines():
@@ -120,7 +117,9 @@ def parse_config(text: str) -> dict[str, Question]:
     return questions
 
 
-def settled(questions: dict[str, Question], package: str, answer: dict[str, str]) -> bool:
+def settled(
+    questions: dict[str, tuple[str | None, frozenset[str]]], package: str, answer: dict[str, str]
+) -> bool:
     """Whether debconf-show of the package would show exactly that answer, as
     ansible.builtin.debconf compares it (a boolean in lower case); a password never (it is
     not in that database)."""

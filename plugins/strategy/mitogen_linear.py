@@ -183,7 +183,7 @@ def _exit_without_teardown() -> None:
     Once its work is done and its exit handlers have run (Mitogen's multiplexers stopped
     and waited for, Ansible's temporary directory removed, the logs closed), Python frees
     every object of the run one by one (a custom order's re-apply: about 0.3 s of nothing
-    but freeing, in every run). The status ansible-playbook gives sys.exit (an integer) is
+    but freeing, in every run). The status ansible-playbook gives sys.exit, an integer, is
     recorded; an exit handler registered then (the last, so the first to run) runs the
     others, once each, as Python would, flushes the output and ends the process with that
     status (120 when the output cannot be written, as Python's). A status that is not an
