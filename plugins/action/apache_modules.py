@@ -19,7 +19,7 @@ from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import pass_on
+from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import StockRuns
 
 OPTIONS = frozenset({"present", "absent", "ignore_configcheck"})
 MODULE = "alteo.hostops.apache_modules"
@@ -31,35 +31,23 @@ class ActionModule(ActionBase):  # type: ignore[misc]
     _VALID_ARGS = OPTIONS
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
+        runs = StockRuns(self, task_vars, super().run(tmp, task_vars))
         args = dict(self._task.args)
-        query = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-        if query.get("failed"):
-            result.update(query)
-            return result
+        query = runs.read(MODULE, args)
+        if query is None:
+            return runs.result
         modules: list[dict[str, Any]] = list(query.get("modules") or [])
         # the module has checked the option; a string such as "no" is read as it reads it
         ignore = boolean(args.get("ignore_configcheck") or False, strict=False)
-        failures: list[str] = []
         for entry in modules:
             if entry["settled"]:
                 continue
-            answer = self._execute_module(
-                module_name=STOCK,
-                module_args={
-                    "name": entry["name"],
-                    "state": entry["state"],
-                    "ignore_configcheck": ignore and entry["name"].startswith("mpm_"),
-                },
-                task_vars=task_vars,
-            )
-            pass_on(result, answer)
-            entry["changed"] = bool(answer.get("changed"))
-            if answer.get("failed"):
-                entry["failed"] = True
-                failures.append(f"{entry['name']}: {answer.get('msg', 'failed')}")
+            stock_args = {
+                "name": entry["name"],
+                "state": entry["state"],
+                "ignore_configcheck": ignore and entry["name"].startswith("mpm_"),
+            }
+            runs.run(entry, entry["name"], STOCK, stock_args)
+            if entry.get("failed"):
                 break  # a later module may depend on this one (an MPM, proxy)
-        result.update(changed=any(entry["changed"] for entry in modules), modules=modules)
-        if failures:
-            result.update(failed=True, msg="; ".join(failures))
-        return result
+        return runs.finish(any(entry["changed"] for entry in modules), modules=modules)

@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import pass_on
+from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import StockRuns
 
 MODULE = "alteo.hostops.debconf_answers"
 STOCK = "ansible.builtin.debconf"
+VALUE = ("question", "vtype", "value")  # an answer as ansible.builtin.debconf takes it
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]
@@ -26,34 +27,16 @@ class ActionModule(ActionBase):  # type: ignore[misc]
     _VALID_ARGS = frozenset({"name", "answers"})
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
+        runs = StockRuns(self, task_vars, super().run(tmp, task_vars))
         args = dict(self._task.args)
-        query = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-        if query.get("failed"):
-            result.update(query)
-            return result
+        query = runs.read(MODULE, args)
+        if query is None:
+            return runs.result
         answers: list[dict[str, Any]] = list(query.get("answers") or [])
-        failures: list[str] = []
         # the answers as given (the module returns no values: a password's is a secret)
         for answer, given in zip(answers, args["answers"], strict=True):
             if answer["settled"]:
                 continue
-            reply = self._execute_module(
-                module_name=STOCK,
-                module_args={
-                    "name": args["name"],
-                    "question": given["question"],
-                    "vtype": given["vtype"],
-                    "value": given["value"],
-                },
-                task_vars=task_vars,
-            )
-            pass_on(result, reply)
-            answer["changed"] = bool(reply.get("changed"))
-            if reply.get("failed"):
-                answer["failed"] = True
-                failures.append(f"{answer['question']}: {reply.get('msg', 'failed')}")
-        result.update(changed=any(answer["changed"] for answer in answers), answers=answers)
-        if failures:
-            result.update(failed=True, msg="; ".join(failures))
-        return result
+            stock_args = {"name": args["name"], **{key: given[key] for key in VALUE}}
+            runs.run(answer, answer["question"], STOCK, stock_args)
+        return runs.finish(any(answer["changed"] for answer in answers), answers=answers)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import pass_on
+from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import StockRuns
 
 MODULE = "alteo.hostops.identity"
 # each option's stock module and the options it is given besides the value as name
@@ -31,31 +31,17 @@ class ActionModule(ActionBase):  # type: ignore[misc]
     _VALID_ARGS = frozenset(STOCK)
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
+        runs = StockRuns(self, task_vars, super().run(tmp, task_vars))
         args = dict(self._task.args)
-        query = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-        if query.get("failed"):
-            result.update(query)
-            return result
-        failures: list[str] = []
-        for key, (stock, options) in STOCK.items():
-            found: dict[str, Any] | None = query.get(key)
-            if found is None:
+        query = runs.read(MODULE, args)
+        if query is None:
+            return runs.result
+        found = {key: query[key] for key in STOCK if query.get(key) is not None}
+        for key, entry in found.items():
+            if entry["settled"]:
                 continue
-            result[key] = found
-            if found["settled"]:
-                continue
-            answer = self._execute_module(
-                module_name=stock, module_args={"name": args[key], **options}, task_vars=task_vars
-            )
-            pass_on(result, answer)
-            found["changed"] = bool(answer.get("changed"))
+            stock, options = STOCK[key]
+            answer = runs.run(entry, key, stock, {"name": args[key], **options})
             if answer.get("ansible_facts"):
-                result.setdefault("ansible_facts", {}).update(answer["ansible_facts"])
-            if answer.get("failed"):
-                found["failed"] = True
-                failures.append(f"{key}: {answer.get('msg', 'failed')}")
-        result["changed"] = any(result.get(key, {}).get("changed") for key in STOCK)
-        if failures:
-            result.update(failed=True, msg="; ".join(failures))
-        return result
+                runs.result.setdefault("ansible_facts", {}).update(answer["ansible_facts"])
+        return runs.finish(any(entry["changed"] for entry in found.values()), **found)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import pass_on
+from ansible_collections.alteo.hostops.plugins.plugin_utils.stock_results import StockRuns
 
 OPTIONS = frozenset({"name", "enabled", "state", "daemon_reload"})
 MODULE = "alteo.hostops.services"
@@ -28,32 +28,19 @@ class ActionModule(ActionBase):  # type: ignore[misc]
     _VALID_ARGS = OPTIONS
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
+        runs = StockRuns(self, task_vars, super().run(tmp, task_vars))
         args = dict(self._task.args)
-        query = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-        if query.get("failed"):
-            result.update(query)
-            return result
+        query = runs.read(MODULE, args)
+        if query is None:
+            return runs.result
         units: list[dict[str, Any]] = list(query.get("units") or [])
         # the module has checked the options; a string such as "no" is read as it reads it
         reload = boolean(args.get("daemon_reload") or False, strict=False)
         options = {key: args[key] for key in ("enabled", "state") if args.get(key) is not None}
-        failures: list[str] = []
         for unit in units:
             if unit["settled"]:
                 continue
-            answer = self._execute_module(
-                module_name=STOCK,
-                module_args={"name": unit["name"], **options, "daemon_reload": reload},
-                task_vars=task_vars,
-            )
+            args = {"name": unit["name"], **options, "daemon_reload": reload}
+            runs.run(unit, unit["name"], STOCK, args)
             reload = False  # once, before the first unit
-            pass_on(result, answer)
-            unit["changed"] = bool(answer.get("changed"))
-            if answer.get("failed"):
-                unit["failed"] = True
-                failures.append(f"{unit['name']}: {answer.get('msg', 'failed')}")
-        result.update(changed=any(unit["changed"] for unit in units), units=units)
-        if failures:
-            result.update(failed=True, msg="; ".join(failures))
-        return result
+        return runs.finish(any(unit["changed"] for unit in units), units=units)

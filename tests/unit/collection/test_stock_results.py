@@ -33,3 +33,54 @@ def test_warnings_deprecations_and_diffs_are_kept_in_order() -> None:
         "deprecations": [{"msg": "old"}],
         "diff": [{"before": "a", "after": "b"}, {"before": "c", "after": "d"}],
     }
+
+
+class Answers:
+    """The action's module runs, answered in order (what _execute_module returns)."""
+
+    def __init__(self, *answers: dict[str, Any]) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[str, dict[str, Any]]] = []
+
+    def _execute_module(self, module_name: str, module_args: dict[str, Any], task_vars: Any) -> Any:
+        self.asked.append((module_name, module_args))
+        return self.answers.pop(0)
+
+
+def test_a_failed_read_is_the_tasks_failure() -> None:
+    runs = load().StockRuns(Answers({"failed": True, "msg": "cannot read"}), {}, {})
+    assert runs.read("alteo.hostops.x", {"a": 1}) is None
+    assert runs.result == {"failed": True, "msg": "cannot read"}
+
+
+def test_the_stock_runs_changes_and_failures_are_the_tasks() -> None:
+    action = Answers(
+        {"entries": []},
+        {"changed": True, "warnings": ["w"]},
+        {"failed": True, "msg": "no such unit"},
+    )
+    runs = load().StockRuns(action, {}, {})
+    assert runs.read("alteo.hostops.x", {}) == {"entries": []}
+    first: dict[str, Any] = {"name": "a"}
+    second: dict[str, Any] = {"name": "b"}
+    runs.run(first, "a", "stock", {"name": "a"})
+    runs.run(second, "b", "stock", {"name": "b"})
+    assert first == {"name": "a", "changed": True}
+    assert second == {"name": "b", "changed": False, "failed": True}
+    assert action.asked == [
+        ("alteo.hostops.x", {}),
+        ("stock", {"name": "a"}),
+        ("stock", {"name": "b"}),
+    ]
+    result = runs.finish(True, entries=[first, second])
+    assert result == {
+        "warnings": ["w"],
+        "changed": True,
+        "entries": [first, second],
+        "failed": True,
+        "msg": "b: no such unit",
+    }
+    # without a failure the result is not failed (the control)
+    calm = load().StockRuns(Answers({"changed": False}), {}, {})
+    calm.run({}, "c", "stock", {})
+    assert calm.finish(False) == {"changed": False}
