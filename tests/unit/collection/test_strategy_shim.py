@@ -1247,3 +1247,43 @@ def test_an_exception_after_a_recorded_status_is_pythons_to_report() -> None:
     # every other exit handler runs once, whichever ends the process
     once = ["handler after", "handler before"]
     assert ends == {"raise": (1, True, once), "3": (3, False, once), "0": (0, False, once)}, ends
+
+
+LOADER_PROBE = """
+import json, sys
+from ansible import constants as C
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader, strategy_loader
+init_plugin_loader(C.COLLECTIONS_PATHS)
+shim = sys.modules[strategy_loader.get("alteo.hostops.mitogen_linear", class_only=True).__module__]
+stock = DataLoader.load_from_file
+shim._copy_loaded_files_faster()
+wrapped = DataLoader.load_from_file
+shim._copy_loaded_files_faster()  # once: the second call wraps nothing again
+loader = DataLoader()
+first = loader.load_from_file(sys.argv[1], trusted_as_template=True)
+first["defaults"]["list"].append("changed")
+second = loader.load_from_file(sys.argv[1], trusted_as_template=True)
+kept = loader.load_from_file(sys.argv[1], unsafe=True)
+print(json.dumps({
+    "replaced": DataLoader.load_from_file is not stock,
+    "wrapped_once": DataLoader.load_from_file is wrapped,
+    "first": first["defaults"]["list"][-1], "second": second["defaults"]["list"][-1],
+    "unsafe_is_kept": kept is loader._FILE_CACHE[loader.path_dwim(sys.argv[1])],
+    "second_is_not_kept": second is not kept and second["defaults"] is not kept["defaults"],
+}))
+"""
+
+
+def test_the_strategy_gives_the_loader_a_copy_that_shares_nothing_mutable(tmp_path: Path) -> None:
+    """plugin_utils/parsed_copy.py (tests/unit/collection/test_parsed_copy.py): a caller's
+    change stays in its copy, neither in the loader's kept data nor in the next copy."""
+    path = tmp_path / "tasks.yml"
+    path.write_text("defaults:\n  list: [a, b]\n")
+    result = run_script(LOADER_PROBE, str(path))
+    assert result["replaced"] is True
+    assert result["wrapped_once"] is True
+    assert result["first"] == "changed"  # the caller's change is in its copy
+    assert result["second"] != "changed"  # not in the loader's kept data nor the next copy
+    assert result["unsafe_is_kept"] is True  # unsafe=True: the kept data, as Ansible's
+    assert result["second_is_not_kept"] is True
