@@ -306,3 +306,72 @@ def test_a_link_in_a_files_place_is_replaced_by_the_file(tmp_path: Path) -> None
         assert rc == 0 and results["Locale"]["changed"] is expected, results
         assert not dangling.is_symlink() and dangling.read_text() == "LANG=C.UTF-8\n"
         assert mode(dangling) == 0o644
+
+
+SETTLED = """\
+- name: Settled
+  alteo.hostops.files:
+    files:
+      - dest: "{{ base }}/keys"
+        state: directory
+        mode: "0700"
+        owner: "{{ me }}"
+      - dest: "{{ base }}/keys/secret"
+        content: "s3cret\\n"
+        mode: "0600"
+        group: "{{ my_group }}"
+      - dest: "{{ base }}/keys/app.conf"
+        template: app.conf.j2
+        mode: "0640"
+      - dest: "{{ base }}/keys/script.sh"
+        copy: script.sh
+"""
+
+
+@pytest.mark.parametrize("strategy", [None, "ansible.builtin.linear"])
+def test_on_the_controller_what_is_settled_needs_no_module_run(
+    tmp_path: Path, strategy: str | None
+) -> None:
+    """A local connection (delegate_to: localhost): the action reads the files itself and
+    starts no interpreter when every entry is as asked. Shown with an interpreter that does
+    not exist: the task still succeeds when nothing differs, and fails (the module could not
+    start) as soon as one thing differs, each in turn."""
+    base = setup(tmp_path)
+    import grp  # noqa: PLC0415
+    import pwd  # noqa: PLC0415
+
+    names = [
+        "-e", f"me={pwd.getpwuid(os.getuid()).pw_name}",
+        "-e", f"my_group={grp.getgrgid(os.getgid()).gr_name}",
+    ]  # fmt: skip
+    no_python = ["-e", "ansible_python_interpreter=/nonexistent/python3"]
+    rc, results = run(tmp_path, base, *names, tasks=SETTLED, strategy=strategy)
+    assert rc == 0 and results["Settled"]["changed"] is True
+    rc, by_module = run(tmp_path, base, *names, tasks=SETTLED, strategy=strategy)
+    assert rc == 0 and by_module["Settled"]["changed"] is False  # the module's answer
+    rc, settled = run(tmp_path, base, *names, *no_python, tasks=SETTLED, strategy=strategy)
+    assert rc == 0, settled
+    for key in ("changed", "results", "diff"):
+        assert settled["Settled"][key] == by_module["Settled"][key], key
+    assert "s3cret" not in json.dumps(settled)
+
+    keys = base / "keys"
+    secret = keys / "secret"
+    for index in range(5):
+        if index == 0:
+            secret.write_text("other\n")
+        elif index == 1:
+            secret.chmod(0o640)
+        elif index == 2:
+            keys.chmod(0o750)
+        elif index == 3:  # a link in the file's place
+            secret.unlink()
+            secret.symlink_to(keys / "script.sh")
+        else:
+            (keys / "app.conf").unlink()
+        rc, results = run(tmp_path, base, *names, *no_python, tasks=SETTLED, strategy=strategy)
+        assert rc != 0, (index, results)  # the module was needed, and could not start
+        rc, results = run(tmp_path, base, *names, tasks=SETTLED, strategy=strategy)
+        assert rc == 0 and results["Settled"]["changed"] is True, (index, results)
+    assert secret.read_text() == "s3cret\n" and not secret.is_symlink()
+    assert mode(secret) == 0o600 and mode(keys) == 0o700
