@@ -94,6 +94,8 @@ def test_inventory_of_selected_hosts(tmp_path: Path) -> None:
     }
     assert data["lab"]["vars"]["ansible_ssh_private_key_file"] == "/k/id"
     assert data["lab"]["vars"]["hostops_apt_proxy"] == "http://172.29.77.1:3149"
+    # a bridge of this machine: Mitogen's SSH stream uncompressed (its default is "yes")
+    assert data["lab"]["vars"]["mitogen_ssh_compression"] is False
     assert set(data["bookworm"]["hosts"]) == {"b1"}
     assert set(data["trixie"]["hosts"]) == {"t1"}
     assert set(data["lab_scenario"]["hosts"]) == {"b1", "t1"}
