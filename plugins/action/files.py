@@ -11,12 +11,12 @@ A handler named by an entry's ``notify`` is notified when that entry changed, th
 result's notification list, the way Ansible carries a task's own ``notify``.
 
 When the task's host is the controller itself (a local connection, as ``delegate_to:
-localhost`` gives, without become), the action first reads the files itself, as the module
-would read them: when every entry is a directory or a file already as asked (its content,
-and its owner, group and octal mode where given), the task's result is the module's
-unchanged result, without starting a Python interpreter for the module (under Mitogen, a
-local interpreter made for that task: about 0.3 s). Anything else, or anything that differs,
-goes to the module as before, which writes and reports it.
+localhost`` gives, without become or with become to root by root), the action first reads
+the files itself, as the module would read them: when every entry is a directory or a file
+already as asked (its content, and its owner, group and octal mode where given), the
+task's result is the module's unchanged result, without starting a Python interpreter for
+the module (under Mitogen, a local interpreter made for that task: about 0.3 s). Anything
+else, or anything that differs, goes to the module as before, which writes and reports it.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def settled_here(entry: dict[str, Any]) -> bool:
     differs and for what only the module decides (links, absent, a symbolic mode, force
     false, an unknown name)."""
     path = str(entry["dest"])
+    if "$" in path:  # the module's dest is a path: Ansible expands its variables there
+        return False
     state = entry.get("state")
     try:
         if state == "directory":
@@ -166,10 +168,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]
 
     def _on_this_machine(self) -> bool:
         """Whether the module would run here, as this process's user: a local connection
-        (Ansible's or Mitogen's) without become."""
-        return (
-            getattr(self._connection, "transport", None) == "local"
-            and not self._play_context.become
+        (Ansible's or Mitogen's) without become, or with become to root by root (an
+        inventory's ansible_become reaches the implicit localhost too)."""
+        if getattr(self._connection, "transport", None) != "local":
+            return False
+        context = self._play_context
+        return not context.become or (
+            os.geteuid() == 0 and (context.become_user or "root") == "root"
         )
 
     def _entry(

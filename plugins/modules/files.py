@@ -30,11 +30,12 @@ description:
   - The work is done by the action plugin of the same name (rendering, notifications)
     and by this module on the host (comparing and writing).
   - When the host is the controller itself (a local connection, as C(delegate_to)
-    C(localhost) gives, without become), the action plugin first reads the entries
-    itself. When each one is a directory or a file exactly as asked (content, and the
-    owner, group and octal mode the entry gives), the result is this module's unchanged
-    result and no Python interpreter is started for it. Anything that differs, a link, an
-    absent entry, a symbolic mode or O(files[].force=false) goes to this module.
+    C(localhost) gives, without become or with become to root by root), the action
+    plugin first reads the entries itself. When each one is a directory or a file
+    exactly as asked (content, and the owner, group and octal mode the entry gives), the
+    result is this module's unchanged result and no Python interpreter is started for
+    it. Anything that differs, a link, an absent entry, a symbolic mode, a path with a
+    variable to expand or O(files[].force=false) goes to this module.
 options:
   files:
     description: The entries, applied in order.

@@ -375,3 +375,16 @@ def test_on_the_controller_what_is_settled_needs_no_module_run(
         assert rc == 0 and results["Settled"]["changed"] is True, (index, results)
     assert secret.read_text() == "s3cret\n" and not secret.is_symlink()
     assert mode(secret) == 0o600 and mode(keys) == 0o700
+
+    # become (the production inventory's ansible_become reaches the implicit localhost):
+    # to root by root it is this process's user again, settled here; else the module's
+    become = ["-e", "ansible_become=true", "-e", "ansible_become_user=root"]
+    rc, results = run(tmp_path, base, *names, *no_python, *become, tasks=SETTLED, strategy=strategy)
+    assert (rc == 0) is (os.geteuid() == 0), results
+    # a path with a variable: the module expands it (its dest is a path), never settled here
+    variable = SETTLED + '      - dest: "{{ base }}/keys/$HOSTOPS_NO_SUCH_VARIABLE"\n'
+    variable += '        content: "x\\n"\n'
+    rc, results = run(tmp_path, base, *names, tasks=variable, strategy=strategy)
+    assert rc == 0 and (keys / "$HOSTOPS_NO_SUCH_VARIABLE").read_text() == "x\n", results
+    rc, results = run(tmp_path, base, *names, *no_python, tasks=variable, strategy=strategy)
+    assert rc != 0, results  # the same file, as asked: still the module's to say
