@@ -8,8 +8,10 @@ are named."""
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import stat
 import subprocess
 import sys
@@ -337,9 +339,6 @@ def test_on_the_controller_what_is_settled_needs_no_module_run(
     not exist: the task still succeeds when nothing differs, and fails (the module could not
     start) as soon as one thing differs, each in turn."""
     base = setup(tmp_path)
-    import grp  # noqa: PLC0415
-    import pwd  # noqa: PLC0415
-
     names = [
         "-e", f"me={pwd.getpwuid(os.getuid()).pw_name}",
         "-e", f"my_group={grp.getgrgid(os.getgid()).gr_name}",
