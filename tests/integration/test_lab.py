@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,39 @@ def lab_leftovers() -> list[str]:
     return found
 
 
+def ansible_ping(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ansible"), "-i", str(INVENTORY), "all", "-m", "ansible.builtin.ping"],
+        capture_output=True, text=True, cwd=ROOT, check=False, timeout=120,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def live_masters(directory: Path) -> dict[str, str]:
+    """The SSH masters answering on the sockets of DIRECTORY: socket name -> ssh -O check's
+    answer (which names the master's PID)."""
+    found = {}
+    for socket in sorted(directory.glob("*")) if directory.is_dir() else []:
+        check = subprocess.run(
+            ["ssh", "-O", "check", "-o", f"ControlPath={socket}", "lab-host"],
+            capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+        if check.returncode == 0:
+            found[socket.name] = check.stderr.strip()
+    return found
+
+
+def wait_for_masters(directory: Path, count: int, timeout: float = 30.0) -> bool:
+    """Whether the masters left answering come down to COUNT within TIMEOUT seconds (a
+    master ends when its host's SSH server closes the connection)."""
+    deadline = time.monotonic() + timeout
+    while len(live_masters(directory)) != count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
 def test_refuses_when_not_root(cli: Any) -> None:
     """Run as an unprivileged user: a clear refusal, not a traceback."""
     proc = subprocess.run(
@@ -80,7 +114,7 @@ def test_refuses_when_not_root(cli: Any) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_up_ping_down_leaves_nothing(cli: Any, root_user: None) -> None:
+def test_up_ping_down_leaves_nothing(cli: Any, root_user: None, tmp_path: Path) -> None:
     cli("lab", "down", check=True)
     assert lab_leftovers() == []
 
@@ -102,16 +136,26 @@ def test_up_ping_down_leaves_nothing(cli: Any, root_user: None) -> None:
     cli("lab", "up", "--hosts", "2", check=True)
     assert cli("lab", "status", check=True).stdout == status_before
 
-    ping = subprocess.run(
-        [str(BIN / "ansible"), "-i", str(INVENTORY), "all", "-m", "ansible.builtin.ping"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=120,
-    )
+    # Under the repository's strategy (Mitogen), SSH gets the ControlPath the stock ssh
+    # connection would give it: each host's first connection stays as a master, the next
+    # run opens its session on it (the same master process)
+    masters = tmp_path / "cp"
+    ping = ansible_ping({"ANSIBLE_SSH_CONTROL_PATH_DIR": str(masters)})
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert ping.stdout.count("pong") == 2
+    first = live_masters(masters)
+    assert len(first) == 2, first
+    ping = ansible_ping({"ANSIBLE_SSH_CONTROL_PATH_DIR": str(masters)})
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert live_masters(masters) == first
+    # without ControlPersist in SSH's options, no master (and no directory made)
+    bare = ansible_ping(
+        {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "none"),
+         "ANSIBLE_SSH_ARGS": "-o ServerAliveInterval=15"}
+    )  # fmt: skip
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert bare.stdout.count("pong") == 2
+    assert not (tmp_path / "none").exists()
 
     # each host is a real systemd system with its own name and the release's apt sources
     who = cli(
@@ -136,6 +180,7 @@ def test_up_ping_down_leaves_nothing(cli: Any, root_user: None) -> None:
 
     # a host leaving does not cut the others off the apt cache (the bridge keeps its MAC)
     cli("lab", "down", "trixie1", check=True)
+    assert wait_for_masters(masters, 1), live_masters(masters)  # trixie1's left with it
     update = cli(
         "lab", "ssh", "trixie2", "--", f"{QUIET_APT}; apt-get update -o Acquire::Retries=0"
     )
@@ -145,6 +190,7 @@ def test_up_ping_down_leaves_nothing(cli: Any, root_user: None) -> None:
     assert "trixie2" in down.stdout
     assert lab_leftovers() == []
     assert not INVENTORY.exists()
+    assert wait_for_masters(masters, 0), live_masters(masters)
 
 
 def test_recovers_from_a_crashed_host(cli: Any, root_user: None) -> None:

@@ -1287,3 +1287,72 @@ def test_the_strategy_gives_the_loader_a_copy_that_shares_nothing_mutable(tmp_pa
     assert result["second"] != "changed"  # not in the loader's kept data nor the next copy
     assert result["unsafe_is_kept"] is True  # unsafe=True: the kept data, as Ansible's
     assert result["second_is_not_kept"] is True
+
+
+CONTROL_PATH_PROBE = """
+import json, os, pathlib, stat, sys
+from ansible import constants as C
+from ansible.plugins.loader import init_plugin_loader, strategy_loader
+init_plugin_loader(C.COLLECTIONS_PATHS)
+shim = sys.modules[strategy_loader.get("alteo.hostops.mitogen_linear", class_only=True).__module__]
+from ansible_mitogen import connection
+stock = dict(connection.CONNECTION_METHOD)
+shim._load_once()
+methods = connection.CONNECTION_METHOD
+first = methods["ssh"]
+shim._ssh_control_path()  # a second time: wrapped once
+base = pathlib.Path(sys.argv[1])
+persist = ["-o", "ControlMaster=auto", "-o", "ControlPersist=120s"]
+def path_of(args):
+    return args[len(persist) + 1] if len(args) > len(persist) else None
+def cp(args, directory, path=None, host="h", port=22, user="u"):
+    return shim.with_control_path(args, str(directory), path, host=host, port=port, user=user)
+deeper = base / "cp" / "deeper"
+added = cp(persist, deeper, host="192.0.2.7", port=None, user="root")
+again = cp(persist, deeper, host="192.0.2.7", port=None, user="root")
+other_user = cp(persist, deeper, host="192.0.2.7", port=None, user="ops")
+joined = cp(["-oControlPersist=60"], base / "joined", port=2222)
+named = cp(persist, base / "named", "%(directory)s/%%h-%%r")
+given = persist + ["-o", "ControlPath=/elsewhere/%C"]
+(base / "a-file").write_text("not a directory")
+print(json.dumps({
+    "replaced": methods["ssh"] is not stock["ssh"] and methods["smart"] is methods["ssh"],
+    "wrapped_once": methods["ssh"] is first and methods["smart"] is first,
+    "added": added[:len(persist)] == persist and added[len(persist)] == "-o",
+    "path": path_of(added), "again": path_of(again), "other_user": path_of(other_user),
+    "dir_mode": stat.S_IMODE(os.stat(base / "cp" / "deeper").st_mode),
+    "joined": joined, "named": named,
+    "given": cp(given, base / "given") == given,
+    "given_dir": (base / "given").exists(),
+    "no_persist": cp(["-o", "ServerAliveInterval=15"], base / "np"),
+    "no_persist_dir": (base / "np").exists(),
+    "not_a_dir": cp(persist, base / "a-file"),
+}))
+"""
+
+
+def test_mitogens_ssh_gets_the_control_path_the_stock_connection_would_add(
+    tmp_path: Path,
+) -> None:
+    """Under Mitogen, the SSH client gets a ControlPath where the stock ssh connection adds
+    one (ControlPersist given, no ControlPath), so that the next run reuses the master;
+    tests/integration/test_lab.py checks the masters on real hosts."""
+    result = run_script(CONTROL_PATH_PROBE, str(tmp_path))
+    assert result["replaced"] is True
+    assert result["wrapped_once"] is True
+    assert result["added"] is True
+    cpdir = tmp_path / "cp" / "deeper"
+    path = result["path"]
+    assert path.startswith(f'ControlPath="{cpdir}/') and path.endswith('"'), path
+    assert len(path) == len(f'ControlPath="{cpdir}/"') + 10  # the stock connection's hash
+    assert result["again"] == path  # the same host, port and user: the same master
+    assert result["other_user"] != path
+    assert result["dir_mode"] == 0o700
+    assert result["joined"][0] == "-oControlPersist=60" and len(result["joined"]) == 3
+    assert result["named"][-1] == f'ControlPath="{tmp_path}/named/%h-%r"'
+    # left as they are: a ControlPath given, no ControlPersist, a directory that is a file
+    assert result["given"] is True and result["given_dir"] is False
+    assert result["no_persist"] == ["-o", "ServerAliveInterval=15"]
+    assert result["no_persist_dir"] is False
+    assert "ControlPath" not in " ".join(result["not_a_dir"])
+    assert len(result["not_a_dir"]) == 4
