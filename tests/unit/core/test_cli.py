@@ -96,3 +96,65 @@ def test_verbose_is_counted_before_or_after_the_command() -> None:
     assert parser.parse_args(["-v", "order", "list"]).verbose == 1
     assert parser.parse_args(["order", "apply", "o.yml", "-vv"]).verbose == 2
     assert parser.parse_args(["order", "list"]).verbose == 0
+
+
+def test_the_command_table_names_the_module_of_every_command() -> None:
+    import argparse  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
+
+    from hostops.cli import COMMAND_MODULES, COMMANDS  # noqa: PLC0415
+
+    registered = {}
+    for name in COMMAND_MODULES:
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(name).register(subparsers)
+        registered.update(dict.fromkeys(subparsers.choices, name))
+    assert registered == COMMANDS
+
+
+IMPORTS_PROBE = """
+import json, sys
+from hostops import cli
+try:
+    status = cli.main(sys.argv[1:])
+except SystemExit as stop:
+    status = stop.code
+loaded = [name for name in cli.COMMAND_MODULES if name in sys.modules]
+print(json.dumps({"status": status, "loaded": loaded}))
+"""
+
+
+def imports_of(*argv: str) -> tuple[int, list[str], str]:
+    """A hostops command line run in a fresh interpreter: its exit status, the command
+    modules it imported, and its output."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTS_PROBE, *argv],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["status"], result["loaded"], done.stdout + done.stderr
+
+
+def test_a_command_imports_its_own_module_and_help_every_one() -> None:
+    from hostops.cli import COMMAND_MODULES, COMMANDS  # noqa: PLC0415
+
+    order = str(EXAMPLES / "none.yml")
+    status, loaded, output = imports_of("order", "validate", order)
+    assert status == 0 and "valid order BDC-2027-0101" in output
+    assert "hostops.orders.cli" in loaded
+    assert "hostops.sla.cli" not in loaded and "hostops.lab.cli" not in loaded, loaded
+    assert imports_of("-v", "order", "validate", order)[:2] == (0, loaded)
+    status, own, output = imports_of("sla", "--help")
+    assert status == 0 and "hostops sla" in output and "hostops.orders.cli" not in own
+    # every command's module (the controls): help before the command, no command, an
+    # unknown one; their messages list every command
+    for argv, expected in ((["--help"], 0), (["-h", "order"], 0), ([], 2), (["ordre"], 2)):
+        status, every, output = imports_of(*argv)
+        assert status == expected, (argv, output)
+        assert every == list(COMMAND_MODULES), argv
+        if argv:
+            assert all(command in output for command in COMMANDS), (argv, output)
