@@ -98,7 +98,9 @@ description:
     runs of either strategy (about 0.1 s a host a run). A hop after a C(mitogen_via) host
     is left as it is; a directory that cannot be made leaves SSH without a master. A host
     whose SSH server refuses a further session on the master (C(MaxSessions)) is reached
-    over a connection of its own, as SSH falls back to.
+    over a connection of its own, as SSH falls back to. A reset (C(reset_connection),
+    C(reboot), C(wait_for_connection)) also stops the master, as the stock connection's
+    reset does (C(ssh -O stop)): the next connection is a new one.
   - Under Mitogen, on a machine of 2 or 3 CPUs, it leaves the placement of Mitogen's
     processes to the system. Mitogen pins its multiplexer to the first CPU and
     C(ansible-playbook), its workers and the SSH clients to the others (on 2 CPUs, all of
@@ -172,6 +174,7 @@ def _load_once() -> None:
             _exit_without_teardown()
             _keep_contexts()
             _ssh_control_path()
+            _stop_masters_on_reset()
             _ask_the_multiplexer_once()
             _scan_module_utils_once()
         _list_collections_once()
@@ -261,8 +264,8 @@ def _ssh_control_path() -> None:
     C(control_path_dir): the first client becomes a master that outlives the run, and the
     next runs open a session on its connection. Mitogen passes the same options without a
     C(ControlPath), so SSH makes no master and every run connects and authenticates again
-    (about 0.1 s a host, 0.3 s for a custom order's three hosts). The path is the stock
-    connection's (its C(control_path) or its hash of host, port and user, in
+    (about 0.1 s a host; 0.25 s for a custom order's three hosts, a ping of each). The
+    path is the stock connection's (its C(control_path) or its hash of host, port and user, in
     C(control_path_dir), made 0700), so both strategies share a host's master. Only for the
     SSH client started on this machine: a hop after a C(mitogen_via) host is started there,
     where the directory is not.
@@ -295,13 +298,76 @@ def _ssh_control_path() -> None:
             methods[name] = connect_ssh
 
 
+def _stop_masters_on_reset() -> None:
+    """A reset under Mitogen (C(meta: reset_connection), C(reboot), C(wait_for_connection))
+    also tells the host's SSH master to stop taking sessions, as the stock connection's
+    reset does (C(ssh -O stop)): the next connection is a new one, which a check that the
+    host still lets Ansible in (a firewall's new rule set) must be, and a rebooted host
+    gets a master of its own. Mitogen's own reset only ends its interpreters."""
+    from ansible_mitogen import connection  # noqa: PLC0415 - Mitogen is there
+
+    cls = connection.Connection
+    if getattr(cls, "_alteo_hostops_stops_masters", False):
+        return
+    build_stack, reset = cls._build_stack, cls.reset
+
+    def recorded_build_stack(self: Any) -> Any:
+        built = build_stack(self)
+        self._alteo_hostops_stack = built[1]
+        return built
+
+    def reset_and_stop(self: Any) -> Any:
+        self._alteo_hostops_stack = None
+        try:
+            return reset(self)
+        finally:
+            stop_master(getattr(self, "_alteo_hostops_stack", None))
+
+    cls._build_stack = recorded_build_stack
+    cls.reset = cls._reset = reset_and_stop
+    cls._alteo_hostops_stops_masters = True
+
+
+def stop_master(stack: Any) -> bool:
+    """Ask the SSH master of the stack's first hop (the SSH client this machine starts) to
+    stop taking sessions, when its options name a ControlPath; whether it was asked and
+    said yes (no master, another first hop: no)."""
+    first = stack[0] if stack else None
+    if not isinstance(first, dict) or first.get("method") != "ssh":
+        return False
+    kwargs = first.get("kwargs") or {}
+    args = [str(arg) for arg in kwargs.get("ssh_args") or []]
+    if not any("controlpath" in arg.lower() for arg in args) or not kwargs.get("hostname"):
+        return False
+    command = [kwargs.get("ssh_path") or "ssh", *args, "-O", "stop"]
+    if kwargs.get("username"):
+        command += ["-l", str(kwargs["username"])]
+    if kwargs.get("port"):
+        command += ["-p", str(kwargs["port"])]
+    command.append(str(kwargs["hostname"]))
+    import subprocess  # noqa: PLC0415 - at a reset only
+
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=15, check=False)
+    except (OSError, subprocess.SubprocessError) as err:
+        display.vvv(f"alteo.hostops.mitogen_linear: no SSH master stopped: {err}")
+        return False
+    display.vvv(f"alteo.hostops.mitogen_linear: SSH master stop: {done.stderr.strip()}")
+    return done.returncode == 0
+
+
 def _ssh_option(spec: Any, name: str) -> Any:
     """An option of the ssh connection for the spec's host (its variables, then the
     configuration), as Mitogen reads the others."""
     try:
         return spec._connection_option(name)
-    except Exception:  # a jump host's spec (MitogenViaSpec) has no connection plugin
-        return C.config.get_config_value(name, plugin_type="connection", plugin_name="ssh")
+    except Exception:  # a jump host's spec (MitogenViaSpec) has no connection plugin: its
+        # host's variables then, as Mitogen reads its other SSH options
+        hostvars = (getattr(spec, "_task_vars", None) or {}).get("hostvars") or {}
+        variables = hostvars.get(getattr(spec, "_inventory_name", None)) or {}
+        return C.config.get_config_value(
+            name, plugin_type="connection", plugin_name="ssh", variables=variables
+        )
 
 
 def with_control_path(

@@ -78,7 +78,7 @@ def command_modules(argv: Sequence[str] | None) -> tuple[str, ...]:
     if argv is None:
         return COMMAND_MODULES
     for token in argv:
-        if token in ("-h", "--help") or token.startswith("--help="):
+        if _asks_help(token):
             return COMMAND_MODULES
         if not token.startswith("-"):
             module = COMMANDS.get(token)
@@ -90,6 +90,14 @@ VERBOSE_HELP = (
     "more detail: -v prints Ansible's own output of every task; -vv and more are also "
     "passed to ansible-playbook (before or after the command)"
 )
+
+
+def _asks_help(token: str) -> bool:
+    """Whether an option before the command asks for help: -h, --help or an abbreviation
+    of it (--he), or -h in a cluster of short options (-vh)."""
+    if token.startswith("--"):
+        return len(token) > 3 and "--help".startswith(token.split("=", 1)[0])
+    return token.startswith("-") and "h" in token[1:]
 
 
 def _add_verbose(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

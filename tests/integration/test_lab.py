@@ -80,6 +80,16 @@ def live_masters(directory: Path) -> dict[str, str]:
     return found
 
 
+def logins(cli: Any, host: str) -> int:
+    """How many SSH logins the lab host's journal has recorded (this count's own too)."""
+    count = cli(
+        "lab", "ssh", host, "--",
+        "journalctl --sync && journalctl -o cat | grep -c 'Accepted publickey for root'",
+    )  # fmt: skip
+    assert count.returncode == 0, count.stdout + count.stderr
+    return int(count.stdout.strip())
+
+
 def wait_for_masters(directory: Path, count: int, timeout: float = 30.0) -> bool:
     """Whether the masters left answering come down to COUNT within TIMEOUT seconds (a
     master ends when its host's SSH server closes the connection)."""
@@ -138,17 +148,25 @@ def test_up_ping_down_leaves_nothing(cli: Any, root_user: None, tmp_path: Path) 
 
     # Under the repository's strategy (Mitogen), SSH gets the ControlPath the stock ssh
     # connection would give it: each host's first connection stays as a master, the next
-    # run opens its session on it (the same master process)
+    # run opens its session on it (the same master, no new login on the host), a run under
+    # the stock strategy too (the same socket), and a reset stops the master (the next
+    # connection is a new one, as after the stock connection's reset)
     masters = tmp_path / "cp"
-    ping = ansible_ping({"ANSIBLE_SSH_CONTROL_PATH_DIR": str(masters)})
+    with_masters = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(masters)}
+    ping = ansible_ping(with_masters)
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert ping.stdout.count("pong") == 2
     first = live_masters(masters)
     assert len(first) == 2, first
-    ping = ansible_ping({"ANSIBLE_SSH_CONTROL_PATH_DIR": str(masters)})
-    assert ping.returncode == 0, ping.stdout + ping.stderr
-    assert live_masters(masters) == first
-    # without ControlPersist in SSH's options, no master (and no directory made)
+    before = logins(cli, "trixie1")
+    for strategy in ("alteo.hostops.mitogen_linear", "linear"):
+        ping = ansible_ping({**with_masters, "ANSIBLE_STRATEGY": strategy})
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        assert live_masters(masters) == first, strategy
+    assert logins(cli, "trixie1") == before + 1  # the count's own login only
+    # without ControlPersist in SSH's options (the control): no master (and no directory
+    # made), a login of its own
+    before = logins(cli, "trixie1")
     bare = ansible_ping(
         {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "none"),
          "ANSIBLE_SSH_ARGS": "-o ServerAliveInterval=15"}
@@ -156,7 +174,24 @@ def test_up_ping_down_leaves_nothing(cli: Any, root_user: None, tmp_path: Path) 
     assert bare.returncode == 0, bare.stdout + bare.stderr
     assert bare.stdout.count("pong") == 2
     assert not (tmp_path / "none").exists()
-
+    assert logins(cli, "trixie1") == before + 2
+    playbook = tmp_path / "reset.yml"
+    playbook.write_text(
+        "- hosts: trixie1\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.ping:\n    - ansible.builtin.meta: reset_connection\n"
+        "    - ansible.builtin.ping:\n"
+    )
+    before = logins(cli, "trixie1")
+    reset = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(playbook)],
+        capture_output=True, text=True, cwd=ROOT, check=False, timeout=120,
+        env={**os.environ, **with_masters},
+    )  # fmt: skip
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    after = live_masters(masters)
+    assert sorted(after) == sorted(first)
+    assert [after[name] == first[name] for name in sorted(first)].count(True) == 1, after
+    assert logins(cli, "trixie1") == before + 2  # the new master's login, and the count's
     # each host is a real systemd system with its own name and the release's apt sources
     who = cli(
         "lab",

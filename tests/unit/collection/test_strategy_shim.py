@@ -1356,3 +1356,55 @@ def test_mitogens_ssh_gets_the_control_path_the_stock_connection_would_add(
     assert result["no_persist_dir"] is False
     assert "ControlPath" not in " ".join(result["not_a_dir"])
     assert len(result["not_a_dir"]) == 4
+
+
+STOP_PROBE = """
+import json, os, pathlib, sys
+from ansible import constants as C
+from ansible.plugins.loader import init_plugin_loader, strategy_loader
+init_plugin_loader(C.COLLECTIONS_PATHS)
+shim = sys.modules[strategy_loader.get("alteo.hostops.mitogen_linear", class_only=True).__module__]
+from ansible_mitogen import connection
+shim._load_once()
+shim._stop_masters_on_reset()  # a second time: wrapped once
+base = pathlib.Path(sys.argv[1])
+ssh = base / "ssh"
+def stopped(stack, status=0):
+    ssh.write_text(f"#!/bin/sh\\nprintf '%s\\\\n' \\"$@\\" >> {base}/calls\\nexit {status}\\n")
+    ssh.chmod(0o755)
+    asked = shim.stop_master(stack)
+    calls = base / "calls"
+    lines = calls.read_text().splitlines() if calls.exists() else []
+    calls.unlink(missing_ok=True)
+    return asked, lines
+def hop(method, args, **kwargs):
+    return {"method": method, "kwargs": {"ssh_path": str(ssh), "ssh_args": args,
+            "hostname": "192.0.2.7", "username": "root", "port": None, **kwargs}}
+path = ["-o", "ControlPersist=120s", "-o", 'ControlPath="/tmp/cp/abc"']
+print(json.dumps({
+    "wrapped": getattr(connection.Connection, "_alteo_hostops_stops_masters", False),
+    "stopped": stopped([hop("ssh", path, port=2222), hop("sudo", [])]),
+    "refused": stopped([hop("ssh", path)], status=255),
+    "no_path": stopped([hop("ssh", ["-o", "ControlPersist=120s"])]),
+    "local_first": stopped([{"method": "local", "kwargs": {}}, hop("ssh", path)]),
+    "empty": stopped(None),
+}))
+"""
+
+
+def test_a_reset_under_mitogen_stops_the_hosts_ssh_master(tmp_path: Path) -> None:
+    """As the stock connection's reset runs `ssh -O stop`: here with an ssh that records
+    its arguments (tests/integration/test_lab.py resets a real master)."""
+    result = run_script(STOP_PROBE, str(tmp_path))
+    assert result["wrapped"] is True
+    asked, argv = result["stopped"]
+    assert asked is True
+    assert argv == [
+        "-o", "ControlPersist=120s", "-o", 'ControlPath="/tmp/cp/abc"',
+        "-O", "stop", "-l", "root", "-p", "2222", "192.0.2.7",
+    ]  # fmt: skip
+    asked, argv = result["refused"]  # no master there: ssh says so, nothing else
+    assert asked is False and argv[-3:] == ["-l", "root", "192.0.2.7"]
+    # no ControlPath, a first hop that is not SSH, no stack: ssh is not run
+    for case in ("no_path", "local_first", "empty"):
+        assert result[case] == [False, []], case
