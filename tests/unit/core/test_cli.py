@@ -152,7 +152,7 @@ def test_a_command_imports_its_own_module_and_help_every_one() -> None:
     assert status == 0 and "hostops sla" in output and "hostops.orders.cli" not in own
     # every command's module (the controls): help before the command, no command, an
     # unknown one; their messages list every command
-    cases = (
+    cases: tuple[tuple[list[str], int], ...] = (
         (["--help"], 0), (["-h", "order"], 0), (["--he", "order"], 0), (["-vh", "order"], 0),
         ([], 2), (["ordre"], 2),
     )  # fmt: skip
