@@ -93,14 +93,14 @@ description:
     the exit to Python.
   - Under Mitogen, the SSH client started for a host gets the C(ControlPath) Ansible's
     C(ssh) connection adds when the SSH options have C(ControlPersist) and no
-    C(ControlPath) (this repository's C(ansible.cfg)): the same socket in
+    C(ControlPath) (this repository's C(ansible.cfg)), the same socket in
     C(control_path_dir), so that a host's first connection stays as a master for the next
     runs of either strategy (about 0.1 s a host a run). A hop after a C(mitogen_via) host
     is left as it is; a directory that cannot be made leaves SSH without a master. A host
     whose SSH server refuses a further session on the master (C(MaxSessions)) is reached
     over a connection of its own, as SSH falls back to. A reset (C(reset_connection),
     C(reboot), C(wait_for_connection)) also stops the master, as the stock connection's
-    reset does (C(ssh -O stop)): the next connection is a new one.
+    reset does (C(ssh -O stop)), so that the next connection is a new one.
   - Under Mitogen, on a machine of 2 or 3 CPUs, it leaves the placement of Mitogen's
     processes to the system. Mitogen pins its multiplexer to the first CPU and
     C(ansible-playbook), its workers and the SSH clients to the others (on 2 CPUs, all of

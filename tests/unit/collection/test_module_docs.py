@@ -11,7 +11,12 @@ import pytest
 import yaml
 
 NAMES = ("DOCUMENTATION", "EXAMPLES", "RETURN")
-MODULES = sorted((Path(__file__).resolve().parents[3] / "plugins" / "modules").glob("*.py"))
+PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
+MODULES = sorted((PLUGINS / "modules").glob("*.py"))
+
+
+def blocks_names(path: Path) -> set[str]:
+    return set(blocks(path))
 
 
 def blocks(path: Path) -> dict[str, str]:
@@ -35,3 +40,21 @@ def test_the_modules_documentation_is_yaml(path: Path) -> None:
     documentation = yaml.safe_load(docs["DOCUMENTATION"])
     assert documentation["module"] == path.stem
     assert documentation["short_description"]
+
+
+# the other plugins that document themselves (strategy, filters, tests, lookups...)
+OTHERS = sorted(
+    path
+    for path in PLUGINS.glob("*/*.py")
+    if path.parent.name != "modules" and "DOCUMENTATION" in blocks_names(path)
+)
+
+
+@pytest.mark.parametrize("path", OTHERS, ids=[f"{p.parent.name}/{p.stem}" for p in OTHERS])
+def test_the_other_plugins_documentation_is_yaml(path: Path) -> None:
+    documentation = yaml.safe_load(blocks(path)["DOCUMENTATION"])
+    if path.parent.name in ("filter", "test"):  # a file of several, documented by one
+        assert isinstance(documentation["name"], str), path
+    else:
+        assert documentation["name"] == path.stem, path
+    assert documentation["short_description"] and documentation["description"]
