@@ -7,6 +7,13 @@ task of a run costs its own worker process, about 40 ms for an assert that reads
 host): the checks are evaluated in order, and the first check with a false condition
 fails the task with that check's message, rendered then. A check's message is rendered
 only when it fails, so that it may use what the checks before it made sure of.
+
+With gather_subset, the facts a role's checks need are gathered first (the setup module,
+that subset) when one of gather_unless (default: distribution_major_version) is not
+among the host's facts yet; the checks then see them, and they are the host's facts for
+the tasks after (as the setup task before the checks did, in the same task: a role run
+after the run's first play has them, and pays nothing for a task of its own that would
+be skipped).
 """
 
 from __future__ import annotations
@@ -15,8 +22,16 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.vars.clean import namespace_facts
 
 CHECK_KEYS = frozenset({"that", "fail_msg", "when"})
+GATHER_UNLESS = ["distribution_major_version"]
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise AnsibleActionFail(f"{where} must be a non-empty list of names")
+    return [str(v) for v in value]
 
 
 def _conditions(value: Any, where: str) -> list[Any]:
@@ -28,8 +43,7 @@ def _conditions(value: Any, where: str) -> list[Any]:
 
 class ActionModule(ActionBase):  # type: ignore[misc]
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset({"checks"})
-    _requires_connection = False
+    _VALID_ARGS = frozenset({"checks", "gather_subset", "gather_unless"})
 
     @classmethod
     def finalize_task_arg(cls, name: str, value: Any, templar: Any, context: Any) -> Any:
@@ -42,6 +56,21 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         checks = self._task.args.get("checks")
         if not isinstance(checks, list) or not checks:
             raise AnsibleActionFail("checks must be a non-empty list of checks")
+        templar = self._templar
+        gathered = self._gather(dict(task_vars or {}))
+        if gathered is not None:
+            if gathered.get("failed"):
+                result.update(gathered)
+                result["msg"] = f"gathering the facts failed: {gathered.get('msg', '')}"
+                return result
+            facts = gathered.get("ansible_facts") or {}
+            result["ansible_facts"] = facts
+            variables = dict(task_vars or {})
+            variables["ansible_facts"] = {
+                **(variables.get("ansible_facts") or {}),
+                **namespace_facts(facts)["ansible_facts"],
+            }
+            templar = self._templar.copy_with_new_env(available_variables=variables)
         for index, check in enumerate(checks, start=1):
             where = f"checks[{index}]"
             if not isinstance(check, dict) or "that" not in check or "fail_msg" not in check:
@@ -50,18 +79,38 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             if unknown:
                 raise AnsibleActionFail(f"{where} has unknown keys: {', '.join(unknown)}")
             if "when" in check and not all(
-                self._templar.evaluate_conditional(conditional=condition)
+                templar.evaluate_conditional(conditional=condition)
                 for condition in _conditions(check["when"], f"{where}.when")
             ):
                 continue
             for condition in _conditions(check["that"], f"{where}.that"):
-                if not self._templar.evaluate_conditional(conditional=condition):
+                if not templar.evaluate_conditional(conditional=condition):
                     result.update(
                         failed=True,
                         evaluated_to=False,
                         assertion=condition,
-                        msg=self._templar.template(check["fail_msg"]),
+                        msg=templar.template(check["fail_msg"]),
                     )
                     return result
         result.update(changed=False, msg=f"All {len(checks)} checks passed")
         return result
+
+    def _gather(self, task_vars: dict[str, Any]) -> dict[str, Any] | None:
+        """The setup module's result, when gather_subset is given and one of gather_unless
+        is not among the host's facts; else None (nothing gathered)."""
+        args = self._task.args
+        if args.get("gather_subset") is None:
+            if "gather_unless" in args:
+                raise AnsibleActionFail("gather_unless needs gather_subset")
+            return None
+        subset = _names(args["gather_subset"], "gather_subset")
+        wanted = _names(args.get("gather_unless", GATHER_UNLESS), "gather_unless")
+        known = task_vars.get("ansible_facts") or {}
+        if all(name in known for name in wanted):
+            return None
+        gathered: dict[str, Any] = self._execute_module(
+            module_name="ansible.builtin.setup",
+            module_args={"gather_subset": subset},
+            task_vars=task_vars,
+        )
+        return gathered

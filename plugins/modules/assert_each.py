@@ -18,9 +18,27 @@ description:
   - A check's message is rendered only when the check fails, so it may use what the
     checks before it made sure of (a message rendered from a value of the wrong type
     would fail with Jinja2's error instead of saying what is wrong).
+  - With O(gather_subset), the facts the checks need are gathered first (M(ansible.builtin.setup)
+    with that subset), when one of O(gather_unless) is not among the host's facts yet. The
+    checks see them, and they stay the host's facts for the tasks after, as a setup task
+    before the checks would leave them; a run whose first play gathered them pays for no
+    task of its own.
   - The work is done by the action plugin of the same name; this file is its
     documentation.
 options:
+  gather_subset:
+    description:
+      - The facts to gather before the checks (M(ansible.builtin.setup)'s C(gather_subset)),
+        when one of O(gather_unless) is missing. Not given, nothing is gathered.
+    type: list
+    elements: str
+  gather_unless:
+    description:
+      - The facts (without the C(ansible_) prefix, as under C(ansible_facts)) whose presence
+        makes the gathering needless. Only with O(gather_subset).
+    type: list
+    elements: str
+    default: [distribution_major_version]
   checks:
     description:
       - The checks, in order. Give the list itself, not a template that makes it.
@@ -41,7 +59,9 @@ options:
         type: raw
 attributes:
   check_mode:
-    description: Reads no host and changes nothing; the same in check mode.
+    description:
+      - Changes nothing (it reads the host's facts only with O(gather_subset)); the same in
+        check mode.
     support: full
   diff_mode:
     description: No diff.
@@ -53,9 +73,13 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Assert the inputs make sense
+- name: Assert the host's release and the inputs make sense
   alteo.hostops.assert_each:
+    # the distribution facts, gathered first unless the run has them already
+    gather_subset: [min, distribution]
     checks:
+      - that: ansible_facts.distribution_major_version in ['12', '13']
+        fail_msg: "{{ inventory_hostname }} runs Debian {{ ansible_facts.distribution_version }}."
       - that: web_php_version in ['8.2', '8.4']
         fail_msg: "web_php_version must be 8.2 or 8.4 (got {{ web_php_version }})."
       - that:
@@ -75,4 +99,8 @@ assertion:
   description: The condition that was false.
   returned: failed
   type: str
+ansible_facts:
+  description: The facts gathered with O(gather_subset), when they were.
+  returned: when gathered
+  type: dict
 """
