@@ -12,6 +12,11 @@ start of those daemons (the ones not installed yet) before apt runs, and removes
 apt, whatever apt answered (not in check mode, and only when something is to be
 installed). One left by an interrupted run is removed by the query of the next task on
 the host, which then reports a change.
+
+In check mode with update_cache, when something is to be installed, the package lists
+are refreshed for real first (when older than cache_valid_time), so that apt predicts
+from current lists: a cache, not configuration. A role thus needs no task of its own for
+that, skipped in every real run.
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             msg = "all installed" + ("; a left policy-rc.d removed" if stale else "")
             result.update(changed=stale, missing=[], apt=False, held=[], msg=msg)
             return result
+        if self._task.check_mode and args.get("update_cache"):
+            refreshed = self._refresh_lists(args, task_vars)
+            if refreshed.get("failed"):
+                result.update(refreshed)
+                return result
         held: list[str] = []
         if units and not self._task.check_mode:
             hold = self._step("hold", args, units, task_vars)
@@ -69,6 +79,22 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             before = installed.get("msg")
             result.update(failed=True, msg=f"{before}; {note}" if before else note)
         return result
+
+    def _refresh_lists(self, args: dict[str, Any], task_vars: Any) -> dict[str, Any]:
+        """In check mode, the package lists refreshed for real (when older than
+        cache_valid_time) before apt predicts the installation: they are a cache, not
+        configuration, and apt in check mode would predict from stale lists."""
+        lists = {"update_cache": True}
+        if args.get("cache_valid_time") is not None:
+            lists["cache_valid_time"] = args["cache_valid_time"]
+        check_mode, self._task.check_mode = self._task.check_mode, False
+        try:
+            answer: dict[str, Any] = self._execute_module(
+                module_name="ansible.builtin.apt", module_args=lists, task_vars=task_vars
+            )
+        finally:
+            self._task.check_mode = check_mode
+        return answer
 
     def _step(
         self, step: str, args: dict[str, Any], units: list[str], task_vars: Any

@@ -76,7 +76,11 @@ options:
     default: query
 attributes:
   check_mode:
-    description: dpkg is read as in a real run; M(ansible.builtin.apt) predicts the install.
+    description:
+      - dpkg is read as in a real run; M(ansible.builtin.apt) predicts the install.
+      - With O(update_cache), when something is to be installed, the package lists are
+        refreshed for real first (when older than O(cache_valid_time)), so that the
+        prediction is made from current lists.
     support: full
   diff_mode:
     description: No diff.

@@ -2,7 +2,9 @@
 found in the state asked are left alone after one 'systemctl show'; the others go to
 ansible.builtin.systemd_service, which decides, in check mode too. A harmless timer of the
 fresh host (dpkg's database backup) is stopped, disabled, then enabled and started again,
-each time once: the second run finds it settled."""
+each time once: the second run finds it settled. On the same host, alteo.hostops.apt_present
+in check mode refreshes the package lists for real before apt predicts, only when a
+package is missing."""
 
 from __future__ import annotations
 
@@ -35,11 +37,16 @@ def inventory(
 
 def services(inventory: Path, *check: str, **args: object) -> dict[str, Any]:
     """The action on the lab host (ad hoc, the repository's ansible.cfg), its result."""
+    return action(inventory, "alteo.hostops.services", *check, **args)
+
+
+def action(inventory: Path, module: str, *check: str, **args: object) -> dict[str, Any]:
+    """MODULE (its action) on the lab host, ad hoc with the repository's ansible.cfg."""
     env = run_environment(repo_root())
     env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     argv = [
         str(BIN / "ansible"), "-i", str(inventory), HOST, *check,
-        "-m", "alteo.hostops.services", "-a", json.dumps(args),
+        "-m", module, "-a", json.dumps(args),
     ]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env, timeout=300)
     data = json.loads(proc.stdout)
@@ -117,3 +124,46 @@ def test_a_name_that_is_not_a_unit_fails_before_anything_runs(inventory: Path) -
     assert "one of the following is required: enabled, state, daemon_reload" in str(
         nothing_asked.get("msg")
     ), nothing_asked
+
+
+def test_apt_present_in_check_mode_refreshes_the_lists_only_for_a_missing_package(
+    inventory: Path, cli: Any
+) -> None:
+    """The roles have no check-mode task of their own for the package lists: the action
+    refreshes them (for real: a cache, not configuration) before apt predicts, and only
+    when something is missing. The host's lists are removed first (and their directory
+    made two days old): apt cannot predict without them."""
+
+    def lists() -> int:
+        listed = "find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock | wc -l"
+        out = cli("lab", "ssh", HOST, "--", listed)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.split()[-1])
+
+    # apt judges the lists' age by the directory's time when it has no success stamp
+    out = cli("lab", "ssh", HOST, "--", "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin"
+              " /var/lib/apt/periodic/update-success-stamp"
+              " && touch -d '2 days ago' /var/lib/apt/lists")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert lists() == 0
+    # the control: without update_cache apt has no lists to predict from
+    stale = action(inventory, "alteo.hostops.apt_present", "--check", name=["hello"])
+    assert stale.get("failed") is True, stale
+    assert "hello" in str(stale.get("msg")), stale
+    # nothing missing: dpkg answers, apt is not run and the lists stay as they are
+    installed = action(
+        inventory, "alteo.hostops.apt_present", "--check",
+        name=["dpkg"], update_cache=True, cache_valid_time=3600,
+    )  # fmt: skip
+    assert (installed.get("failed"), installed["changed"], installed["apt"]) == (None, False, False)
+    assert lists() == 0
+    # a missing package: the lists are fetched, then apt predicts the install (not made)
+    predicted = action(
+        inventory, "alteo.hostops.apt_present", "--check",
+        name=["hello"], update_cache=True, cache_valid_time=3600,
+    )  # fmt: skip
+    assert (predicted.get("failed"), predicted["changed"]) == (None, True), predicted
+    assert predicted["missing"] == ["hello"], predicted
+    assert lists() > 0
+    out = cli("lab", "ssh", HOST, "--", "dpkg-query -W -f='${db:Status-Abbrev}' hello")
+    assert "ii" not in out.stdout, out.stdout
