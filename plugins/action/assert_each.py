@@ -70,6 +70,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 **(variables.get("ansible_facts") or {}),
                 **namespace_facts(facts)["ansible_facts"],
             }
+            if "ansible_local" in facts:  # Ansible publishes it at the top level too
+                variables["ansible_local"] = facts["ansible_local"]
             templar = self._templar.copy_with_new_env(available_variables=variables)
         for index, check in enumerate(checks, start=1):
             where = f"checks[{index}]"

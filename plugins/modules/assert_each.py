@@ -34,8 +34,9 @@ options:
     elements: str
   gather_unless:
     description:
-      - The facts (without the C(ansible_) prefix, as under C(ansible_facts)) whose presence
-        makes the gathering needless. Only with O(gather_subset).
+      - The facts (named as under C(ansible_facts), without the C(ansible_) prefix, except
+        C(ansible_local)) whose presence makes the gathering needless. Only with
+        O(gather_subset).
     type: list
     elements: str
     default: [distribution_major_version]

@@ -21,6 +21,8 @@ from typing import Any
 GATHER_ACTIONS = frozenset(
     {"gather_facts", "ansible.builtin.gather_facts", "setup", "ansible.builtin.setup"}
 )
+# Actions that gather facts themselves when they must (their result then has them)
+GATHERING_CHECKS = frozenset({"alteo.hostops.assert_each"})
 APT_ACTIONS = frozenset({"apt", "ansible.builtin.apt"})
 RESULT_EVENTS = frozenset({"runner_on_ok", "runner_on_failed", "runner_on_unreachable"})
 # gather_subset of a read of /etc/ansible/facts.d alone (no collector of the min subset)
@@ -37,18 +39,24 @@ class TaskResult:
     duration: float
     changed: bool
     gather_subset: tuple[str, ...]
+    # facts gathered by a task that is not setup (assert_each's gather_subset)
+    gathered_facts: bool = False
+
+    @property
+    def reads_facts(self) -> bool:
+        return self.action in GATHER_ACTIONS or self.gathered_facts
 
     @property
     def is_gathering(self) -> bool:
         """A fact gathering beyond a read of the local facts alone."""
         # '[local]' alone still runs the min subset's collectors: only '!min' spares them
-        return self.action in GATHER_ACTIONS and not (
+        return self.reads_facts and not (
             "!min" in self.gather_subset and set(self.gather_subset) <= LOCAL_ONLY
         )
 
     @property
     def is_local_read(self) -> bool:
-        return self.action in GATHER_ACTIONS and not self.is_gathering
+        return self.reads_facts and not self.is_gathering
 
 
 def _subset(data: dict[str, Any]) -> tuple[str, ...]:
@@ -83,13 +91,15 @@ def task_results(directory: Path) -> Iterator[TaskResult]:
         action = str(data.get("resolved_action") or data.get("task_action") or "")
         if data.get("task_action") in GATHER_ACTIONS:
             action = str(data["task_action"])
+        gathered = action in GATHERING_CHECKS and "ansible_facts" in (data.get("res") or {})
         yield TaskResult(
             host=str(data.get("host", "")),
             task=str(data.get("task", "")),
             action=action,
             duration=float(data.get("duration") or 0.0),
             changed=bool((data.get("res") or {}).get("changed")),
-            gather_subset=_subset(data) if action in GATHER_ACTIONS else (),
+            gather_subset=_subset(data) if action in GATHER_ACTIONS or gathered else (),
+            gathered_facts=gathered,
         )
 
 
@@ -97,7 +107,7 @@ def gatherings_per_host(results: Sequence[TaskResult]) -> dict[str, int]:
     """How many fact gatherings (not counting reads of the local facts alone) each host had."""
     counts: Counter[str] = Counter()
     for result in results:
-        if result.action in GATHER_ACTIONS:
+        if result.reads_facts:
             counts[result.host] += 0  # every host seen gathering or reading
         if result.is_gathering:
             counts[result.host] += 1

@@ -33,6 +33,7 @@ def result(
     **extra: Any,
 ) -> dict[str, Any]:
     args = {} if subset is None else {"gather_subset": subset}
+    facts = {"ansible_facts": extra.pop("ansible_facts")} if "ansible_facts" in extra else {}
     return {
         "event": event,
         "event_data": {
@@ -42,7 +43,11 @@ def result(
             "resolved_action": action if "." in action else f"ansible.builtin.{action}",
             "task_args": dict(args),
             "duration": extra.pop("duration", 1.0),
-            "res": {"changed": extra.pop("changed", False), "invocation": {"module_args": args}},
+            "res": {
+                "changed": extra.pop("changed", False),
+                "invocation": {"module_args": args},
+                **facts,
+            },
         },
     }
 
@@ -71,6 +76,12 @@ def result(
          {"web1": 1}),
         # other tasks are not gatherings
         ([result("web1", "ansible.builtin.apt")], {}),
+        # a role's checks that gathered the facts they needed (their result has them) count;
+        # the same checks that found the facts there (no facts in the result) do not
+        ([result("web1", "gather_facts"),
+          result("web1", "alteo.hostops.assert_each", ["min", "distribution"], ansible_facts={}),
+          result("web1", "alteo.hostops.assert_each", ["min", "distribution"])], {"web1": 2}),
+        ([result("web1", "alteo.hostops.assert_each", ["min", "distribution"])], {}),
     ],
 )  # fmt: skip
 def test_gatherings_per_host(
