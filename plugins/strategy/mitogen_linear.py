@@ -44,8 +44,9 @@ description:
     host, the next point) evaluates them.
   - Under either strategy, a task that reads no host (C(assert), C(debug), C(fail),
     C(include_vars), C(set_fact), C(set_stats), C(validate_argument_spec), this
-    collection's C(assert_each), and C(include_tasks) and C(include_role), whose file or
-    role the strategy loads), without a loop, retries, delegation or async and not a
+    collection's C(assert_each) unless it gathers facts the host lacks, and
+    C(include_tasks) and C(include_role), whose file or role the strategy loads), without
+    a loop, retries, delegation or async and not a
     handler, is run in C(ansible-playbook)'s own process by Ansible's task executor, on a
     copy of the task and of its variables as a forked worker has them, and its result is
     queued as the worker would queue it (about 30 ms less a task).
@@ -115,7 +116,7 @@ import importlib
 import os
 import pkgutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ansible import constants as C
@@ -760,6 +761,23 @@ _CONTROLLER_ACTIONS = frozenset(
 ) | {"alteo.hostops.assert_each"} | frozenset(C._ACTION_ALL_INCLUDES)  # fmt: skip
 
 
+def _reads_no_host(task: Any, task_vars: dict[str, Any]) -> bool:
+    """Whether TASK is one of _CONTROLLER_ACTIONS that reads no host this time: an
+    assert_each with gather_subset reads the host's facts when one of gather_unless is
+    not among them (then it runs as a module task does, with its connection)."""
+    if task.action not in _CONTROLLER_ACTIONS:
+        return False
+    if task.action != "alteo.hostops.assert_each" or task.args.get("gather_subset") is None:
+        return True
+    wanted = task.args.get("gather_unless", ["distribution_major_version"])
+    facts = task_vars.get("ansible_facts") or {}
+    return (
+        isinstance(wanted, list)
+        and isinstance(facts, Mapping)
+        and all(isinstance(name, str) and name in facts for name in wanted)
+    )
+
+
 def _execute_here(
     strategy: Any, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
 ) -> tuple[Any, dict[str, Any]]:
@@ -795,12 +813,13 @@ def _run_without_a_worker(
     about 70). Such a task (one of _CONTROLLER_ACTIONS, without a loop, retries, delegation
     or async, not a handler) is run here by Ansible's own TaskExecutor, on a copy of the
     task and of its variables as the forked worker has, and its result is queued as the
-    worker would queue it. Anything else, or a task whose executor raises here, goes to a
-    worker as before.
+    worker would queue it. Anything else (an assert_each that gathers facts too), or a task
+    whose executor raises here, goes to a worker as before (under Mitogen, in a play of one
+    host, it is run in this process as a module task is).
     """
     if (
         _RawTaskResult is None
-        or task.action not in _CONTROLLER_ACTIONS
+        or not _reads_no_host(task, task_vars)
         or task.loop is not None
         or task.loop_with
         or task.until
