@@ -548,7 +548,9 @@ def test_basic_level_gets_the_ping_probe_only(mon: Any, tmp_path: Path) -> None:
         ok = [t["labels"]["job"] for t in found] == ["hostops-icmp"] and found[0]["health"] == "up"
         return found if ok else None
 
-    wait_for("the ping target up", one_ping_target, timeout=60)
+    # discovered at once from the file (or at the file discovery's refresh, 1 min), then
+    # up at its first scrape (every 30 s): 90 s at worst, more on a loaded machine
+    wait_for("the ping target up", one_ping_target, timeout=120)
     wait_for(
         "the ping succeeding",
         lambda: query('probe_success{server="basic1.dupuis.example"} == 1'),
