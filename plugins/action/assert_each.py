@@ -23,9 +23,9 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.vars.clean import namespace_facts
+from ansible_collections.alteo.hostops.plugins.plugin_utils.gathering import gathers
 
 CHECK_KEYS = frozenset({"that", "fail_msg", "when"})
-GATHER_UNLESS = ["distribution_major_version"]
 
 
 def _names(value: Any, where: str) -> list[str]:
@@ -106,10 +106,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                 raise AnsibleActionFail("gather_unless needs gather_subset")
             return None
         subset = _names(args["gather_subset"], "gather_subset")
-        wanted = _names(args.get("gather_unless", GATHER_UNLESS), "gather_unless")
-        known = task_vars.get("ansible_facts") or {}
-        if all(name in known for name in wanted):
-            return None
+        try:
+            if not gathers(args, task_vars.get("ansible_facts")):
+                return None
+        except ValueError as error:
+            raise AnsibleActionFail(str(error)) from error
         gathered: dict[str, Any] = self._execute_module(
             module_name="ansible.builtin.setup",
             module_args={"gather_subset": subset},

@@ -116,7 +116,7 @@ import importlib
 import os
 import pkgutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from ansible import constants as C
@@ -767,15 +767,16 @@ def _reads_no_host(task: Any, task_vars: dict[str, Any]) -> bool:
     not among them (then it runs as a module task does, with its connection)."""
     if task.action not in _CONTROLLER_ACTIONS:
         return False
-    if task.action != "alteo.hostops.assert_each" or task.args.get("gather_subset") is None:
+    if task.action != "alteo.hostops.assert_each":
         return True
-    wanted = task.args.get("gather_unless", ["distribution_major_version"])
-    facts = task_vars.get("ansible_facts") or {}
-    return (
-        isinstance(wanted, list)
-        and isinstance(facts, Mapping)
-        and all(isinstance(name, str) and name in facts for name in wanted)
+    from ansible_collections.alteo.hostops.plugins.plugin_utils.gathering import (  # noqa: PLC0415
+        gathers,
     )
+
+    try:
+        return not gathers(task.args, task_vars.get("ansible_facts"))
+    except ValueError:  # a template or a mistake: the action judges (and says) it
+        return False
 
 
 def _execute_here(
